@@ -1,0 +1,1 @@
+"""datasets package (under construction)."""

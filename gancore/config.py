@@ -1,0 +1,153 @@
+"""Typed run configs: dataclasses with presets, CLI overrides and validation.
+
+Pattern used by every trainer::
+
+    @dataclass
+    class TrainConfig:
+        lr: float = field(default=2e-4, metadata={"help": "Adam learning rate (Radford et al.)"})
+        ...
+        def validate(self) -> None: ...   # raises ValueError with an actionable message
+
+    parser = argparse.ArgumentParser(...)
+    add_dataclass_arguments(parser, TrainConfig)
+    ns = parser.parse_args(argv)
+    cfg = build_config(TrainConfig, PRESETS, ns.preset, overrides_from_namespace(ns, TrainConfig))
+
+Flags default to "not given" (``argparse.SUPPRESS``) so a preset supplies the
+value unless the user overrides it; ``--help`` still shows the dataclass default.
+Booleans are ``--flag / --no-flag`` pairs (never ``type=bool``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from typing import Any, TypeVar
+
+from gancore.errors import UserError
+
+T = TypeVar("T")
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _parser_for(tp: Any, name: str):
+    """A callable turning one CLI string into a value of type ``tp``."""
+    tp, optional = _unwrap_optional(tp)
+    origin = typing.get_origin(tp)
+
+    def parse(text: str) -> Any:
+        if optional and text.lower() in ("none", "null", ""):
+            return None
+        if tp in (int, float, str):
+            return tp(text)
+        if origin in (list, tuple):
+            (item,) = typing.get_args(tp)[:1] or (str,)
+            vals = [item(v) for v in text.split(",") if v.strip()]
+            return tuple(vals) if origin is tuple else vals
+        if origin is dict or tp is dict:
+            kt, vt = typing.get_args(tp) or (str, str)
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError:
+                # also accept "4:128,8:64"
+                raw = dict(p.split(":", 1) for p in text.split(",") if p.strip())
+            return {kt(k): vt(v) for k, v in raw.items()}
+        raise TypeError(f"unsupported config field type for --{name}: {tp}")
+
+    parse.__name__ = getattr(tp, "__name__", str(tp))
+    return parse
+
+
+def add_dataclass_arguments(
+    parser: argparse.ArgumentParser, cls: type, exclude: tuple[str, ...] = (), group_title: str | None = None
+) -> None:
+    """Add one flag per dataclass field, with help text from ``field(metadata={"help": ...})``."""
+    hints = typing.get_type_hints(cls)
+    target = parser.add_argument_group(group_title) if group_title else parser
+    for f in dataclasses.fields(cls):
+        if f.name in exclude or not f.init:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        )
+        help_text = f.metadata.get("help", "")
+        help_text = f"{help_text} (default: {default!r})" if help_text else f"default: {default!r}"
+        help_text = help_text.replace("%", "%%")
+        tp, _ = _unwrap_optional(hints[f.name])
+        if tp is bool:
+            target.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_text)
+        else:
+            kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text,
+                                      "type": _parser_for(hints[f.name], f.name)}
+            if "choices" in f.metadata:
+                kwargs["choices"] = f.metadata["choices"]
+            target.add_argument(flag, **kwargs)
+
+
+def overrides_from_namespace(ns: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The fields the user actually passed on the command line."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(ns).items() if k in names}
+
+
+def build_config(cls: type[T], presets: dict[str, dict[str, Any]] | None, preset: str | None,
+                 overrides: dict[str, Any] | None = None) -> T:
+    """Dataclass defaults <- preset values <- CLI overrides, then ``validate()``.
+
+    Validation errors become :class:`UserError` so CLIs print them cleanly.
+    """
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if not presets or preset not in presets:
+            raise UserError(f"unknown preset {preset!r}; choose one of {sorted(presets or {})}")
+        values.update(presets[preset])
+    values.update(overrides or {})
+    try:
+        cfg = cls(**values)
+        if hasattr(cfg, "validate"):
+            cfg.validate()
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"invalid configuration: {exc}") from exc
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """JSON-ready dict (tuples become lists, dict keys strings)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild a config from ``config.json``, restoring int dict keys and tuples; unknown keys ignored."""
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        tp, _ = _unwrap_optional(hints[f.name])
+        origin = typing.get_origin(tp)
+        if value is not None and (origin is dict or tp is dict):
+            kt, vt = typing.get_args(tp) or (str, object)
+            value = {kt(k): (vt(v) if vt in (int, float, str) else v) for k, v in value.items()}
+        elif value is not None and origin is tuple:
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def format_config(cfg: Any) -> str:
+    """Human-readable dump for ``--dry-run``."""
+    return json.dumps(config_to_dict(cfg), indent=2, sort_keys=True)

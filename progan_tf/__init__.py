@@ -1,0 +1,1 @@
+"""progan_tf package (under construction)."""

@@ -1,0 +1,1 @@
+"""progan_torch package (under construction)."""

@@ -1,0 +1,50 @@
+import pytest
+
+from gancore.schedule import ProgressiveSchedule
+
+
+def test_phase_boundaries_and_alpha():
+    s = ProgressiveSchedule(max_res=16, start_res=4, stabilize_kimg=1, fade_kimg=2,
+                            batch_sizes={4: 8, 8: 4}, default_batch=2)
+    # stabilise 4: images [0, 1000]; fade 8: (1000, 3000); stabilise 8: [3000, 4000]; ...
+    st = s.state(0)
+    assert (st.res, st.phase, st.alpha, st.batch) == (4, "stabilize", 1.0, 8)
+    assert s.state(1000).phase == "stabilize"
+    st = s.state(2000)
+    assert (st.res, st.phase, st.batch) == (8, "fade", 4)
+    assert st.alpha == pytest.approx(0.5)
+    assert s.state(3000).phase == "stabilize" and s.state(3000).res == 8
+    assert s.state(5000).res == 16 and s.state(5000).phase == "fade"
+    assert s.state(5000).alpha == pytest.approx(0.5)
+    assert s.state(6000).res == 16 and s.state(6000).phase_end_nimg is None
+    assert s.state(10**7).res == 16 and s.state(10**7).alpha == 1.0
+
+
+def test_phases_list_and_optimizer_resets():
+    s = ProgressiveSchedule(max_res=32, stabilize_kimg=1, fade_kimg=1)
+    names = [p.phase_name for p in s.phases()]
+    assert names == ["stabilize-4", "fade-8", "stabilize-8", "fade-16", "stabilize-16",
+                     "fade-32", "stabilize-32"]
+    # the official code resets Adam at the start and the end of every fade
+    keys = [s.state(n).optimizer_key for n in range(0, 6001, 10)]
+    changes = sum(1 for a, b in zip(keys, keys[1:]) if a != b)
+    assert changes == 2 * 3
+
+
+def test_lod_matches_official_formula():
+    s = ProgressiveSchedule(max_res=1024, stabilize_kimg=600, fade_kimg=600)
+    # official: lod = log2(1024) - log2(4) - phase_idx - max(phase_kimg - 600, 0) / 600
+    for kimg in [0, 300, 600, 900, 1200, 1500, 5000, 9000]:
+        phase_idx = kimg // 1200
+        phase_kimg = kimg - phase_idx * 1200
+        lod = max(8 - phase_idx - max(phase_kimg - 600, 0) / 600, 0.0)
+        assert s.state(kimg * 1000).lod == pytest.approx(lod)
+
+
+def test_no_growing_and_validation():
+    s = ProgressiveSchedule(max_res=64, growing=False)
+    assert s.state(0).res == 64 and s.state(0).alpha == 1.0
+    with pytest.raises(ValueError, match="power of two"):
+        ProgressiveSchedule(max_res=48)
+    with pytest.raises(ValueError, match="exceeds"):
+        ProgressiveSchedule(max_res=8, start_res=16)

@@ -1,0 +1,1 @@
+"""vanilla_gan package (under construction)."""
