@@ -15,6 +15,15 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+# TensorFlow and triton (which torch.optim / torch._dynamo import) each bundle LLVM. Loading
+# triton AFTER TensorFlow aborts the whole process ("LLVM ERROR: inconsistency in registered
+# CommandLine options"); the other order works. Torch and TF tests share one pytest process,
+# so load triton first, before any test module imports TensorFlow.
+try:
+    import triton  # noqa: F401
+except ImportError:
+    pass
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory):

@@ -1,0 +1,295 @@
+"""Score exported samples against a data set: ``python -m benchmarks.evaluate --help``.
+
+::
+
+    python -m benchmarks.evaluate --samples RUN/samples.npz --dataset cifar10-cars \\
+        --metrics swd,msssim,ndb,fid --out RUN/metrics.json
+    python -m benchmarks.evaluate list                       # metrics and what each needs
+    # real-vs-real floor: a second real set plays the generator
+    python -m benchmarks.evaluate --samples dataset:cifar10-cars:test --dataset cifar10-cars \\
+        --split train --out floors.json
+    python -m benchmarks.evaluate --samples dataset:stacked-mnist:test --dataset stacked-mnist \\
+        --split test --data-root ../shared/data/mnist --out floors.json   # disjoint halves
+
+Python API (what the harness calls)::
+
+    from benchmarks.evaluate import evaluate_images
+    result = evaluate_images(images_u8, dataset="cifar10-cars", metrics=["swd", "fid"])
+
+The result is a flat dict of numbers whose keys name the protocol, plus ``protocol``
+(per metric: N, reference set, extractor and weights hash, parameters, ``seconds``),
+``skipped`` (metric -> reason) and ``evaluation`` (what was scored against what).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.metrics import DEFAULT_METRICS, METRICS
+from benchmarks.metrics.base import (
+    EvalContext,
+    MetricCache,
+    MetricSkipped,
+    ReferenceSet,
+    check_images,
+    reference_from_array,
+)
+from gancore.config import (
+    add_dataclass_arguments,
+    build_config,
+    format_config,
+    overrides_from_namespace,
+)
+from gancore.errors import UserError, run_cli
+from gancore.io import atomic_write_json
+
+SELECTION = "numpy.random.default_rng([0, 5]).permutation(count); first n"
+
+
+@dataclass
+class EvalOptions:
+    """Protocol parameters of every metric (defaults = the published protocols)."""
+
+    swd_n: int = field(default=16384, metadata={"help": "SWD images per set (ProGAN: 16384)"})
+    msssim_pairs: int = field(default=10000, metadata={"help": "MS-SSIM pairs (uses 2x images)"})
+    inception_n: int = field(default=5000, metadata={"help": "generated images for FID/KID/IS"})
+    inception_ref_n: int = field(default=50000, metadata={"help": "max reference images, FID/KID"})
+    kid_subsets: int = field(default=100, metadata={"help": "KID subsets (torch-fidelity default)"})
+    kid_subset_size: int = field(default=1000, metadata={"help": "KID subset size (capped at N)"})
+    isc_splits: int = field(default=10, metadata={"help": "Inception score splits"})
+    prc_n: int = field(default=5000, metadata={"help": "images per set for precision/recall"})
+    modes_n: int = field(default=26000, metadata={"help": "samples for mode counting (papers: 26k)"})
+    classifier_split: str | None = field(default=None, metadata={
+        "help": "split the digit classifier trains on (default: --split)"})
+    ndb_n: int = field(default=20000, metadata={"help": "generated images for NDB"})
+    ndb_ref_n: int = field(default=50000, metadata={"help": "max real images for the NDB bins"})
+    ndb_k: int | None = field(default=None, metadata={"help": "NDB bins (default clip(N_real//500,10,100))"})
+    ndb_res: int = field(default=32, metadata={"help": "NDB pixel features downsampled to this"})
+    birthday_s: int = field(default=1000, metadata={"help": "birthday-paradox batch size s"})
+    birthday_batches: int = field(default=10, metadata={"help": "max disjoint batches of s"})
+    birthday_res: int = field(default=64, metadata={"help": "birthday pixel features max resolution"})
+    seed: int = field(default=0, metadata={"help": "seed of SWD patches/directions and k-means"})
+    inception_weights: str | None = field(default=None, metadata={
+        "help": "InceptionV3 weights .pth (torch-fidelity format); env GANBENCH_INCEPTION_WEIGHTS"})
+    vgg_weights: str | None = field(default=None, metadata={
+        "help": "VGG16 weights .pth (torchvision format); env GANBENCH_VGG16_WEIGHTS"})
+    device: str = field(default="auto", metadata={"help": "feature extractor device",
+                                                  "choices": ["auto", "cpu", "cuda"]})
+    batch: int = field(default=64, metadata={"help": "feature extraction batch size"})
+    artifact_dir: str | None = field(default=None, metadata={
+        "help": "where images such as the birthday pairs PNG go (default: beside --out)"})
+
+    def validate(self) -> None:
+        for name in ("swd_n", "msssim_pairs", "inception_n", "inception_ref_n", "kid_subsets",
+                     "kid_subset_size", "isc_splits", "prc_n", "modes_n", "ndb_n", "ndb_ref_n",
+                     "ndb_res", "birthday_s", "birthday_batches", "birthday_res", "batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.ndb_k is not None and self.ndb_k < 2:
+            raise ValueError(f"ndb_k must be at least 2, got {self.ndb_k}")
+
+
+def dataset_reference(dataset: str, data_root: str | None, split: str, res: int,
+                      cache_dir: str | None = None) -> ReferenceSet:
+    """The real images of ``dataset``/``split`` at ``res``, in a fixed shuffled order."""
+    from datasets import prepare
+
+    ds = prepare(dataset, data_root=data_root, cache_dir=cache_dir, max_res=res, split=split)
+    array = ds.array(res)
+    order = np.random.default_rng([0, 5]).permutation(ds.count)
+    sha = str(ds.manifest.get("arrays", {}).get(str(res), {}).get("sha256", ""))[:16]
+    identity = {"name": dataset, "split": split, "res": res, "count": ds.count,
+                "selection": SELECTION, "data_sha256_16": sha}
+    return ReferenceSet(array, order, identity)
+
+
+def parse_metrics(metrics: str | Sequence[str] | None) -> list[str]:
+    if metrics is None or metrics == "all":
+        return list(DEFAULT_METRICS)
+    names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise UserError(f"unknown metric(s) {unknown}; available: {', '.join(METRICS)} "
+                        "(`python -m benchmarks.evaluate list` says what each needs)")
+    return names
+
+
+def evaluate_images(images: np.ndarray, dataset: str | None = None, *, data_root: str | None = None,
+                    split: str = "train", metrics: str | Sequence[str] | None = None,
+                    reference: ReferenceSet | np.ndarray | None = None,
+                    options: EvalOptions | None = None, cache_dir: str | None = None,
+                    use_cache: bool = True, progress: bool = True, strict: bool = True,
+                    **overrides: Any) -> dict[str, Any]:
+    """Score uint8 NHWC ``images`` with ``metrics`` against ``dataset``/``split`` (or an explicit
+    ``reference``). ``overrides`` set :class:`EvalOptions` fields. With ``strict=False`` a
+    metric that fails with a :class:`UserError` is recorded under ``skipped`` instead of raising."""
+    check_images(images, "samples")
+    names = parse_metrics(metrics)
+    opts = options or EvalOptions()
+    if overrides:
+        opts = build_config(EvalOptions, None, None, {**opts.__dict__, **overrides})
+    res = int(images.shape[1])
+    if isinstance(reference, np.ndarray):
+        reference = reference_from_array(reference, name=dataset or "array")
+    elif reference is None and dataset is not None:
+        reference = dataset_reference(dataset, data_root, split, res, cache_dir)
+    ctx = EvalContext(images=images, reference=reference, options=opts,
+                      cache=MetricCache(cache_dir, enabled=use_cache), dataset=dataset,
+                      data_root=data_root, split=split, progress=progress)
+    result: dict[str, Any] = {}
+    protocol: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            out = METRICS[name].load()(ctx)
+        except MetricSkipped as exc:
+            skipped[name] = str(exc)
+            _say(progress, f"{name:9s} skipped: {exc}")
+            continue
+        except UserError as exc:
+            if strict:
+                raise
+            skipped[name] = f"error: {exc}"
+            _say(progress, f"{name:9s} failed: {exc}")
+            continue
+        seconds = time.perf_counter() - t0
+        result.update(out.values)
+        protocol[name] = {**out.protocol, "seconds": round(seconds, 3)}
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in out.values.items())
+        _say(progress, f"{name:9s} {seconds:7.1f} s  {shown}")
+    result["protocol"] = protocol
+    result["skipped"] = skipped
+    result["evaluation"] = {"dataset": dataset, "split": split, "res": res, "channels": int(images.shape[3]),
+                            "n_samples": int(len(images)), "metrics": names,
+                            "reference": reference.identity if reference is not None else None,
+                            "options": {k: v for k, v in opts.__dict__.items()}}
+    return result
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _say(enabled: bool, text: str) -> None:
+    if enabled:
+        print(text, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def list_metrics() -> str:
+    lines = ["available metrics (default: all; Inception/VGG ones are skipped without weights):"]
+    for spec in METRICS.values():
+        lines += [f"  {spec.name:9s} {spec.summary}", f"  {'':9s} needs: {spec.needs}",
+                  f"  {'':9s} keys:  {spec.keys}"]
+    return "\n".join(lines)
+
+
+def real_samples(spec: str, dataset: str | None, data_root: str | None, split: str, res: int,
+                 cache_dir: str | None) -> tuple[np.ndarray, dict[str, Any], ReferenceSet | None]:
+    """``dataset:NAME:SPLIT`` -> (images, description, reference override).
+
+    When NAME/SPLIT are the reference's own data set and split, the fixed shuffled order is cut
+    into two disjoint halves: the reference takes the first, the "samples" the second."""
+    parts = spec.split(":")
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise UserError(f"--samples {spec!r}: write real samples as dataset:NAME:SPLIT, "
+                        "e.g. dataset:cifar10-cars:test")
+    name, sample_split = parts[1], parts[2]
+    full = dataset_reference(name, data_root, sample_split, res, cache_dir)
+    if name == dataset and sample_split == split:
+        half = len(full) // 2
+        ref = ReferenceSet(full.array, full.order[:half], {**full.identity, "part": "first half"})
+        rest = ReferenceSet(full.array, full.order[half:], {**full.identity, "part": "second half"})
+        images, desc = rest.subset(len(rest))
+        return images, desc, ref
+    images, desc = full.subset(len(full))
+    return images, desc, None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.evaluate",
+        description="Score exported samples (samples.npz) or a real split against a data set. "
+                    "`python -m benchmarks.evaluate list` lists the metrics.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--samples", help="samples.npz from a model's sample CLI, or dataset:NAME:SPLIT "
+                   "for a real-vs-real floor (same NAME and SPLIT as the reference: disjoint halves)")
+    p.add_argument("--dataset", help="reference data set name (as in `python -m datasets`)")
+    p.add_argument("--data-root", default=None, help="where the data set's source files are")
+    p.add_argument("--split", default="train", help="reference split")
+    p.add_argument("--real-vs-real", action="store_true",
+                   help="floor mode: samples are --dataset's --split-b, reference its --split-a")
+    p.add_argument("--split-a", default="train", help="reference split in --real-vs-real")
+    p.add_argument("--split-b", default="test", help="'samples' split in --real-vs-real")
+    p.add_argument("--res", type=int, default=32, help="resolution of real 'samples' (dataset:...)")
+    p.add_argument("--max-samples", type=int, default=None, help="use only the first N samples")
+    p.add_argument("--metrics", default="all", help="comma-separated metric names, or all")
+    p.add_argument("--out", help="result JSON (written atomically); printed when omitted")
+    p.add_argument("--cache-dir", default=None, help="cache root (default $GANBENCH_CACHE or "
+                   "~/.cache/ganbench); reference features go under metrics/")
+    p.add_argument("--no-cache", action="store_true", help="recompute reference statistics")
+    p.add_argument("--keep-going", action="store_true",
+                   help="record a metric's user error under 'skipped' and go on")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-metric lines")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
+    add_dataclass_arguments(p, EvalOptions, group_title="metric protocol options")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["list"]:
+        print(list_metrics())
+        return 0
+    ns = build_parser().parse_args(argv)
+    opts = build_config(EvalOptions, None, None, overrides_from_namespace(ns, EvalOptions))
+    if ns.real_vs_real:
+        if not ns.dataset:
+            raise UserError("--real-vs-real needs --dataset")
+        ns.samples, ns.split = f"dataset:{ns.dataset}:{ns.split_b}", ns.split_a
+    names = parse_metrics(ns.metrics)
+    if ns.out and opts.artifact_dir is None:
+        opts.artifact_dir = str(Path(ns.out).resolve().parent)
+    if ns.dry_run:
+        print(format_config(opts))
+        print(f"metrics: {names}; samples: {ns.samples}; dataset: {ns.dataset} ({ns.split})")
+        return 0
+    if not ns.samples:
+        raise UserError("--samples is required (a samples.npz or dataset:NAME:SPLIT)")
+    reference = None
+    if ns.samples.startswith("dataset:"):
+        images, desc, reference = real_samples(ns.samples, ns.dataset, ns.data_root, ns.split,
+                                               ns.res, ns.cache_dir)
+    else:
+        from gancore.samples import load_samples
+
+        images, _, meta = load_samples(ns.samples)
+        desc = {"path": str(ns.samples), "meta": meta}
+    if ns.max_samples:
+        images = images[: ns.max_samples]
+    result = evaluate_images(images, ns.dataset, data_root=ns.data_root, split=ns.split,
+                             metrics=names, reference=reference, options=opts,
+                             cache_dir=ns.cache_dir, use_cache=not ns.no_cache,
+                             progress=not ns.quiet, strict=not ns.keep_going)
+    result["evaluation"]["samples"] = desc
+    if ns.out:
+        atomic_write_json(ns.out, result)
+        print(f"wrote {ns.out}", file=sys.stderr)
+    else:
+        import json
+
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

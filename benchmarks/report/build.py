@@ -1,0 +1,305 @@
+"""Build ``reports/<profile>/``: report.md, report.html, results.csv, results.json, plots/.
+
+Input is the run directories alone (through :func:`benchmarks.report.collect.collect`),
+so ``make report PROFILE=...`` can rebuild everything at any time without retraining.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.profiles import Profile
+from benchmarks.report import keys as K
+from benchmarks.report import render_html, render_md
+from benchmarks.report.collect import collect
+from benchmarks.report.document import (
+    Bullets,
+    Document,
+    Heading,
+    Image,
+    ImageRow,
+    Para,
+    Pre,
+    TableBlock,
+)
+from benchmarks.report.plots import all_plots
+from benchmarks.report.protocol import protocol_section
+from benchmarks.report.published import FIGURES
+from benchmarks.report.speed import quality_time_table, speed_table
+from benchmarks.report.tables import metric_keys, metric_table, published_table, runs_table
+from gancore.io import atomic_write_json, atomic_write_text
+
+
+def build_report(profile: Profile, runs_dir: Path, reports_dir: Path) -> dict[str, Path]:
+    """Write every report file; returns their paths by kind."""
+    results = collect(profile, runs_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    plots = all_plots(results, reports_dir / "plots")
+    doc = document(results, plots)
+    out = {
+        "md": reports_dir / "report.md",
+        "html": reports_dir / "report.html",
+        "csv": reports_dir / "results.csv",
+        "json": reports_dir / "results.json",
+    }
+    atomic_write_text(out["md"], render_md.render(doc, reports_dir))
+    atomic_write_text(out["html"], render_html.render(doc))
+    write_csv(results, out["csv"])
+    atomic_write_json(out["json"], results_json(results))
+    return out
+
+
+def document(results: dict[str, Any], plots: dict[str, Path]) -> Document:
+    p = results["profile"]
+    runs = results["runs"]
+    doc = Document(f"Benchmark report: {p['name']}")
+    states = [r["state"] for r in runs]
+    doc.add(
+        Para(f"{p['description']}".strip() or f"Profile {p['name']}."),
+        Bullets(
+            [
+                f"Data set **{p['dataset']}** at {p['resolution']}x{p['resolution']}"
+                + (
+                    ""
+                    if len({r["res"] for r in runs}) <= 1
+                    else " (per-model resolutions: "
+                    + ", ".join(sorted({f"{r['model']} {r['res']}px" for r in runs}))
+                    + ")"
+                ),
+                f"Budget: **{p['kimg']:g} kimg** (thousand images shown) per model, the same for every "
+                "model, so comparisons are per unit of training.",
+                f"Seeds: {', '.join(str(s) for s in sorted({r['seed'] for r in runs}))}; "
+                f"runs: {states.count('finished')} finished, {states.count('failed')} failed, "
+                f"{len(runs) - states.count('finished') - states.count('failed')} not finished / not run, "
+                f"of {len(runs)}.",
+                f"Run directories: `{results['runs_dir']}`. Every number below was read from them, "
+                "except the rows marked *published*.",
+            ]
+        ),
+    )
+    head_keys = metric_keys(results, headline_only=True)
+    doc.add(
+        Heading("Summary"),
+        TableBlock(metric_table(results, head_keys, "Final metrics, models x frameworks")),
+    )
+    failed = [r for r in runs if r["state"] not in ("finished",)]
+    if failed:
+        doc.add(Heading("Failed and unfinished runs"))
+        for r in failed:
+            doc.add(
+                Para(
+                    f"**{r['name']}**: {r['state']}"
+                    + (f" in step {r['failed_step']}" if r.get("failed_step") else "")
+                    + f" — {r.get('error') or 'no error recorded'}"
+                )
+            )
+            if r.get("stderr_tail"):
+                doc.add(Pre(r["stderr_tail"]))
+        doc.add(
+            Para(
+                "Full logs: `<run>/logs/*.err` and `*.out`. Re-running the same command "
+                "resumes unfinished runs from their last checkpoint."
+            )
+        )
+    _diversity(doc, results)
+    _speed(doc, results, plots)
+    _curves(doc, plots)
+    _samples(doc, results)
+    all_keys = metric_keys(results, headline_only=False)
+    if all_keys:
+        doc.add(
+            Heading("All metrics"),
+            TableBlock(
+                metric_table(
+                    results, all_keys, "Every metric key the evaluation wrote", with_published=False
+                )
+            ),
+        )
+    doc.add(Heading("All runs"), TableBlock(runs_table(results)))
+    doc.add(Heading("Published figures"), TableBlock(published_table(results)))
+    doc.add(*protocol_section(results))
+    return doc
+
+
+def _diversity(doc: Document, results: dict[str, Any]) -> None:
+    keys = [k for k in metric_keys(results, headline_only=False) if K.family(k) in K.DIVERSITY]
+    doc.add(Heading("Mode collapse and diversity"))
+    if keys:
+        doc.add(
+            TableBlock(
+                metric_table(
+                    results, keys, "Mode coverage and diversity", unmatched_published=False
+                )
+            )
+        )
+    else:
+        doc.add(
+            Para(
+                "No diversity metric (modes, KL, NDB, MS-SSIM, birthday) was computed; "
+                "see the protocol section for what was skipped."
+            )
+        )
+    doc.add(
+        Para(
+            "Modes covered / KL: classes of the generated samples (Stacked MNIST: 1000 "
+            "digit triples). NDB: number of statistically different k-means bins (lower is "
+            "better). MS-SSIM between generated pairs should match the real-pair value; "
+            "higher means less diverse. Birthday paradox: the closest pairs among a sample; "
+            "near-duplicates hint at a small support."
+        )
+    )
+    pngs = [
+        Image(Path(path), f"{r['name']}: {Path(path).stem}")
+        for r in results["runs"]
+        for path in r["extra_pngs"]
+    ]
+    if pngs:
+        doc.add(ImageRow(pngs, "Closest pairs (birthday paradox test) and other metric figures"))
+
+
+def _speed(doc: Document, results: dict[str, Any], plots: dict[str, Path]) -> None:
+    doc.add(
+        Heading("Speed"), TableBlock(speed_table(results)), TableBlock(quality_time_table(results))
+    )
+    if "speed" in plots:
+        doc.add(Image(plots["speed"], "Images/s per resolution (log scale)"))
+    hw = results.get("hardware") or {}
+    doc.add(
+        Para(
+            f"Measured on: {hw.get('gpu') or hw.get('cpu', 'unknown hardware')}"
+            f" ({hw.get('cpu_count', '?')} CPU cores). For scale, the official ProGAN README "
+            "quotes CelebA-HQ 1024 training at "
+            + next(f.value_text() for f in FIGURES if f.family == "time")
+            + " (published, not measured here)."
+        )
+    )
+
+
+def _curves(doc: Document, plots: dict[str, Path]) -> None:
+    doc.add(Heading("Curves"))
+    curves = [k for k in plots if k.startswith("curve_")]
+    if not curves:
+        doc.add(
+            Para(
+                "No metric was scored at more than the final point, or none at all: set "
+                "eval_kimg in the profile to draw metric-vs-images curves."
+            )
+        )
+    for k in curves:
+        doc.add(Image(plots[k], f"{k[6:]} vs images shown and vs training time"))
+    if "losses" in plots:
+        doc.add(
+            Image(
+                plots["losses"],
+                "Discriminator and generator losses (grey lines: resolution changes)",
+            )
+        )
+    else:
+        doc.add(Para("No loss values in any log.jsonl."))
+
+
+def _samples(doc: Document, results: dict[str, Any]) -> None:
+    doc.add(Heading("Samples"))
+    seeds = sorted({r["seed"] for r in results["runs"]})
+    for seed in seeds:
+        imgs = [
+            Image(Path(r["final_grid"]["path"]), f"{r['label']} {r['framework_label']}")
+            for r in results["runs"]
+            if r["seed"] == seed and r["final_grid"]
+        ]
+        if imgs:
+            doc.add(
+                ImageRow(
+                    imgs,
+                    f"Final samples, seed {seed} (each trainer's fixed-latent grid; a model's PyTorch "
+                    "and TensorFlow runs use identical latents)",
+                )
+            )
+    if not any(r["final_grid"] for r in results["runs"]):
+        doc.add(Para("No sample grids found (samples/*.png) in any run."))
+    for r in results["runs"]:
+        if r["growth"] and r["seed"] == seeds[0]:
+            doc.add(
+                ImageRow(
+                    [
+                        Image(
+                            Path(g["path"]),
+                            f"{g['res']}x{g['res']} at {g['kimg']:g} kimg"
+                            if g["kimg"] is not None
+                            else f"{g['res']}x{g['res']}",
+                        )
+                        for g in r["growth"]
+                    ],
+                    f"ProGAN growth sequence: {r['name']}",
+                )
+            )
+
+
+def results_json(results: dict[str, Any]) -> dict[str, Any]:
+    runs = [{k: v for k, v in r.items() if k != "log"} for r in results["runs"]]
+    return {
+        **results,
+        "runs": runs,
+        "floors": {str(k): v for k, v in results["floors"].items()},
+        "published": [
+            {
+                "model": f.model,
+                "dataset": f.dataset,
+                "family": f.family,
+                "value": f.value,
+                "source": f.source,
+                "protocol": f.protocol,
+                "verified": f.verified,
+            }
+            for f in FIGURES
+        ],
+    }
+
+
+def write_csv(results: dict[str, Any], path: Path) -> None:
+    """One row per run (final metrics) plus one per real-vs-real floor."""
+    keys = metric_keys(results, headline_only=False)
+    resolutions = sorted({res for r in results["runs"] for res in r["img_per_s"]})
+    cols = (
+        [
+            "row",
+            "model",
+            "label",
+            "framework",
+            "seed",
+            "res",
+            "state",
+            "failed_step",
+            "error",
+            "kimg_done",
+            "train_wall_s",
+            "train_time_s",
+            "peak_mem_mb",
+        ]
+        + [f"img_per_s_{res}" for res in resolutions]
+        + keys
+        + ["skipped"]
+    )
+    rows = []
+    for r in results["runs"]:
+        row = {c: r.get(c) for c in cols}
+        row["row"] = r["name"]
+        row.update({f"img_per_s_{res}": v for res, v in r["img_per_s"].items()})
+        row.update({k: r["metrics"].get(k) for k in keys})
+        row["skipped"] = json.dumps(r.get("skipped") or {}) if r.get("skipped") else ""
+        rows.append(row)
+    for res, f in sorted(results["floors"].items(), key=lambda x: int(x[0])):
+        row = {"row": f"real-vs-real-{res}", "state": "floor", "res": res, "error": f.get("error")}
+        row.update({k: f["metrics"].get(k) for k in keys})
+        rows.append(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in cols})
+    tmp.replace(path)

@@ -1,0 +1,128 @@
+"""Self-contained HTML rendering: one file, images as base64 data URIs, no external files."""
+
+from __future__ import annotations
+
+import base64
+import html
+import mimetypes
+import re
+from pathlib import Path
+
+from benchmarks.report.document import (
+    Bullets,
+    Document,
+    Heading,
+    Image,
+    ImageRow,
+    Para,
+    Pre,
+    TableBlock,
+)
+from benchmarks.report.tables import Table
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+       max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #333; padding-bottom: .2em; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: .15em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .8em 0; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; }
+caption { caption-side: top; text-align: left; font-weight: bold; padding: .3em 0; }
+td.best { font-weight: bold; background: #e4f5e4; }
+tr.floor td { background: #f3f3fb; font-style: italic; }
+tr.published td { background: #fbf7ea; font-style: italic; }
+tr.failed td { background: #fbecec; }
+ul.notes { font-size: 12px; color: #555; margin-top: 0; }
+pre { background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: 12px; }
+figure { display: inline-block; margin: .5em; vertical-align: top; text-align: center; }
+figure img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ddd; }
+figcaption { font-size: 12px; color: #444; }
+.row { display: flex; flex-wrap: wrap; gap: .5em; }
+.row figure { flex: 1 1 200px; max-width: 320px; }
+.row figure img { width: 100%; }
+nav { font-size: 13px; }
+"""
+
+
+def data_uri(path: Path) -> str:
+    mime = mimetypes.guess_type(str(path))[0] or "image/png"
+    return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _inline(text: str) -> str:
+    """Escape, then allow the markdown the builder uses: `code`, **bold**, *italic*.
+
+    Code spans are cut out first, so a glob like `*.err` is never read as emphasis.
+    """
+    out = []
+    for i, part in enumerate(text.split("`")):
+        if i % 2:
+            out.append(f"<code>{html.escape(part)}</code>")
+            continue
+        part = html.escape(part)
+        part = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", part)
+        out.append(re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", part))
+    return "".join(out)
+
+
+def table_html(t: Table) -> str:
+    parts = [f'<table id="{_slug(t.title)}"><caption>{html.escape(t.title)}</caption><thead><tr>']
+    parts += [f"<th>{html.escape(c)}</th>" for c in t.columns]
+    parts.append("</tr></thead><tbody>")
+    for row in t.rows:
+        parts.append(f'<tr class="{row.kind}"><td>{html.escape(row.label)}</td>')
+        for c in row.cells:
+            cls = ' class="best"' if c.best else ""
+            parts.append(f"<td{cls}>{html.escape(c.text)}</td>")
+        parts.append("</tr>")
+    parts.append("</tbody></table>")
+    if t.notes:
+        parts.append(
+            '<ul class="notes">' + "".join(f"<li>{_inline(n)}</li>" for n in t.notes) + "</ul>"
+        )
+    return "".join(parts)
+
+
+def _figure(img: Image) -> str:
+    cap = html.escape(img.caption)
+    return (
+        f'<figure><img src="{data_uri(img.path)}" alt="{cap}">'
+        f"<figcaption>{cap}</figcaption></figure>"
+    )
+
+
+def render(doc: Document) -> str:
+    body: list[str] = []
+    toc: list[str] = []
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            anchor = b.anchor or _slug(b.text)
+            if b.level == 2:
+                toc.append(f'<a href="#{anchor}">{html.escape(b.text)}</a>')
+            body.append(f'<h{b.level} id="{anchor}">{html.escape(b.text)}</h{b.level}>')
+        elif isinstance(b, Para):
+            body.append(f"<p>{_inline(b.text)}</p>")
+        elif isinstance(b, Bullets):
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul>")
+        elif isinstance(b, Pre):
+            body.append(f"<pre>{html.escape(b.text)}</pre>")
+        elif isinstance(b, TableBlock):
+            body.append(table_html(b.table))
+        elif isinstance(b, Image):
+            body.append(_figure(b))
+        elif isinstance(b, ImageRow):
+            title = f"<h4>{html.escape(b.title)}</h4>" if b.title else ""
+            body.append(
+                title + '<div class="row">' + "".join(_figure(i) for i in b.images) + "</div>"
+            )
+    nav = "<nav>" + " · ".join(toc) + "</nav>" if toc else ""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(doc.title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{html.escape(doc.title)}</h1>{nav}\n" + "\n".join(body) + "\n</body></html>\n"
+    )

@@ -1,0 +1,428 @@
+"""Run a profile's grid: train, export samples, evaluate; resumable and failure-tolerant.
+
+Layout (``runs/<profile>/``)::
+
+    plan.json                         the resolved profile and the expected run names
+    hardware.json                     the machine the last invocation ran on
+    _floor/res-<R>/metrics.json       real-vs-real floor, scored once per resolution
+    <model>-<framework>-s<seed>/      a trainer's run directory (gancore.rundir.RunDir) plus
+        harness.json                  the harness's record: state, error, wall-clock, argv, hardware
+        logs/<step>.out|.err          each subprocess's stdout / stderr
+        eval/kimg-<k>/metrics.json    intermediate evaluation points (point.json: which checkpoint)
+        eval/final/metrics.json       the final evaluation (samples.npz kept beside it)
+
+Re-running a profile skips runs whose trainer finished and whose evaluations all
+exist, evaluates finished runs that lack metrics, resumes interrupted runs with
+``--resume RUN_DIR`` from their last checkpoint, and restarts runs that never
+wrote one. A failing step never stops the grid: the run is recorded as failed
+with the last lines of the step's stderr, and the next run starts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.commands import COMMANDS, Commands, RunSpec
+from benchmarks.profiles import Profile, profile_to_dict
+from benchmarks.progress import Progress
+from gancore.io import atomic_write_json, read_json
+from gancore.rundir import RunDir
+
+HARNESS_FILE = "harness.json"
+STDERR_TAIL_LINES = 30
+
+
+def plan(profile: Profile, runs_dir: Path) -> list[RunSpec]:
+    """Every (model, framework, seed) cell, in report order."""
+    return [
+        RunSpec(profile.name, m, fw, seed, runs_dir / f"{m.name}-{fw}-s{seed}")
+        for m in profile.models
+        for fw in m.frameworks
+        for seed in profile.seeds
+    ]
+
+
+def eval_points(profile: Profile) -> list[tuple[str, float | None]]:
+    """(folder name, kimg) of each evaluation; ``None`` kimg is the final checkpoint."""
+    return [(f"kimg-{k:09.3f}", k) for k in profile.eval_kimg] + [("final", None)]
+
+
+def read_harness(run_dir: Path) -> dict[str, Any]:
+    p = run_dir / HARNESS_FILE
+    try:
+        return read_json(p) if p.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
+    if not path.exists():
+        return ""
+    # Progress bars end their updates with "\r", not newlines: split on both.
+    text = path.read_text(encoding="utf-8", errors="replace").replace("\r", "\n").rstrip()
+    text = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(text[-lines:])
+
+
+def last_error_line(stderr_tail: str) -> str:
+    """The most telling line of a traceback: its last non-empty line."""
+    for line in reversed(stderr_tail.splitlines()):
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+class Runner:
+    """Executes a plan; ``commands`` builds the argv lists (tests pass fakes)."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        runs_dir: Path,
+        commands: Commands = COMMANDS,
+        progress_stream: Any = None,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.profile = profile
+        self.runs_dir = Path(runs_dir)
+        self.commands = commands
+        self.poll_s = poll_s
+        self.progress_stream = progress_stream
+        self.hardware: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ public
+    def run(self, only: Callable[[RunSpec], bool] | None = None) -> list[dict[str, Any]]:
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        runs = [r for r in plan(self.profile, self.runs_dir) if only is None or only(r)]
+        # The whole grid, not only the --only subset: the report shows every expected row.
+        self._write_plan(plan(self.profile, self.runs_dir))
+        self.hardware = self._query_hardware()
+        atomic_write_json(self.runs_dir / "hardware.json", self.hardware)
+        todo_kimg = sum(
+            self.profile.kimg - self._trained_kimg(r)
+            for r in runs
+            if RunDir(r.run_dir).status().get("state") != "finished"
+        )
+        n_evals = sum(
+            1
+            for r in runs
+            for p in eval_points(self.profile)
+            if not (r.run_dir / "eval" / p[0] / "metrics.json").exists()
+        )
+        self.progress = Progress(len(runs), todo_kimg, n_evals, stream=self.progress_stream)
+        try:
+            if self.profile.evaluation.floor:
+                self._floors(runs)
+            return [self._run_one(i + 1, r) for i, r in enumerate(runs)]
+        finally:
+            self.progress.close()
+
+    # ---------------------------------------------------------------- one run
+    def _run_one(self, index: int, run: RunSpec) -> dict[str, Any]:
+        self.progress.start_run(index, run.name)
+        record = read_harness(run.run_dir)
+        record.update(
+            profile=self.profile.name,
+            model=run.model.name,
+            kind=run.model.kind,
+            label=run.model.label,
+            framework=run.framework,
+            seed=run.seed,
+            res=run.model.res,
+            kimg=self.profile.kimg,
+            dataset=self.profile.dataset,
+            hardware=self.hardware,
+        )
+        status = RunDir(run.run_dir).status().get("state")
+        if status == "finished" and self._evals_complete(run):
+            self.progress.message(f"{run.name}: finished earlier, skipped")
+            record["state"] = "finished"
+            return record
+        if status != "finished":
+            ok = self._train(run, record)
+            if not ok:
+                self.progress.message(f"{run.name}: FAILED in training: {record.get('error')}")
+                return record
+        self._evaluate(run, record)
+        self.progress.message(
+            f"{run.name}: {record['state']}"
+            + (f" ({record['error']})" if record.get("error") else "")
+        )
+        return record
+
+    def _train(self, run: RunSpec, record: dict[str, Any]) -> bool:
+        rd = RunDir(run.run_dir)
+        resume = rd.config_path.exists() and rd.latest_checkpoint() is not None
+        if not resume and run.run_dir.exists():
+            # A run that never committed a checkpoint has nothing worth keeping.
+            shutil.rmtree(run.run_dir)
+        start_kimg = self._trained_kimg(run) if resume else 0.0
+        argv = self.commands.train(run, self.profile, resume=resume)
+        self.progress.set_phase("resume" if resume else "train", f"{start_kimg:.1f} kimg")
+        t0 = time.time()
+        rc, err_tail = self._exec(
+            argv,
+            run.run_dir / "logs",
+            "train",
+            monitor=lambda: self.progress.train_tick(
+                _logged_kimg(run.run_dir, start_kimg), self.profile.kimg, start_kimg
+            ),
+        )
+        seconds = time.time() - t0
+        self.progress.train_finished(
+            max(0.0, self._trained_kimg(run) - start_kimg), seconds, self.profile.kimg - start_kimg
+        )
+        attempts = record.setdefault("attempts", [])
+        attempts.append(
+            {
+                "step": "train",
+                "resume": resume,
+                "argv": argv,
+                "rc": rc,
+                "wall_s": seconds,
+                "started": t0,
+            }
+        )
+        record["train_wall_s"] = sum(a["wall_s"] for a in attempts if a["step"] == "train")
+        status = rd.status()
+        if rc == 0 and status.get("state") == "finished":
+            record.update(state="trained", error=None, stderr_tail=None, failed_step=None)
+            self._save(run, record)
+            return True
+        reason = status.get("error") or last_error_line(err_tail) or f"exit status {rc}"
+        if rc == 0:
+            reason = f"trainer exited 0 but status.json says {status.get('state')!r}: {reason}"
+        record.update(state="failed", failed_step="train", error=str(reason), stderr_tail=err_tail)
+        self._save(run, record)
+        return False
+
+    def _evaluate(self, run: RunSpec, record: dict[str, Any]) -> None:
+        evals = record.setdefault("evals", {})
+        errors = []
+        for folder, kimg in eval_points(self.profile):
+            out_dir = run.run_dir / "eval" / folder
+            if (out_dir / "metrics.json").exists():
+                continue
+            self.progress.set_phase("evaluate", f"{folder}")
+            t0 = time.time()
+            info = self._evaluate_point(run, out_dir, folder, kimg)
+            info["wall_s"] = time.time() - t0
+            self.progress.eval_finished(info["wall_s"])
+            evals[folder] = info
+            if info.get("error"):
+                errors.append(f"{folder}: {info['error']}")
+        final_ok = (run.run_dir / "eval" / "final" / "metrics.json").exists()
+        record["eval_wall_s"] = sum(e.get("wall_s", 0.0) for e in evals.values())
+        if final_ok:
+            record.update(
+                state="finished", failed_step=None, error=None, eval_errors=errors or None
+            )
+        else:
+            final = evals.get("final", {})
+            record.update(
+                state="failed",
+                failed_step="evaluate",
+                error=final.get("error", "final evaluation missing"),
+                stderr_tail=final.get("stderr_tail"),
+                eval_errors=errors or None,
+            )
+        self._save(run, record)
+
+    def _evaluate_point(
+        self, run: RunSpec, out_dir: Path, folder: str, kimg: float | None
+    ) -> dict[str, Any]:
+        ev = self.profile.evaluation
+        checkpoint, actual_kimg = None, self.profile.kimg
+        if kimg is not None:
+            entry = _checkpoint_at(RunDir(run.run_dir), kimg)
+            if entry is None:
+                return {
+                    "error": f"no checkpoint at or after {kimg:g} kimg in checkpoints/latest.json"
+                }
+            checkpoint = run.run_dir / "checkpoints" / entry["file"]
+            actual_kimg = float(entry["kimg"])
+        else:
+            latest = RunDir(run.run_dir)._index().get("latest") or {}
+            actual_kimg = float(latest.get("kimg", self.profile.kimg))
+        n = ev.num_samples
+        out_dir.mkdir(parents=True, exist_ok=True)
+        samples = out_dir / "samples.npz"
+        logs = run.run_dir / "logs"
+        info: dict[str, Any] = {
+            "kimg": actual_kimg,
+            "requested_kimg": kimg,
+            "num_samples": n,
+            "checkpoint": checkpoint.name if checkpoint else "latest",
+        }
+        if not samples.exists():
+            rc, err = self._exec(
+                self.commands.sample(run, checkpoint, n, samples, self.profile),
+                logs,
+                f"sample-{folder}",
+            )
+            if rc != 0 or not samples.exists():
+                return {
+                    **info,
+                    "error": "sample export failed: " + (last_error_line(err) or f"exit {rc}"),
+                    "stderr_tail": err,
+                }
+        rc, err = self._exec(
+            self.commands.evaluate(samples, out_dir / "metrics.json", self.profile),
+            logs,
+            f"evaluate-{folder}",
+        )
+        if rc != 0 or not (out_dir / "metrics.json").exists():
+            return {
+                **info,
+                "error": "evaluation failed: " + (last_error_line(err) or f"exit {rc}"),
+                "stderr_tail": err,
+            }
+        atomic_write_json(out_dir / "point.json", info)
+        if kimg is not None:
+            samples.unlink(missing_ok=True)  # curves need the numbers, not 100 MB of pixels
+        return info
+
+    # ----------------------------------------------------------------- floors
+    def _floors(self, runs: list[RunSpec]) -> None:
+        for res in sorted({r.model.res for r in runs}):
+            out_dir = self.runs_dir / "_floor" / f"res-{res}"
+            if (out_dir / "metrics.json").exists():
+                continue
+            self.progress.start_run(0, f"real-vs-real {res}x{res}")
+            self.progress.set_phase("evaluate floor")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            t0 = time.time()
+            argv = self.commands.floor(
+                res, self.profile.evaluation.num_samples, out_dir / "metrics.json", self.profile
+            )
+            rc, err = self._exec(argv, out_dir, "floor")
+            rec = {"res": res, "argv": argv, "rc": rc, "wall_s": time.time() - t0}
+            if rc != 0 or not (out_dir / "metrics.json").exists():
+                rec.update(error=last_error_line(err) or f"exit status {rc}", stderr_tail=err)
+                self.progress.message(f"real-vs-real floor at {res}x{res} FAILED: {rec['error']}")
+            atomic_write_json(out_dir / HARNESS_FILE, rec)
+
+    # ---------------------------------------------------------------- helpers
+    def _exec(
+        self, argv: list[str], log_dir: Path, step: str, monitor: Callable[[], None] | None = None
+    ) -> tuple[int, str]:
+        """Run one subprocess with its output in ``log_dir``; returns (rc, stderr tail)."""
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out_path, err_path = log_dir / f"{step}.out", log_dir / f"{step}.err"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            try:
+                proc = subprocess.Popen(
+                    argv, stdout=out, stderr=err, cwd=_repo_root(), env=_child_env()
+                )
+            except OSError as exc:
+                err.write(f"could not start {argv[0]}: {exc}\n".encode())
+                return 127, f"could not start {argv[0]}: {exc}"
+            try:
+                while proc.poll() is None:
+                    if monitor:
+                        monitor()
+                    time.sleep(self.poll_s)
+            except BaseException:
+                proc.terminate()  # Ctrl-C: stop the child too; the run resumes next time
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                raise
+        return proc.returncode, tail(err_path)
+
+    def _evals_complete(self, run: RunSpec) -> bool:
+        return all(
+            (run.run_dir / "eval" / f / "metrics.json").exists()
+            for f, _ in eval_points(self.profile)
+        )
+
+    def _trained_kimg(self, run: RunSpec) -> float:
+        entry = RunDir(run.run_dir)._index().get("latest") if run.run_dir.exists() else None
+        return float(entry["kimg"]) if entry else 0.0
+
+    def _save(self, run: RunSpec, record: dict[str, Any]) -> None:
+        record["updated"] = time.time()
+        atomic_write_json(run.run_dir / HARNESS_FILE, record)
+
+    def _write_plan(self, runs: list[RunSpec]) -> None:
+        atomic_write_json(
+            self.runs_dir / "plan.json",
+            {
+                "profile": profile_to_dict(self.profile),
+                "runs": [
+                    {
+                        "name": r.name,
+                        "model": r.model.name,
+                        "framework": r.framework,
+                        "seed": r.seed,
+                    }
+                    for r in runs
+                ],
+            },
+        )
+
+    def _query_hardware(self) -> dict[str, Any]:
+        try:
+            out = subprocess.run(
+                self.commands.hardware(),
+                capture_output=True,
+                text=True,
+                cwd=_repo_root(),
+                env=_child_env(),
+                timeout=300,
+            )
+            return json.loads(out.stdout.strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError, subprocess.TimeoutExpired) as exc:
+            from gancore.hardware import describe
+
+            return {**describe(), "hardware_query_error": repr(exc)}
+
+
+def _logged_kimg(run_dir: Path, default: float) -> float:
+    """kimg of the last complete log.jsonl tick (read from the file's tail: cheap to poll)."""
+    path = run_dir / "log.jsonl"
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 4096))
+            lines = fh.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return default
+    for line in reversed(lines):
+        try:
+            return max(default, float(json.loads(line)["kimg"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return default
+
+
+def _checkpoint_at(rd: RunDir, kimg: float) -> dict[str, Any] | None:
+    """The earliest committed checkpoint at or after ``kimg`` (trainers snapshot on a grid)."""
+    entries = sorted(rd.checkpoint_entries(), key=lambda e: float(e["kimg"]))
+    for e in entries:
+        if float(e["kimg"]) >= kimg - 1e-6:
+            return e
+    return None
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def _child_env() -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The trainers' tqdm bars go to their .err logs: redraw rarely to keep those readable.
+    env.setdefault("TQDM_MININTERVAL", "10")
+    # The packages live in the repository root; make `-m pkg` work from any install state.
+    root = str(_repo_root())
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env

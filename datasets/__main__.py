@@ -1,0 +1,3 @@
+from datasets.cli import entry
+
+entry()

@@ -1,0 +1,166 @@
+"""Read-throughput and memory benchmark of the prepared cache (prints figures; not a test).
+
+    python -m datasets.bench                      # 32 and 256 with numpy/torch/tf, plus the
+                                                  # CelebA-HQ-sized memory check at 1024
+    python -m datasets.bench --res 32 --adapters torch --seconds 2
+
+Each (adapter, resolution) runs in its own subprocess so that one framework's
+memory does not count against another. Memory is RssAnon from
+/proc/self/status (gancore.hardware.rss_anon_mb): pages of the memory-mapped
+cache are file-backed and reclaimable, so they are not counted, which is
+the point of the memmap design. Targets from issue 2 on the 2-core dev
+machine: >= 20,000 img/s at 32x32 and >= 2,000 img/s at 256x256 through the
+PyTorch adapter; RssAnon < 1 GB while streaming a 30,000 x 1024^2 cache (a
+sparse file, all zeros, is used for that one: 94 GB apparent, ~0 on disk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from datasets.cache import FORMAT_VERSION, MANIFEST, PreparedDataset, array_file
+from gancore.errors import UserError, run_cli
+from gancore.hardware import rss_anon_mb
+from gancore.io import atomic_write_json
+
+DEFAULT_COUNTS = {32: 20000, 64: 10000, 128: 4000, 256: 2000, 1024: 30000}
+DEFAULT_BATCH = {32: 64, 64: 64, 128: 64, 256: 32, 512: 16, 1024: 4}
+
+
+def synthetic_cache(folder: Path, res: int, count: int, sparse: bool) -> Path:
+    """A minimal prepared cache with one resolution: random pixels, or a sparse zero file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / MANIFEST).exists():
+        return folder
+    mm = np.lib.format.open_memmap(folder / array_file(res), mode="w+", dtype=np.uint8,
+                                   shape=(count, res, res, 3))  # numpy seeks to the end: sparse
+    if not sparse:
+        rng = np.random.default_rng(0)
+        step = max(1, (64 << 20) // (res * res * 3))
+        for i in range(0, count, step):
+            n = min(step, count - i)
+            mm[i : i + n] = rng.integers(0, 256, size=(n, res, res, 3), dtype=np.uint8)
+    mm.flush()
+    del mm
+    atomic_write_json(folder / MANIFEST, {
+        "format_version": FORMAT_VERSION, "name": f"synthetic-{res}", "count": count, "channels": 3,
+        "resolutions": [res], "max_res": res, "labels": {"present": False},
+        "arrays": {str(res): {"file": array_file(res), "shape": [count, res, res, 3], "sha256": ""}},
+    })
+    return folder
+
+
+class _PeakSampler:
+    def __init__(self) -> None:
+        self.peak = rss_anon_mb() or 0.0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss_anon_mb() or 0.0)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._t.join()
+        return max(self.peak, rss_anon_mb() or 0.0)
+
+
+def worker(path: Path, adapter: str, res: int, batch: int, seconds: float) -> dict:
+    """Stream batches through one adapter for ``seconds``; images/s and RssAnon figures."""
+    ds = PreparedDataset(path)
+    if adapter == "numpy":
+        from datasets.stream import ImageStream
+
+        stream = ImageStream(ds, seed=0, mirror=True)
+        pos = [0]
+
+        def step():
+            stream.batch(res, pos[0], batch)
+            pos[0] += batch
+    elif adapter == "torch":
+        from datasets.torch_adapter import TorchBatches
+
+        it = TorchBatches(ds, res, batch, seed=0, mirror=True)
+        step = lambda: next(it)  # noqa: E731
+    elif adapter == "tf":
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from datasets.tf_adapter import tf_dataset
+
+        tf_it = iter(tf_dataset(ds, res, batch, seed=0, mirror=True))
+        step = lambda: next(tf_it)  # noqa: E731
+    else:
+        raise UserError(f"unknown adapter {adapter!r}")
+    step()  # warm-up: imports, thread start, first pages
+    base = rss_anon_mb() or 0.0
+    sampler = _PeakSampler()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += batch
+    dt = time.perf_counter() - t0
+    return {"adapter": adapter, "res": res, "batch": batch, "images": n,
+            "img_per_s": round(n / dt, 1), "rss_anon_mb_after_warmup": round(base, 1),
+            "rss_anon_mb_peak": round(sampler.stop(), 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m datasets.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--res", default="32,256", help="resolutions to time (default: 32,256)")
+    p.add_argument("--adapters", default="numpy,torch,tf", help="which readers (default: all three)")
+    p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
+    p.add_argument("--count", type=int, default=None, help="images per synthetic cache "
+                   "(default: 20000 at 32, 2000 at 256)")
+    p.add_argument("--no-memory-check", action="store_true",
+                   help="skip the CelebA-HQ-sized (30,000 x 1024^2, sparse) RssAnon check")
+    p.add_argument("--workdir", default=None, help="where synthetic caches go (default: a temp dir)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--worker", nargs=5, metavar=("PATH", "ADAPTER", "RES", "BATCH", "SECONDS"),
+                   help=argparse.SUPPRESS)
+    ns = p.parse_args(argv)
+    if ns.worker:
+        path, adapter, res, batch, seconds = ns.worker
+        print(json.dumps(worker(Path(path), adapter, int(res), int(batch), float(seconds))))
+        return 0
+    resolutions = [int(r) for r in ns.res.split(",") if r]
+    adapters = [a for a in ns.adapters.split(",") if a]
+    plan = [(a, r) for r in resolutions for a in adapters]
+    if not ns.no_memory_check:
+        plan.append(("torch", 1024))
+    if ns.dry_run:
+        for a, r in plan:
+            print(f"{a:6s} {r}x{r} batch {DEFAULT_BATCH.get(r, 16)} for {ns.seconds} s")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="ganbench-bench-", dir=ns.workdir) as tmp:
+        print(f"{'adapter':8s} {'res':>5s} {'batch':>5s} {'img/s':>10s} {'RssAnon MB (warm / peak)':>26s}")
+        for adapter, res in plan:
+            memory_check = res == 1024 and adapter == "torch" and not ns.no_memory_check
+            count = DEFAULT_COUNTS.get(res, 2000) if ns.count is None or memory_check else ns.count
+            path = synthetic_cache(Path(tmp) / f"r{res}-{count}", res, count, sparse=memory_check)
+            cmd = [sys.executable, "-m", "datasets.bench", "--worker", str(path), adapter, str(res),
+                   str(DEFAULT_BATCH.get(res, 16)), str(ns.seconds)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"{adapter:8s} {res:5d} failed: {out.stderr.strip().splitlines()[-1:]}")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            tag = "  (CelebA-HQ-sized sparse cache)" if memory_check else ""
+            print(f"{adapter:8s} {res:5d} {r['batch']:5d} {r['img_per_s']:10.0f} "
+                  f"{r['rss_anon_mb_after_warmup']:12.0f} / {r['rss_anon_mb_peak']:<8.0f}{tag}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,167 @@
+"""ProGAN building blocks as Keras 3 layers (TensorFlow backend), NHWC.
+
+Every item follows the official code (tkarras/progressive_growing_of_gans,
+``networks.py``) and the shared spec (`/tmp/team/PROGAN_SPEC.md`, mirrored in
+``progan_torch.layers``):
+
+- *Equalised learning rate* (paper section 4.1): weights are stored as N(0, 1)
+  and multiplied at run time by ``gain / sqrt(fan_in)``, ``fan_in = k*k*C_in``;
+  the bias is added afterwards and is *not* scaled. The raw weight is the
+  variable ``weight`` (Keras layout: dense ``(in, out)``, conv ``(kh, kw, in, out)``)
+  so the converter maps it to torch's ``weight`` by transposition only.
+- *Pixel norm* (section 4.2): ``x * rsqrt(mean_c(x^2) + 1e-8)``.
+- *Minibatch stddev* (section 3): official strided grouping (sample ``i`` is in
+  group ``i % (N // G)``), one statistic per group appended as the last channel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+
+def lrelu(x: tf.Tensor) -> tf.Tensor:
+    """Leaky ReLU with slope 0.2 (official ``leaky_relu``)."""
+    return tf.nn.leaky_relu(x, alpha=0.2)
+
+
+def pixel_norm(x: tf.Tensor, eps: float = 1e-8) -> tf.Tensor:
+    """Normalise each pixel's feature vector to unit RMS over channels (NHWC or NC)."""
+    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + eps)
+
+
+def upsample2x(x: tf.Tensor) -> tf.Tensor:
+    """Nearest-neighbour 2x upsampling (official ``upscale2d``: tile each pixel 2x2)."""
+    n, h, w, c = tf.unstack(tf.shape(x))
+    y = tf.reshape(x, [n, h, 1, w, 1, c])
+    y = tf.tile(y, [1, 1, 2, 1, 2, 1])
+    return tf.reshape(y, [n, h * 2, w * 2, c])
+
+
+def downsample2x(x: tf.Tensor) -> tf.Tensor:
+    """2x2 box average (official ``downscale2d``; the data set's lower resolutions use the same)."""
+    return tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="VALID")
+
+
+def lerp(a: tf.Tensor, b: tf.Tensor, t) -> tf.Tensor:
+    """``a + (b - a) * t`` exactly as the official ``tfutil.lerp``."""
+    return a + (b - a) * tf.cast(t, a.dtype)
+
+
+def mbstd_groups(n: int, group: int) -> int:
+    """Group size actually used for a batch of ``n``.
+
+    The official code requires ``n % group == 0``. A ProGAN batch can be any
+    size (last resolutions use 3, 6, 14 in the paper's CelebA-HQ setting), so we
+    use the largest divisor of ``n`` that is ``<= group`` -- the same rule as
+    ``progan_torch.layers`` -- rather than failing.
+    """
+    g = max(1, min(group, n))
+    while n % g:
+        g -= 1
+    return g
+
+
+def minibatch_stddev(x: tf.Tensor, group: int) -> tf.Tensor:
+    """Append the official minibatch-stddev feature as one extra (last) channel.
+
+    ``x`` is NHWC with a static batch size. Statistics are computed in float32
+    (the official code casts too), so the feature is stable under mixed precision.
+    """
+    n = x.shape[0]
+    if n is None:
+        raise ValueError("minibatch_stddev needs a static batch size")
+    g = mbstd_groups(n, group)
+    m = n // g
+    _, h, w, c = x.shape
+    y = tf.reshape(tf.cast(x, tf.float32), [g, m, h, w, c])  # sample i -> (i // m, i % m)
+    y = y - tf.reduce_mean(y, axis=0, keepdims=True)
+    y = tf.sqrt(tf.reduce_mean(tf.square(y), axis=0) + 1e-8)  # (m, h, w, c)
+    y = tf.reduce_mean(y, axis=[1, 2, 3])  # (m,) one value per group
+    y = tf.tile(y, [g])  # sample i gets group i % m
+    y = tf.cast(tf.reshape(y, [n, 1, 1, 1]), x.dtype)
+    y = tf.broadcast_to(y, [n, h, w, 1])
+    return tf.concat([x, y], axis=-1)
+
+
+class _Equalized(keras.layers.Layer):
+    """Shared weight handling: equalised scale, ablation init, optional spectral norm.
+
+    With ``equalized`` False (the paper's ablation) the weight is initialised
+    N(0, scale^2) and used unscaled, so both variants start from the same
+    effective weight distribution. With ``spectral_norm`` the effective weight
+    is ``W / sigma(W)`` (one power iteration per training call, as
+    ``torch.nn.utils.parametrizations.spectral_norm``) *instead of* the
+    equalised scale -- a layer normalised to Lipschitz 1 must not be rescaled.
+    """
+
+    def __init__(self, kernel_shape: tuple[int, ...], fan_in: int, units_out: int, gain: float,
+                 equalized: bool = True, spectral_norm: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.gain = float(gain)
+        self.fan_in = int(fan_in)
+        self.scale = self.gain / math.sqrt(self.fan_in)
+        self.equalized = bool(equalized)
+        self.spectral_norm = bool(spectral_norm)
+        std = 1.0 if self.equalized else self.scale
+        self.weight = self.add_weight(
+            shape=kernel_shape, name="weight",
+            initializer=keras.initializers.RandomNormal(0.0, std), trainable=True)
+        self.bias = self.add_weight(shape=(units_out,), name="bias", initializer="zeros",
+                                    trainable=True)
+        if self.spectral_norm:
+            self.sn_u = self.add_weight(
+                shape=(units_out,), name="sn_u", trainable=False,
+                initializer=keras.initializers.RandomNormal(0.0, 1.0))
+        self.built = True  # weights exist from construction: a checkpoint can restore them
+
+    def effective_weight(self, training: bool = False) -> tf.Tensor:
+        w = tf.convert_to_tensor(self.weight)
+        if self.spectral_norm:
+            return w / self._sigma(w, training)
+        return w * tf.cast(self.scale, w.dtype) if self.equalized else w
+
+    def _sigma(self, w: tf.Tensor, training: bool) -> tf.Tensor:
+        mat = tf.reshape(tf.cast(w, tf.float32), [-1, w.shape[-1]])  # (in*k*k, out)
+        u = tf.convert_to_tensor(self.sn_u)
+        if training:
+            v = tf.math.l2_normalize(tf.linalg.matvec(mat, u), epsilon=1e-12)
+            u = tf.math.l2_normalize(tf.linalg.matvec(mat, v, transpose_a=True), epsilon=1e-12)
+            self.sn_u.assign(u)
+        u = tf.stop_gradient(u)
+        v = tf.stop_gradient(tf.math.l2_normalize(tf.linalg.matvec(mat, u), epsilon=1e-12))
+        return tf.cast(tf.tensordot(v, tf.linalg.matvec(mat, u), 1), w.dtype)
+
+
+class EqualizedLinear(_Equalized):
+    """Dense layer with equalised learning rate; weight ``(in, out)`` = torch ``(out, in)``.T."""
+
+    def __init__(self, in_features: int, out_features: int, gain: float = math.sqrt(2.0),
+                 bias_shape: int | None = None, **kwargs) -> None:
+        # ``bias_shape``: G's 4x4 dense has one bias per *channel*, added after the reshape.
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        super().__init__((in_features, out_features), in_features,
+                         out_features if bias_shape is None else bias_shape, gain, **kwargs)
+        self.own_bias = bias_shape is None
+
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        y = tf.matmul(x, self.effective_weight(training))
+        return y + self.bias if self.own_bias else y
+
+
+class EqualizedConv2d(_Equalized):
+    """Conv with equalised LR, stride 1, 'same' padding (official ``conv2d`` + ``apply_bias``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 gain: float = math.sqrt(2.0), **kwargs) -> None:
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = int(kernel_size)
+        k = self.kernel_size
+        super().__init__((k, k, in_channels, out_channels), k * k * in_channels, out_channels,
+                         gain, **kwargs)
+
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        y = tf.nn.conv2d(x, self.effective_weight(training), strides=1, padding="SAME")
+        return tf.nn.bias_add(y, self.bias)

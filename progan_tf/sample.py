@@ -1,0 +1,169 @@
+"""Export samples (``samples.npz``) or a latent-interpolation grid from a progan_tf checkpoint.
+
+::
+
+    python -m progan_tf.sample --run RUN_DIR --n 10000 --seed 0 --out samples.npz
+    python -m progan_tf.sample --run RUN_DIR --interpolate 9 --n 6 --seed 1 --out interp.npz
+
+Same flags, latents and output as ``progan_torch.sample``: the EMA generator (G when
+the run had --no-ema) at the checkpoint's level and alpha; image ``i`` of ``--seed S``
+uses ``np.random.default_rng([S, i]).standard_normal(latent_dim)`` cast to float32, so
+any N and either framework reproduce it; ``seeds`` stores ``S * 10**6 + i``.
+Conditional models get label ``i % num_classes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python sample.py` from inside progan_tf/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from gancore.config import config_from_dict  # noqa: E402
+from gancore.errors import UserError, run_cli  # noqa: E402
+from gancore.grid import save_grid, to_uint8  # noqa: E402
+from gancore.progan_config import ProGANConfig  # noqa: E402
+from gancore.rundir import RunDir  # noqa: E402
+from gancore.samples import save_samples  # noqa: E402
+
+SEED_STRIDE = 10**6
+
+
+def latents_for(seed: int, indices, dim: int) -> np.ndarray:
+    """Per-image latents: row j is ``default_rng([seed, indices[j]]).standard_normal(dim)``."""
+    return np.stack([np.random.default_rng([seed, int(i)]).standard_normal(dim) for i in indices]
+                    ).astype(np.float32)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation between unit vectors ``a`` and ``b`` at fractions ``t``."""
+    omega = np.arccos(np.clip(np.dot(a, b), -1.0, 1.0))
+    t = np.asarray(t, dtype=np.float64)[:, None]
+    if omega < 1e-6:
+        return (1 - t) * a + t * b
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def interpolation_latents(seed: int, rows: int, steps: int, dim: int) -> np.ndarray:
+    """Row r slerps from latent 2r to 2r+1 of ``seed`` (unit sphere, scaled by sqrt(dim))."""
+    ends = latents_for(seed, range(2 * rows), dim).astype(np.float64)
+    ends /= np.linalg.norm(ends, axis=1, keepdims=True)
+    t = np.linspace(0.0, 1.0, steps)
+    rows_ = [slerp(ends[2 * r], ends[2 * r + 1], t) for r in range(rows)]
+    return (np.concatenate(rows_) * np.sqrt(dim)).astype(np.float32)
+
+
+def generate(G, latents: np.ndarray, labels: np.ndarray | None = None, level: int | None = None,
+             alpha: float | None = None, batch: int = 64) -> np.ndarray:
+    """uint8 NHWC images from ``G`` at ``level``/``alpha`` (default: G's own variables).
+
+    ``labels`` are integer class ids (one-hot encoded here, as G expects).
+    """
+    import tensorflow as tf
+
+    level = int(G.level.numpy()) if level is None else int(level)
+    if alpha is not None:
+        G.alpha.assign(float(alpha))
+    fading = level > 0 and float(G.alpha.numpy()) < 1.0
+
+    @tf.function
+    def run(z, y):
+        return tf.cast(G(z, y, level=level, fading=fading), tf.float32)
+
+    out = []
+    for s in range(0, len(latents), batch):
+        z = tf.convert_to_tensor(latents[s:s + batch])
+        y = None
+        if labels is not None:
+            y = tf.one_hot(labels[s:s + batch], G.num_classes, dtype=tf.float32)
+        out.append(to_uint8(run(z, y).numpy()))
+    return np.concatenate(out)
+
+
+def load_sampler(run_dir: str, checkpoint: str | None):
+    """(generator for sampling, config, checkpoint meta) from a run directory."""
+    from progan_tf.checkpoint import load_checkpoint, resolve_checkpoint
+    from progan_tf.networks import Generator
+
+    run = RunDir(run_dir)
+    data = run.read_config()
+    cfg = config_from_dict(ProGANConfig, data.get("progan", data))
+    path = resolve_checkpoint(run, checkpoint)
+    meta = _read_meta(path)
+    holder = _GeneratorHolder(cfg, meta["img_channels"], meta["num_classes"], Generator)
+    load_checkpoint(path, holder, generator_only=True)
+    return holder.G_ema if holder.G_ema is not None else holder.G, cfg, meta
+
+
+class _GeneratorHolder:
+    """Just the G and G_ema a checkpoint restore needs (no D, no optimisers)."""
+
+    def __init__(self, cfg: ProGANConfig, channels: int, classes: int, gen_cls) -> None:
+        self.G = gen_cls(cfg, channels, classes, name="G")
+        self.G_ema = gen_cls(cfg, channels, classes, name="G_ema") if cfg.ema else None
+
+
+def _read_meta(path: Path) -> dict:
+    from gancore.io import read_json
+
+    p = Path(path) / "meta.json"
+    if not p.exists():
+        raise UserError(f"{path} has no meta.json; it is not a complete progan_tf checkpoint.")
+    return read_json(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m progan_tf.sample", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="run directory (uses checkpoints/latest.json)")
+    p.add_argument("--checkpoint", default=None, help="a specific checkpoint directory instead of the latest")
+    p.add_argument("--n", type=int, required=True, help="images to export (rows with --interpolate)")
+    p.add_argument("--seed", type=int, default=0, help="latent seed S (image i uses rng([S, i]))")
+    p.add_argument("--out", required=True, help="output .npz (a .png grid is written beside it with --interpolate)")
+    p.add_argument("--batch", type=int, default=64, help="generator minibatch")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--interpolate", type=int, default=0, metavar="STEPS",
+                   help="write a latent-interpolation grid: --n rows of STEPS images (slerp)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.n < 1 or args.batch < 1:
+        raise UserError("--n and --batch must be positive")
+    from progan_tf.train import select_device
+
+    select_device(args.device)
+    G, cfg, ckpt_meta = load_sampler(args.run, args.checkpoint)
+    level, alpha = int(G.level.numpy()), float(G.alpha.numpy())
+    meta = {"model": "progan", "framework": "tf", "seed": args.seed, "level": level,
+            "alpha": alpha, "res": 4 * 2**level, "kimg": ckpt_meta.get("kimg"),
+            "ema": cfg.ema, "seeds": "S*10**6+i, latent rng([S, i])"}
+    if args.interpolate:
+        if args.interpolate < 2:
+            raise UserError("--interpolate needs at least 2 steps")
+        z = interpolation_latents(args.seed, args.n, args.interpolate, cfg.latent_dim)
+        ids = np.repeat(np.arange(args.n), args.interpolate)
+        meta.update(interpolate_steps=args.interpolate,
+                    seeds="row index r: slerp(rng([S,2r]), rng([S,2r+1]))")
+    else:
+        ids = np.arange(args.n)
+        z = latents_for(args.seed, ids, cfg.latent_dim)
+    labels = (ids % G.num_classes).astype(np.int64) if G.num_classes else None
+    images = generate(G, z, labels, level, alpha, args.batch)
+    save_samples(args.out, images, args.seed * SEED_STRIDE + ids, meta)
+    if args.interpolate:
+        save_grid(Path(args.out).with_suffix(".png"), images, ncol=args.interpolate)
+    print(f"wrote {len(images)} images ({images.shape[1]}x{images.shape[2]}) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,148 @@
+"""ProGAN building blocks (Karras et al. 2018, section 4 and the official ``networks.py``).
+
+Every layer here is shared by the generator and the discriminator in
+``networks.py``; names follow ``/tmp/team/PROGAN_SPEC.md`` so the TensorFlow twin
+(``progan_tf.layers``) and the converter can map parameters one to one.
+
+Equalised learning rate (paper section 4.1): weights are stored as N(0, 1) and
+multiplied at run time by ``gain / sqrt(fan_in)`` (He's constant), ``fan_in =
+k * k * C_in``; the bias is added afterwards and is *not* scaled. With
+``equalized=False`` (the ablation) the weights are instead initialised as
+N(0, scale**2) and used as they are, which is the official ``use_wscale=False``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SQRT2 = math.sqrt(2.0)
+LRELU_SLOPE = 0.2  # official lrelu(x, alpha=0.2)
+
+
+class _Equalized(nn.Module):
+    """Shared weight handling for :class:`EqualizedLinear` and :class:`EqualizedConv2d`."""
+
+    weight: nn.Parameter
+    bias: nn.Parameter | None
+
+    def _init_weight(self, shape: tuple[int, ...], fan_in: int, gain: float, equalized: bool,
+                     bias: bool) -> None:
+        self.fan_in = fan_in
+        self.gain = gain
+        self.equalized = equalized
+        he = gain / math.sqrt(fan_in)
+        # Run-time multiplier: He's constant with equalised LR, 1 otherwise (weights carry it).
+        self.scale = he if equalized else 1.0
+        self.weight = nn.Parameter(torch.randn(shape) * (1.0 if equalized else he))
+        self.bias = nn.Parameter(torch.zeros(shape[0])) if bias else None
+
+    def scaled_weight(self) -> torch.Tensor:
+        # A Python float multiply: no parameter, so the state_dict holds the raw weight only.
+        return self.weight * self.scale if self.scale != 1.0 else self.weight
+
+
+class EqualizedLinear(_Equalized):
+    """Dense layer ``y = x @ (w * scale).T + b``; weight shape (out, in) as ``nn.Linear``."""
+
+    def __init__(self, in_features: int, out_features: int, gain: float = SQRT2,
+                 equalized: bool = True, bias: bool = True) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self._init_weight((out_features, in_features), in_features, gain, equalized, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.scaled_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, gain={self.gain:.4g}, scale={self.scale:.4g}"
+
+
+class EqualizedConv2d(_Equalized):
+    """'Same'-padded stride-1 convolution; weight shape (out, in, k, k) as ``nn.Conv2d``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, gain: float = SQRT2,
+                 equalized: bool = True, bias: bool = True) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.padding = kernel_size // 2
+        fan_in = kernel_size * kernel_size * in_channels
+        self._init_weight((out_channels, in_channels, kernel_size, kernel_size), fan_in, gain,
+                          equalized, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.scaled_weight(), self.bias, padding=self.padding)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, k={self.kernel_size}, "
+                f"gain={self.gain:.4g}, scale={self.scale:.4g}")
+
+
+def lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, LRELU_SLOPE)
+
+
+def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Pixelwise feature normalisation (paper 4.2): ``x / sqrt(mean_c x**2 + eps)`` over dim 1.
+
+    Works for (N, C) latents and (N, C, H, W) feature maps alike.
+    """
+    return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + eps)
+
+
+def upsample2x(x: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour 2x upsampling (official ``upscale2d``)."""
+    return F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+
+def downsample2x(x: torch.Tensor) -> torch.Tensor:
+    """2x2 average pooling (official ``downscale2d``)."""
+    return F.avg_pool2d(x, 2)
+
+
+def mbstd_group_size(n: int, group: int) -> int:
+    """The group size actually used for a batch of ``n``.
+
+    The official layer needs ``n % min(group, n) == 0`` and fails otherwise. We
+    handle a ragged batch explicitly by using the largest divisor of ``n`` that is
+    ``<= group`` (so batch 6 with group 4 uses groups of 3; a prime batch falls back
+    to 1, i.e. a zero stddev feature). ``progan_tf`` does the same.
+    """
+    g = max(1, min(group, n))
+    while n % g:
+        g -= 1
+    return g
+
+
+def minibatch_stddev(x: torch.Tensor, group: int, chunks: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    """Append the minibatch standard deviation as one extra channel (paper section 3).
+
+    Official grouping: ``y = x.reshape(G, N // G, C, H, W)``, so sample ``i`` belongs to
+    group ``i % (N // G)`` (strided, not contiguous). Per group: stddev over the G
+    members of every feature, averaged over C, H, W -> one scalar, tiled to (1, H, W)
+    for each member and concatenated as the LAST channel.
+
+    ``chunks`` > 1 treats the batch as that many equal, independent sub-batches (e.g.
+    ``cat([reals, fakes])``) and groups within each one exactly as separate calls
+    would, so one forward over the concatenation is identical to two forwards.
+    """
+    n, c, h, w = x.shape
+    if n % chunks:
+        raise ValueError(f"batch {n} is not divisible into {chunks} chunks")
+    per = n // chunks
+    g = mbstd_group_size(per, group)
+    y = x.float().reshape(chunks, g, per // g, c, h, w)
+    y = y - y.mean(dim=1, keepdim=True)
+    y = y.square().mean(dim=1)  # (chunks, M, C, H, W)
+    y = (y + eps).sqrt().mean(dim=(2, 3, 4))  # (chunks, M)
+    # Member j of group m sits at index j * M + m inside its chunk: tile over j.
+    y = y.reshape(chunks, 1, per // g).expand(chunks, g, per // g).reshape(n, 1, 1, 1)
+    return torch.cat([x, y.to(x.dtype).expand(n, 1, h, w)], dim=1)
+
+
+def lerp(old: torch.Tensor, new: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+    """``old + (new - old) * alpha`` (official ``tfutil.lerp``); alpha 1 -> only ``new``."""
+    return old + (new - old) * alpha

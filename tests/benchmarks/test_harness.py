@@ -1,0 +1,228 @@
+"""Harness: profile loading and validation, argv contracts, resume and failure handling.
+
+The model CLIs are replaced by fake scripts (tests/benchmarks/harness_fakes.py), so
+these tests check the harness's own logic in seconds without training anything.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from harness_fakes import FakeCommands, calls, read, tiny_profile
+
+from benchmarks.commands import COMMANDS, RunSpec
+from benchmarks.harness import main as harness_main
+from benchmarks.profiles import list_profiles, load_profile, parse_profile
+from benchmarks.progress import Progress, fmt_duration
+from benchmarks.runner import Runner, plan
+from gancore import UserError
+
+
+# ------------------------------------------------------------------ profiles
+def test_bundled_profiles_load_and_share_one_budget():
+    names = list_profiles()
+    for required in ("default", "smoke", "stacked-mnist", "cifar10-cars", "celeba", "celebahq"):
+        assert required in names
+    for name in names:
+        prof = load_profile(name)
+        assert prof.models and prof.seeds and prof.evaluation.metrics
+    default = load_profile("default")
+    assert default.dataset == "stacked-digits"
+    assert {(m.kind, fw) for m in default.models for fw in m.frameworks} == {
+        (k, fw) for k in ("dcgan", "sndcgan", "progan") for fw in ("torch", "tf")
+    }
+    celeba = load_profile("celeba")
+    assert sorted(m.res for m in celeba.models if m.kind == "progan") == [64, 128]
+
+
+@pytest.mark.parametrize(
+    "patch, message",
+    [
+        ({"colour": 1}, "unknown key"),
+        ({"resolution": 48}, "power of two"),
+        ({"kimg": -1}, "kimg must be positive"),
+        ({"eval_kimg": [1.5]}, "not a multiple of snapshot_kimg"),
+        ({"eval_kimg": [2]}, "strictly between"),
+        ({"seeds": 0}, "seeds must be at least 1"),
+        ({"frameworks": ["jax"]}, "frameworks"),
+        ({"models": {"dcgan": {"args": {"kimg": 5}}}}, "may not set"),
+        ({"models": {"biggan": {}}}, "kind 'biggan'"),
+        ({"models": {"progan": {"batch": 8}}}, "batch sizes from its preset"),
+        ({"models": {"dcgan": {"preset": "x"}}}, "preset applies to ProGAN only"),
+        ({"models": {"progan": {"preset": "celeba-hd"}}}, "unknown ProGAN preset 'celeba-hd'"),
+        ({"evaluation": {"metrics": [], "num_samples": 10}}, "non-empty list"),
+    ],
+)
+def test_profile_validation_names_the_problem(patch, message):
+    raw = {
+        "dataset": "stacked-digits",
+        "resolution": 32,
+        "kimg": 2,
+        "snapshot_kimg": 1,
+        "evaluation": {"metrics": ["swd"], "num_samples": 10},
+        "models": {"dcgan": {}},
+    }
+    raw.update(patch)
+    with pytest.raises(ValueError, match=message):
+        parse_profile(raw, name="bad")
+
+
+def test_profile_file_errors_are_user_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("dataset = [unclosed\n")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_profile(str(bad))
+    bad.write_text('dataset = "x"\nresolution = 32\nkimg = 1\n')
+    with pytest.raises(UserError, match=r"bad.toml: missing required key 'models'"):
+        load_profile(str(bad))
+    with pytest.raises(UserError, match="unknown profile 'nope'.*default"):
+        load_profile("nope")
+    assert load_profile("default").with_overrides(seeds=3).seeds == (0, 1, 2)
+
+
+# ------------------------------------------------------------- argv contract
+def test_train_and_sample_argv_follow_the_model_cli_contract(tmp_path):
+    prof = tiny_profile(data_root="/data")
+    runs = {r.name: r for r in plan(prof, tmp_path)}
+    assert sorted(runs) == ["dcgan-tf-s0", "dcgan-torch-s0", "progan-tf-s0", "progan-torch-s0"]
+    argv = COMMANDS.train(runs["dcgan-tf-s0"], prof, resume=False)
+    assert argv[1:3] == ["-m", "vanilla_gan.train"]
+    text = " ".join(argv)
+    for part in (
+        "--model dcgan",
+        "--framework tf",
+        "--res 16",
+        "--batch 4",
+        "--kimg 2",
+        "--seed 0",
+        "--data-root /data",
+        "--keep-checkpoints 0",
+        "--snapshot-kimg 1",
+        f"--out {tmp_path / 'dcgan-tf-s0'}",
+    ):
+        assert part in text
+    argv = COMMANDS.train(runs["progan-tf-s0"], prof, resume=False)
+    assert argv[2] == "progan_tf.train"
+    assert argv[argv.index("--max-res") + 1] == "16" and argv[argv.index("--preset") + 1] == "quick"
+    # on resume only flags the trainers accept with --resume (ProGAN refuses --preset)
+    argv = COMMANDS.train(runs["progan-tf-s0"], prof, resume=True)
+    assert argv[argv.index("--resume") + 1] == str(tmp_path / "progan-tf-s0")
+    assert "--out" not in argv and "--preset" not in argv and "--max-res" not in argv
+    assert argv[argv.index("--kimg") + 1] == "2"
+    s = COMMANDS.sample(runs["progan-torch-s0"], Path("c.pt"), 8, Path("o.npz"), prof)
+    assert s[2] == "progan_torch.sample" and s[s.index("--checkpoint") + 1] == "c.pt"
+
+
+# ---------------------------------------------------------- runner behaviour
+def _runner(prof, tmp_path, **kw):
+    return Runner(
+        prof,
+        tmp_path / "runs",
+        commands=FakeCommands(tmp_path, **kw),
+        progress_stream=io.StringIO(),
+        poll_s=0.02,
+    )
+
+
+def test_failed_run_is_a_row_and_the_grid_goes_on_then_finished_runs_are_skipped(tmp_path):
+    prof = tiny_profile(
+        frameworks=["torch"],
+        models={"dcgan": {"batch": 4, "args": {"fail": True}}, "sndcgan": {"batch": 4}},
+    )
+    records = _runner(prof, tmp_path).run()
+    by_name = {f"{r['model']}-{r['framework']}-s{r['seed']}": r for r in records}
+    bad, good = by_name["dcgan-torch-s0"], by_name["sndcgan-torch-s0"]
+    assert bad["state"] == "failed" and bad["failed_step"] == "train"
+    assert "fake trainer exploded" in bad["error"]
+    runs = tmp_path / "runs"
+    assert "exploded" in (runs / "dcgan-torch-s0" / "logs" / "train.err").read_text()
+    assert read(runs / "dcgan-torch-s0" / "harness.json")["state"] == "failed"
+    assert good["state"] == "finished"
+    assert (runs / "sndcgan-torch-s0" / "eval" / "final" / "metrics.json").exists()
+    assert (runs / "sndcgan-torch-s0" / "eval" / "kimg-00001.000" / "metrics.json").exists()
+    # intermediate samples are dropped after scoring, the final ones kept
+    assert not (runs / "sndcgan-torch-s0" / "eval" / "kimg-00001.000" / "samples.npz").exists()
+    assert read(runs / "_floor" / "res-16" / "metrics.json")["swd_16k_avg"] == 0.5
+    assert read(runs / "hardware.json")["cpu"] == "FakeCPU"
+    assert [r["name"] for r in read(runs / "plan.json")["runs"]] == [
+        "dcgan-torch-s0",
+        "sndcgan-torch-s0",
+    ]
+    assert calls(runs) == ["dcgan-torch-s0 fresh", "sndcgan-torch-s0 fresh"]
+
+    # second invocation: the finished run is skipped, the failed one is retried
+    records = _runner(prof, tmp_path).run()
+    assert calls(runs)[2:] == ["dcgan-torch-s0 fresh"]
+    assert {r["model"]: r["state"] for r in records} == {"dcgan": "failed", "sndcgan": "finished"}
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    prof = tiny_profile(
+        frameworks=["tf"], models={"progan": {"preset": "quick", "args": {"interrupt": True}}}
+    )
+    first = _runner(prof, tmp_path).run()
+    assert first[0]["state"] == "failed"  # exit status 3, status.json still "running"
+    run_dir = tmp_path / "runs" / "progan-tf-s0"
+    assert read(run_dir / "status.json")["state"] == "running"
+    second = _runner(prof, tmp_path).run()
+    assert calls(tmp_path / "runs") == ["progan-tf-s0 fresh", "progan-tf-s0 resume"]
+    assert second[0]["state"] == "finished"
+    assert [a["resume"] for a in second[0]["attempts"]] == [False, True]
+    assert read(run_dir / "checkpoints" / "latest.json")["latest"]["kimg"] == 2.0
+
+
+def test_finished_training_with_failed_evaluation_is_a_failed_row(tmp_path):
+    prof = tiny_profile(frameworks=["torch"], models={"dcgan": {"batch": 4}})
+    rec = _runner(prof, tmp_path, fail_evaluate=True).run()[0]
+    assert rec["state"] == "failed" and rec["failed_step"] == "evaluate"
+    assert "evaluator crashed" in rec["error"]
+    # re-run with a working evaluator: no retraining, only the evaluation
+    rec = _runner(prof, tmp_path).run()[0]
+    assert rec["state"] == "finished"
+    assert calls(tmp_path / "runs") == ["dcgan-torch-s0 fresh"]
+
+
+def test_cli_dry_run_prints_every_command(tmp_path, capsys):
+    assert (
+        harness_main(
+            ["run", "--profile", "smoke", "--dry-run", "--seeds", "2", "--runs-dir", str(tmp_path)]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.count("vanilla_gan.train") == 8 and out.count("progan_tf.train") == 2
+    assert "benchmarks.evaluate" in out and not list(tmp_path.iterdir())
+
+
+def test_runspec_name_matches_layout(tmp_path):
+    prof = tiny_profile(seeds=2)
+    names = [r.name for r in plan(prof, tmp_path)]
+    assert "progan-tf-s1" in names and all(isinstance(r, RunSpec) for r in plan(prof, tmp_path))
+
+
+def test_unknown_metric_name_is_rejected_with_the_list():
+    raw = {
+        "dataset": "stacked-digits",
+        "resolution": 32,
+        "kimg": 2,
+        "evaluation": {"metrics": ["swd", "fidd"], "num_samples": 10},
+        "models": {"dcgan": {}},
+    }
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['fidd'\].*swd"):
+        parse_profile(raw, name="bad")
+
+
+def test_progress_eta_learns_from_finished_work():
+    out = io.StringIO()
+    p = Progress(total_runs=2, train_kimg=20.0, eval_points=4, stream=out, interval_s=0)
+    assert p.eta() is None  # nothing measured yet: say so, do not guess
+    p.train_finished(kimg_trained=10.0, seconds=100.0, planned=10.0)
+    p.eval_finished(seconds=5.0)
+    p.eval_finished(seconds=15.0)
+    assert p.eta() == pytest.approx(10.0 * 10.0 + 2 * 10.0)
+    p.start_run(2, "progan-tf-s0")
+    p.set_phase("train")
+    assert "[2/2 progan-tf-s0] train" in out.getvalue() and "ETA 2m00s" in out.getvalue()
+    assert fmt_duration(3725) == "1h02m" and fmt_duration(None) == "?"

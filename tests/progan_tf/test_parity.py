@@ -1,0 +1,213 @@
+"""progan_tf vs progan_torch: same weights + same inputs -> same numbers.
+
+Both frameworks are imported in this one test process (allowed in tests only).
+Tolerances: forward passes agree to 1e-4 absolute (float32; the only differences
+are summation orders inside convs/matmuls, oneDNN/Eigen vs torch's kernels, ~1e-6
+relative). For one training step see :func:`test_one_training_step_matches`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pgtf_helpers import tiny_cfg
+
+torch = pytest.importorskip("torch")
+tf = pytest.importorskip("tensorflow")
+
+from progan_tf import convert, layers, loss  # noqa: E402
+from progan_tf.networks import Discriminator, Generator, param_counts  # noqa: E402
+from progan_torch import layers as tl  # noqa: E402
+from progan_torch import networks as tn  # noqa: E402
+
+ALPHAS = (0.0, 0.5, 1.0)
+NONFUSED = False
+
+
+def nchw(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2))))
+
+
+def nhwc(x: torch.Tensor) -> np.ndarray:
+    return np.transpose(x.detach().numpy(), (0, 2, 3, 1))
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """Torch and Keras G and D (3 image channels, 4 classes) with the torch weights copied over."""
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    tg, td = tn.Generator(cfg, 3, 4), tn.Discriminator(cfg, 3, 4)
+    kg, kd = Generator(cfg, 3, 4), Discriminator(cfg, 3, 4)
+    convert.load_state_dict(kg, tg.state_dict())
+    convert.load_state_dict(kd, td.state_dict())
+    return cfg, tg, td, kg, kd
+
+
+def _torch_counts(module) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, p in module.named_parameters():
+        key = name.rsplit(".", 1)[0]
+        out[key] = out.get(key, 0) + p.numel()
+    return out
+
+
+def test_parameter_counts_layer_by_layer(pair):
+    _, tg, td, kg, kd = pair
+    assert param_counts(kg) == _torch_counts(tg)
+    assert param_counts(kd) == _torch_counts(td)
+
+
+def test_state_dict_round_trip(pair):
+    _, tg, td, kg, kd = pair
+    for t, k in ((tg, kg), (td, kd)):
+        back = convert.torch_state_dict(k)
+        ref = t.state_dict()
+        assert set(back) == set(ref)
+        for name, v in ref.items():
+            np.testing.assert_array_equal(back[name].numpy(), v.numpy(), err_msg=name)
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_generators_agree_every_level(pair, alpha):
+    cfg, tg, _, kg, _ = pair
+    z = np.random.default_rng(1).standard_normal((8, cfg.latent_dim)).astype(np.float32)
+    y = np.arange(8) % 4
+    kg.alpha.assign(alpha)
+    for level in range(kg.num_levels):
+        with torch.no_grad():
+            ref = nhwc(tg(torch.from_numpy(z), torch.from_numpy(y), level, alpha))
+        out = kg(z, np.eye(4, dtype=np.float32)[y], level=level, fading=alpha < 1).numpy()
+        assert out.shape == ref.shape
+        np.testing.assert_allclose(out, ref, atol=1e-4, err_msg=f"level {level} alpha {alpha}")
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_discriminators_agree_every_level(pair, alpha):
+    cfg, _, td, _, kd = pair
+    kd.alpha.assign(alpha)
+    for level in range(kd.num_levels):
+        res = 4 * 2**level
+        x = np.random.default_rng(level).uniform(-1, 1, (8, res, res, 3)).astype(np.float32)
+        with torch.no_grad():
+            ref = td(nchw(x), level, alpha).numpy()
+        out = kd(x, level=level, fading=alpha < 1).numpy()
+        assert out.shape == ref.shape == (8, 5)
+        np.testing.assert_allclose(out, ref, atol=1e-4, err_msg=f"level {level} alpha {alpha}")
+
+
+def test_building_blocks_agree():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 8, 8, 5)).astype(np.float32)
+    # equalised conv and dense: same raw weights, same run-time scale
+    tconv = tl.EqualizedConv2d(5, 7, 3)
+    kconv = layers.EqualizedConv2d(5, 7, 3)
+    kconv.weight.assign(np.transpose(tconv.weight.detach().numpy(), (2, 3, 1, 0)))
+    with torch.no_grad():
+        tconv.bias.normal_()
+    kconv.bias.assign(tconv.bias.detach().numpy())
+    assert kconv.scale == pytest.approx(tconv.scale)
+    np.testing.assert_allclose(kconv(x).numpy(), nhwc(tconv(nchw(x))), atol=1e-5)
+    tlin, klin = tl.EqualizedLinear(5, 3, gain=1.0), layers.EqualizedLinear(5, 3, gain=1.0)
+    klin.weight.assign(tlin.weight.detach().numpy().T)
+    v = x[:, 0, 0, :]
+    np.testing.assert_allclose(klin(v).numpy(), tlin(torch.from_numpy(v)).detach().numpy(), atol=1e-6)
+    # pixel norm, minibatch stddev (batch 6, group 4 -> 3: the ragged rule), fades
+    np.testing.assert_allclose(layers.pixel_norm(x).numpy(), nhwc(tl.pixel_norm(nchw(x))), atol=1e-6)
+    for group in (4, 2, 6):
+        np.testing.assert_allclose(layers.minibatch_stddev(x, group).numpy(),
+                                   nhwc(tl.minibatch_stddev(nchw(x), group)), atol=1e-6)
+    from progan_torch.training import fade_reals as t_fade
+
+    np.testing.assert_allclose(loss.fade_reals(tf.constant(x), 0.3).numpy(),
+                               nhwc(t_fade(nchw(x), 2, torch.tensor(0.3))), atol=1e-6)
+
+
+def test_gradient_penalty_and_ema_agree(pair):
+    cfg, _, td, _, kd = pair
+    from progan_torch.loss import gradient_penalty as t_gp
+
+    kd.alpha.assign(0.5)
+    x = np.random.default_rng(9).uniform(-1, 1, (8, 8, 8, 3)).astype(np.float32)
+    gp_k, n_k = loss.gradient_penalty(lambda m: kd(m, level=1, fading=True)[:, 0], tf.constant(x), 1.0)
+    gp_t, n_t = t_gp(lambda m: td(m, 1, 0.5), nchw(x), 1.0, 1.0)
+    np.testing.assert_allclose(n_k.numpy(), n_t.detach().numpy(), rtol=1e-4)
+    np.testing.assert_allclose(gp_k.numpy(), gp_t.detach().numpy(), rtol=1e-4, atol=1e-6)
+    # EMA: torch lerp_(ema, w, 1 - beta) vs ours w + (ema - w) * beta
+    from progan_tf.training import ema_update
+
+    a, b = Generator(cfg, 3, 4), Generator(cfg, 3, 4)
+    wa = [torch.from_numpy(v.numpy()) for v in a.trainable_variables]
+    tb = [torch.from_numpy(v.numpy()) for v in b.trainable_variables]
+    assert any(not torch.equal(x, y) for x, y in zip(wa, tb))  # different starting points
+    torch._foreach_lerp_(tb, wa, 1.0 - 0.9)
+    ema_update(b, a, 0.9)
+    for v, t in zip(b.trainable_variables, tb):
+        np.testing.assert_allclose(v.numpy(), t.numpy(), atol=1e-6)
+
+
+def _step_both(cfg, level: int, alpha: float, conditional: bool):
+    """One training step in each framework from identical weights, data and randoms."""
+    from progan_torch.training import StepRunner, build_models
+
+    from progan_tf.training import Trainer, one_hot, step_randoms
+
+    classes = 4 if conditional else 0
+    models = build_models(cfg, 3, classes, torch.device("cpu"), channels_last=False)
+    runner = StepRunner(models, cfg, torch.device("cpu"), channels_last=False)
+    if NONFUSED:
+        runner.opt_d = torch.optim.Adam(models.D.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), cfg.adam_eps)
+        runner.opt_g = torch.optim.Adam(models.G.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), cfg.adam_eps)
+    trainer = Trainer(cfg, 3, classes)
+    for name in ("G", "D", "G_ema"):
+        convert.load_state_dict(getattr(trainer, name), getattr(models, name).state_dict())
+    before = {n: convert.keras_state_dict(getattr(trainer, n)) for n in ("G", "D", "G_ema")}
+    res, n = 4 * 2**level, 8
+    reals = np.random.default_rng(2).uniform(-1, 1, (n, res, res, 3)).astype(np.float32)
+    labels = np.arange(n) % classes if classes else None
+    z_d, z_g, u = step_randoms(cfg, 123, n)
+    models.set_stage(level, alpha)
+    for m in trainer.nets():
+        m.level.assign(level)
+        m.alpha.assign(alpha)
+    t_out = runner.train_step(nchw(reals), None if labels is None else torch.from_numpy(labels),
+                              z_d, z_g, u, level, alpha)
+    k_out = trainer.train_step(reals, one_hot(labels, classes), z_d, z_g, u, level, alpha < 1)
+    return models, trainer, before, t_out, k_out
+
+
+@pytest.mark.parametrize("level,alpha,conditional", [(1, 0.5, False), (2, 1.0, True)])
+def test_one_training_step_matches(level, alpha, conditional):
+    """One D step + EMA + G step from the same weights/batch/latents moves both alike.
+
+    Tolerance, and why: Adam's first step is ``lr * m / (sqrt(v) + eps)`` with
+    ``m = g``, ``v = g^2`` (beta1 = 0, bias-corrected), i.e. ``~ lr * sign(g)`` for every
+    weight. Gradients agree to ~1e-6 relative (float32 summation order differs between
+    oneDNN/Eigen and torch), so each weight moves by ``lr`` in both -- except where a
+    gradient is itself at rounding-noise level (~1e-9), where the sign may differ and
+    the moves differ by up to ``2 * lr``; Keras also places eps on the bias-corrected
+    denominator (as the official TF Adam) and torch on the uncorrected one, which only
+    matters for |g| ~ 1e-7. So: every weight within ``2 * lr`` (+ float noise), and
+    99.9 % of them within ``1e-3 * lr``. The losses agree to 1e-4 relative.
+    """
+    cfg = tiny_cfg(mbstd_group=4)
+    models, trainer, before, t_out, k_out = _step_both(cfg, level, alpha, conditional)
+    np.testing.assert_allclose(k_out["loss_d"], t_out["loss_d"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(k_out["loss_g"], t_out["loss_g"], rtol=1e-4, atol=1e-5)
+    lr = cfg.lr
+    moved = 0
+    for name in ("G", "D", "G_ema"):
+        after_k = convert.keras_state_dict(getattr(trainer, name))
+        after_t = {k: v.numpy() for k, v in getattr(models, name).state_dict().items()}
+        diffs = []
+        for key, w0 in before[name].items():
+            if key in ("level", "alpha"):
+                continue
+            dk, dt = after_k[key] - w0, after_t[key] - w0
+            moved += int(np.abs(dt).max() > 0.5 * lr * (1 - cfg.ema_beta) if name == "G_ema"
+                         else np.abs(dt).max() > 0.5 * lr)
+            diffs.append(np.abs(dk - dt).ravel())
+        d = np.concatenate(diffs)
+        assert d.max() <= 2 * lr + 1e-6, f"{name}: max diff {d.max():.3g}"
+        assert np.mean(d <= 1e-3 * lr) >= 0.999, f"{name}: {np.mean(d > 1e-3 * lr):.4f} differ"
+    assert moved > 0  # the step did move weights (the test can fail)

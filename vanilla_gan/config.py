@@ -1,0 +1,154 @@
+"""One typed config per run, with the presets ``dcgan``, ``sndcgan`` and ``quick``.
+
+Framework-neutral (no torch / tensorflow import) so the CLI can parse, validate
+and ``--dry-run`` before it imports the framework the user chose.
+
+Sources of the defaults:
+
+* DCGAN -- Radford, Metz & Chintala, ICLR 2016, section 4 "Details of adversarial
+  training": minibatch 128 (we default to 64, the pytorch/examples value used as
+  the speed reference), weights N(0, 0.02), LeakyReLU slope 0.2, Adam lr 2e-4,
+  beta1 0.5; latent 100 (pytorch/examples ``nz``), ngf = ndf = 64.
+* SN-DCGAN -- Miyato, Kataoka, Koyama & Yoshida, ICLR 2018, "Spectral
+  Normalization for Generative Adversarial Networks": the "standard CNN" of
+  Table 3 (latent 128, LeakyReLU slope 0.1, 3x3 stride-1 / 4x4 stride-2 conv
+  pairs with 64-128-256-512 channels in D, dense -> 4x4x512 then three 4x4
+  stride-2 deconvs with BN + ReLU and a 3x3 conv + tanh in G). Optimiser: Table 1
+  setting C (Adam alpha 2e-4, beta1 0.5, beta2 0.999, n_dis 1), which is what the
+  authors' own reproduction of the standard-CNN score uses
+  (pfnet-research/chainer-gan-lib ``example.sh``: ``--algorithm stdgan
+  --architecture sndcgan --n_dis 1 --adam_beta1 0.5 --adam_beta2 0.999``, default
+  alpha 2e-4, batch 64; pointed to by the first author in
+  pfnet-research/sngan_projection issue #40). The paper's best standard-CNN
+  CIFAR-10 scores (Table 2) are with this CNN; the hinge loss is the variant the
+  paper reports as "SN-GANs (hinge)".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MODELS = ("dcgan", "sndcgan")
+FRAMEWORKS = ("torch", "tf")
+LOSSES = ("nonsaturating", "hinge")
+
+
+@dataclass
+class TrainConfig:
+    # --- what to train -----------------------------------------------------
+    model: str = field(default="dcgan", metadata={
+        "help": "architecture family: 'dcgan' (Radford et al. 2016) or 'sndcgan' "
+                "(Miyato et al. 2018 standard CNN)", "choices": MODELS})
+    framework: str = field(default="torch", metadata={
+        "help": "'torch' (PyTorch) or 'tf' (TensorFlow 2 / Keras 3)", "choices": FRAMEWORKS})
+    dataset: str = field(default="stacked-digits", metadata={
+        "help": "data set name understood by datasets.prepare (e.g. cifar10, cifar10-cars, "
+                "stacked-mnist, celeba, folder:PATH)"})
+    data_root: str | None = field(default=None, metadata={
+        "help": "folder holding the raw data set files (None: the data set's default lookup)"})
+    cache_dir: str | None = field(default=None, metadata={
+        "help": "prepared-data cache (None: $GANBENCH_CACHE or ~/.cache/ganbench)"})
+    res: int = field(default=32, metadata={"help": "output resolution (power of two, 32..128)"})
+    mirror: bool = field(default=False, metadata={"help": "random horizontal flips of real images"})
+    # --- architecture --------------------------------------------------------
+    width: int = field(default=64, metadata={
+        "help": "base channel width (ngf = ndf); DCGAN G's first layer has width*res/8 channels"})
+    z_dim: int = field(default=100, metadata={"help": "latent size (DCGAN 100, SN-DCGAN 128)"})
+    lrelu_slope: float = field(default=0.2, metadata={
+        "help": "LeakyReLU negative slope in D (DCGAN 0.2, SN-DCGAN paper 0.1)"})
+    sn_d: bool = field(default=False, metadata={"help": "spectral norm on every D layer"})
+    sn_g: bool = field(default=False, metadata={"help": "spectral norm on every G layer too"})
+    # --- objective and optimiser --------------------------------------------
+    loss: str = field(default="nonsaturating", metadata={
+        "help": "'nonsaturating' (Goodfellow et al. 2014 -log D trick) or 'hinge' "
+                "(Miyato et al. 2018 / Lim & Ye 2017)", "choices": LOSSES})
+    label_smoothing: float = field(default=0.0, metadata={
+        "help": "one-sided label smoothing: real target 1 - s for D (non-saturating loss only)"})
+    lr_g: float = field(default=2e-4, metadata={"help": "Adam learning rate of G"})
+    lr_d: float = field(default=2e-4, metadata={"help": "Adam learning rate of D"})
+    beta1: float = field(default=0.5, metadata={"help": "Adam beta1"})
+    beta2: float = field(default=0.999, metadata={"help": "Adam beta2"})
+    adam_eps: float = field(default=1e-8, metadata={"help": "Adam epsilon"})
+    n_dis: int = field(default=1, metadata={"help": "D updates per G update"})
+    ema_beta: float = field(default=0.0, metadata={
+        "help": "EMA decay of G's weights per G step (0 disables; e.g. 0.999)"})
+    # --- schedule ------------------------------------------------------------
+    batch: int = field(default=64, metadata={"help": "minibatch size"})
+    kimg: float = field(default=1000.0, metadata={
+        "help": "training length in thousands of real images shown to D"})
+    seed: int = field(default=0, metadata={"help": "seed of weights, latents and data order"})
+    tick_kimg: float = field(default=4.0, metadata={"help": "log.jsonl record every this many kimg"})
+    snapshot_kimg: float = field(default=50.0, metadata={
+        "help": "checkpoint + sample grid every this many kimg (and always at the end)"})
+    keep_checkpoints: int = field(default=3, metadata={"help": "checkpoints kept (0 keeps all)"})
+    grid_size: int = field(default=64, metadata={"help": "images in the fixed-latent sample grids"})
+    # --- execution -----------------------------------------------------------
+    device: str = field(default="auto", metadata={
+        "help": "auto | cpu | cuda (tf: auto/cpu/gpu placement is TF's own)",
+        "choices": ("auto", "cpu", "cuda")})
+    threads: int = field(default=0, metadata={
+        "help": "CPU threads for the framework's ops (0: framework default = all cores). On a "
+                "shared or loaded CPU, 1 can be several times faster than oversubscribing"})
+    bf16: bool = field(default=False, metadata={"help": "torch: bfloat16 autocast on CUDA"})
+    channels_last: bool = field(default=True, metadata={"help": "torch: channels_last memory format"})
+    jit_compile: bool = field(default=False, metadata={"help": "tf: XLA-compile the train step"})
+    deterministic: bool = field(default=False, metadata={
+        "help": "deterministic kernels (torch.use_deterministic_algorithms / TF op determinism); "
+                "slower, needed for bit-exact resume"})
+    tensorboard: bool = field(default=False, metadata={"help": "also write TensorBoard events"})
+    debug_nan_at_kimg: float | None = field(default=None, metadata={
+        "help": "testing hook: make the loss NaN from this kimg on (checks the NaN guard)"})
+
+    def validate(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.framework not in FRAMEWORKS:
+            raise ValueError(f"framework must be one of {FRAMEWORKS}, got {self.framework!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.res not in (16, 32, 64, 128, 256):
+            raise ValueError(f"res must be a power of two in 16..256, got {self.res}")
+        for name in ("width", "z_dim", "batch", "n_dis", "grid_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.model == "sndcgan" and self.width < 8:
+            raise ValueError("sndcgan needs width >= 8 (its G halves the width three times)")
+        for name in ("lr_g", "lr_d", "kimg", "tick_kimg", "snapshot_kimg"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
+            raise ValueError(f"Adam betas must lie in [0, 1), got {self.beta1}, {self.beta2}")
+        if not 0.0 <= self.ema_beta < 1.0:
+            raise ValueError(f"ema_beta must lie in [0, 1), got {self.ema_beta}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must lie in [0, 0.5), got {self.label_smoothing}")
+        if self.label_smoothing and self.loss != "nonsaturating":
+            raise ValueError("label_smoothing only applies to the non-saturating loss")
+        if self.threads < 0:
+            raise ValueError("threads must be >= 0 (0: framework default)")
+        if self.keep_checkpoints < 0:
+            raise ValueError("keep_checkpoints must be >= 0 (0 keeps all)")
+        if self.bf16 and self.framework != "torch":
+            raise ValueError("--bf16 is a torch option; for tf leave it off")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Radford et al. 2016; pytorch/examples dcgan widths.
+    "dcgan": dict(model="dcgan", z_dim=100, width=64, lrelu_slope=0.2, sn_d=False,
+                  loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, n_dis=1),
+    # Miyato et al. 2018, Table 3 standard CNN + Table 1 setting C (see module docstring).
+    "sndcgan": dict(model="sndcgan", z_dim=128, width=64, lrelu_slope=0.1, sn_d=True,
+                    loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, n_dis=1),
+    # Seconds-long smoke run on CPU (tests, CI).
+    "quick": dict(width=8, batch=16, kimg=0.128, tick_kimg=0.032, snapshot_kimg=0.064,
+                  grid_size=16),
+}
+
+
+def preset_for(model: str, quick: bool = False) -> dict[str, Any]:
+    """The model's preset, plus the ``quick`` overrides when asked."""
+    values = dict(PRESETS[model])
+    if quick:
+        values.update(PRESETS["quick"])
+    return values

@@ -1,0 +1,83 @@
+"""Export generated images from a run: ``samples.npz`` with uint8 NHWC images and seeds.
+
+    python -m vanilla_gan.sample --run RUN_DIR --n 10000 --seed 0 --out samples.npz
+
+Image i uses the latent ``numpy.random.default_rng([S, i]).standard_normal(z_dim)``
+(float32) for ``--seed S``, so the same seed gives the same images at any N, and
+a torch run and its converted Keras twin give the same images. ``seeds`` in the
+file stores ``S * 10**6 + i`` (decode: ``divmod(seed_id, 10**6)``). The EMA
+generator is used when the run has one; inference mode (BN running statistics).
+Only the run's framework is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+if __package__ in (None, ""):  # `python sample.py` from inside vanilla_gan/
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from gancore.errors import UserError, run_cli  # noqa: E402
+from gancore.samples import save_samples  # noqa: E402
+
+SEED_BASE = 10**6
+
+
+def seed_ids(seed: int, n: int) -> np.ndarray:
+    if n >= SEED_BASE:
+        raise UserError(f"--n must be below {SEED_BASE} (seed ids are seed*{SEED_BASE}+i)")
+    return np.int64(seed) * SEED_BASE + np.arange(n, dtype=np.int64)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m vanilla_gan.sample", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--run", required=True, help="run directory written by vanilla_gan.train")
+    ap.add_argument("--checkpoint", default=None,
+                    help="checkpoint file to use (default: the one checkpoints/latest.json names)")
+    ap.add_argument("--n", type=int, required=True, help="number of images")
+    ap.add_argument("--seed", type=int, default=0, help="latent seed S (image i: rng([S, i]))")
+    ap.add_argument("--out", required=True, help="output .npz path")
+    ap.add_argument("--batch", type=int, default=256, help="generator batch size")
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                    help="torch device (tf: placement is TensorFlow's)")
+    ap.add_argument("--dry-run", action="store_true", help="print what would be done and exit")
+    args = ap.parse_args(argv)
+    if args.n < 1 or args.batch < 1 or args.seed < 0:
+        raise UserError("--n and --batch must be positive and --seed non-negative")
+
+    from vanilla_gan.loop import latents
+    from vanilla_gan.rundata import read_run
+
+    cfg, run, _ = read_run(args.run)
+    if args.dry_run:
+        print(f"would sample {args.n} images (seed {args.seed}) from {cfg.framework} "
+              f"{cfg.model} run {run.path} -> {args.out}")
+        return 0
+    z = latents(args.seed, range(args.n), cfg.z_dim)
+    if cfg.framework == "torch":
+        from vanilla_gan.torch_loop import generate, load_for_inference
+
+        cfg, G, _, _, ckpt = load_for_inference(args.run, args.checkpoint, args.device)
+        images = generate(G, z, next(G.parameters()).device, args.batch)
+    else:
+        from vanilla_gan.tf_loop import generate, load_for_inference
+
+        cfg, G, _, ckpt = load_for_inference(args.run, args.checkpoint)
+        images = generate(G, z, args.batch)
+    meta = {"model": cfg.model, "framework": cfg.framework, "dataset": cfg.dataset,
+            "res": cfg.res, "checkpoint": str(ckpt), "seed": args.seed,
+            "ema": cfg.ema_beta > 0, "seed_ids": f"seed*{SEED_BASE}+i",
+            "latent": "numpy default_rng([seed, i]).standard_normal(z_dim) float32"}
+    save_samples(args.out, images, seed_ids(args.seed, args.n), meta)
+    print(f"wrote {args.n} images {images.shape[1:]} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

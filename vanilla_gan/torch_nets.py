@@ -1,0 +1,100 @@
+"""PyTorch DCGAN / SN-DCGAN, built by walking :mod:`vanilla_gan.arch` layer lists."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from vanilla_gan.arch import Layer, discriminator_layers, generator_layers
+from vanilla_gan.config import TrainConfig
+
+# Radford et al. 2016, section 4: "All weights were initialized from a zero-centered Normal
+# distribution with standard deviation 0.02". BN scale ~ N(1, 0.02) as in pytorch/examples.
+INIT_STD = 0.02
+# torch defaults, mirrored explicitly on the Keras side (tf_nets.BN_EPS / BN_MOMENTUM).
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1
+
+
+def _module(spec: Layer) -> nn.Module:
+    k = spec.kind
+    if k == "dense":
+        m = nn.Linear(spec.in_ch, spec.out_ch, bias=spec.bias)
+    elif k == "conv":
+        m = nn.Conv2d(spec.in_ch, spec.out_ch, spec.k, spec.stride, spec.pad, bias=spec.bias)
+    elif k == "convT":
+        m = nn.ConvTranspose2d(spec.in_ch, spec.out_ch, spec.k, spec.stride, spec.pad,
+                               bias=spec.bias)
+    elif k == "relu":
+        return nn.ReLU()
+    elif k == "lrelu":
+        return nn.LeakyReLU(spec.slope)
+    elif k == "tanh":
+        return nn.Tanh()
+    elif k == "unflatten":
+        return nn.Unflatten(1, (spec.out_ch, spec.size, spec.size))
+    elif k == "flatten":
+        return nn.Flatten()
+    else:
+        raise ValueError(f"unknown layer kind {k!r}")
+    nn.init.normal_(m.weight, 0.0, INIT_STD)
+    if m.bias is not None:
+        nn.init.zeros_(m.bias)
+    if spec.sn:
+        # Miyato et al. 2018, Algorithm 1: W / sigma(W), sigma from one power iteration per
+        # training forward; u (and v) are buffers, gradients flow through sigma.
+        m = spectral_norm(m)
+    return m
+
+
+def build(specs: list[Layer]) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    prev: Layer | None = None
+    for spec in specs:
+        if spec.kind == "bn":
+            # BatchNorm1d after a dense layer (SN-DCGAN G), BatchNorm2d after convs.
+            cls = nn.BatchNorm1d if prev is not None and prev.kind == "dense" else nn.BatchNorm2d
+            m = cls(spec.out_ch, eps=BN_EPS, momentum=BN_MOMENTUM)
+            nn.init.normal_(m.weight, 1.0, INIT_STD)
+            nn.init.zeros_(m.bias)
+            mods.append(m)
+        else:
+            mods.append(_module(spec))
+        prev = spec
+    return nn.Sequential(*mods)
+
+
+class Generator(nn.Module):
+    """z (N, z_dim) -> images (N, C, res, res) in [-1, 1]."""
+
+    def __init__(self, cfg: TrainConfig, channels: int) -> None:
+        super().__init__()
+        self.z_dim, self.res, self.channels = cfg.z_dim, cfg.res, channels
+        self.net = build(generator_layers(cfg.model, cfg.res, cfg.width, cfg.z_dim, channels,
+                                          sn=cfg.sn_g))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class Discriminator(nn.Module):
+    """images (N, C, res, res) -> logits (N,)."""
+
+    def __init__(self, cfg: TrainConfig, channels: int) -> None:
+        super().__init__()
+        self.net = build(discriminator_layers(cfg.model, cfg.res, cfg.width, channels,
+                                              sn=cfg.sn_d, slope=cfg.lrelu_slope))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).reshape(-1)
+
+
+def build_models(cfg: TrainConfig, channels: int) -> tuple[Generator, Discriminator]:
+    """G then D, initialised from the current torch RNG (seed it first)."""
+    return Generator(cfg, channels), Discriminator(cfg, channels)
+
+
+def count_params(model: nn.Module) -> int:
+    """Trainable parameters (SN's ``original`` weights count once; buffers not counted)."""
+    return sum(p.numel() for p in model.parameters())
