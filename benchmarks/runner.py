@@ -317,9 +317,7 @@ class Runner:
         out_path, err_path = log_dir / f"{step}.out", log_dir / f"{step}.err"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             try:
-                proc = subprocess.Popen(
-                    argv, stdout=out, stderr=err, cwd=_repo_root(), env=_child_env()
-                )
+                proc = subprocess.Popen(argv, stdout=out, stderr=err, env=_child_env())
             except OSError as exc:
                 err.write(f"could not start {argv[0]}: {exc}\n".encode())
                 return 127, f"could not start {argv[0]}: {exc}"
@@ -374,7 +372,6 @@ class Runner:
                 self.commands.hardware(),
                 capture_output=True,
                 text=True,
-                cwd=_repo_root(),
                 env=_child_env(),
                 timeout=300,
             )
@@ -422,7 +419,8 @@ def _child_env() -> dict[str, str]:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The trainers' tqdm bars go to their .err logs: redraw rarely to keep those readable.
     env.setdefault("TQDM_MININTERVAL", "10")
-    # The packages live in the repository root; make `-m pkg` work from any install state.
+    # Children run in the caller's working directory (relative --runs-dir / --data-root keep
+    # their meaning); the packages live in the repository root, so `-m pkg` works from anywhere.
     root = str(_repo_root())
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env

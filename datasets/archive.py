@@ -30,10 +30,13 @@ def is_archive(path: Path) -> bool:
 
 
 def check_member_name(archive: Path, name: str) -> None:
-    # plain string tests: this runs once per member (60,000 for CIFAR-10) and PurePosixPath
-    # was a third of the extraction time
-    if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/") or (
-            len(name) > 1 and name[1] == ":"):
+    # plain string tests: this runs once per member (60,000 for CIFAR-10), and building a
+    # PurePosixPath each time was ~15% of the extraction time
+    if (
+        name.startswith(("/", "\\"))
+        or ".." in name.replace("\\", "/").split("/")
+        or (len(name) > 1 and name[1] == ":")
+    ):
         raise UserError(
             f"refusing archive {archive}: member {name!r} has an absolute path or '..'; "
             "it could write outside the extraction folder. Extract it yourself after checking it."
@@ -44,7 +47,9 @@ def open_tar(archive: Path) -> tarfile.TarFile:
     try:
         return tarfile.open(archive, "r:*")
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise UserError(f"{archive} is not a readable tar archive ({exc}); re-download it.") from exc
+        raise UserError(
+            f"{archive} is not a readable tar archive ({exc}); re-download it."
+        ) from exc
 
 
 def list_members(archive: Path) -> list[str]:
@@ -114,8 +119,10 @@ def download(url: str, dest: Path, md5: str, what: str, timeout: float = 30.0) -
         check_md5(dest, md5, what, url)
         return dest
     if offline():
-        raise UserError(f"{what}: no copy in {dest.parent} and downloads are disabled "
-                        f"(GANBENCH_OFFLINE); download {url} and pass it with --data-root.")
+        raise UserError(
+            f"{what}: no copy in {dest.parent} and downloads are disabled "
+            f"(GANBENCH_OFFLINE); download {url} and pass it with --data-root."
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".download")
     print(f"downloading {url} -> {dest}", flush=True)

@@ -42,8 +42,9 @@ def synthetic_cache(folder: Path, res: int, count: int, sparse: bool) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / MANIFEST).exists():
         return folder
-    mm = np.lib.format.open_memmap(folder / array_file(res), mode="w+", dtype=np.uint8,
-                                   shape=(count, res, res, 3))  # numpy seeks to the end: sparse
+    mm = np.lib.format.open_memmap(
+        folder / array_file(res), mode="w+", dtype=np.uint8, shape=(count, res, res, 3)
+    )  # numpy seeks to the end: sparse
     if not sparse:
         rng = np.random.default_rng(0)
         step = max(1, (64 << 20) // (res * res * 3))
@@ -52,11 +53,21 @@ def synthetic_cache(folder: Path, res: int, count: int, sparse: bool) -> Path:
             mm[i : i + n] = rng.integers(0, 256, size=(n, res, res, 3), dtype=np.uint8)
     mm.flush()
     del mm
-    atomic_write_json(folder / MANIFEST, {
-        "format_version": FORMAT_VERSION, "name": f"synthetic-{res}", "count": count, "channels": 3,
-        "resolutions": [res], "max_res": res, "labels": {"present": False},
-        "arrays": {str(res): {"file": array_file(res), "shape": [count, res, res, 3], "sha256": ""}},
-    })
+    atomic_write_json(
+        folder / MANIFEST,
+        {
+            "format_version": FORMAT_VERSION,
+            "name": f"synthetic-{res}",
+            "count": count,
+            "channels": 3,
+            "resolutions": [res],
+            "max_res": res,
+            "labels": {"present": False},
+            "arrays": {
+                str(res): {"file": array_file(res), "shape": [count, res, res, 3], "sha256": ""}
+            },
+        },
+    )
     return folder
 
 
@@ -110,25 +121,49 @@ def worker(path: Path, adapter: str, res: int, batch: int, seconds: float) -> di
         step()
         n += batch
     dt = time.perf_counter() - t0
-    return {"adapter": adapter, "res": res, "batch": batch, "images": n,
-            "img_per_s": round(n / dt, 1), "rss_anon_mb_after_warmup": round(base, 1),
-            "rss_anon_mb_peak": round(sampler.stop(), 1)}
+    return {
+        "adapter": adapter,
+        "res": res,
+        "batch": batch,
+        "images": n,
+        "img_per_s": round(n / dt, 1),
+        "rss_anon_mb_after_warmup": round(base, 1),
+        "rss_anon_mb_peak": round(sampler.stop(), 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m datasets.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m datasets.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--res", default="32,256", help="resolutions to time (default: 32,256)")
-    p.add_argument("--adapters", default="numpy,torch,tf", help="which readers (default: all three)")
+    p.add_argument(
+        "--adapters", default="numpy,torch,tf", help="which readers (default: all three)"
+    )
     p.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
-    p.add_argument("--count", type=int, default=None, help="images per synthetic cache "
-                   "(default: 20000 at 32, 2000 at 256)")
-    p.add_argument("--no-memory-check", action="store_true",
-                   help="skip the CelebA-HQ-sized (30,000 x 1024^2, sparse) RssAnon check")
-    p.add_argument("--workdir", default=None, help="where synthetic caches go (default: a temp dir)")
+    p.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        help="images per synthetic cache (default: 20000 at 32, 2000 at 256)",
+    )
+    p.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="skip the CelebA-HQ-sized (30,000 x 1024^2, sparse) RssAnon check",
+    )
+    p.add_argument(
+        "--workdir", default=None, help="where synthetic caches go (default: a temp dir)"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
-    p.add_argument("--worker", nargs=5, metavar=("PATH", "ADAPTER", "RES", "BATCH", "SECONDS"),
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        "--worker",
+        nargs=5,
+        metavar=("PATH", "ADAPTER", "RES", "BATCH", "SECONDS"),
+        help=argparse.SUPPRESS,
+    )
     ns = p.parse_args(argv)
     if ns.worker:
         path, adapter, res, batch, seconds = ns.worker
@@ -144,21 +179,35 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{a:6s} {r}x{r} batch {DEFAULT_BATCH.get(r, 16)} for {ns.seconds} s")
         return 0
     with tempfile.TemporaryDirectory(prefix="ganbench-bench-", dir=ns.workdir) as tmp:
-        print(f"{'adapter':8s} {'res':>5s} {'batch':>5s} {'img/s':>10s} {'RssAnon MB (warm / peak)':>26s}")
+        print(
+            f"{'adapter':8s} {'res':>5s} {'batch':>5s} {'img/s':>10s} {'RssAnon MB (warm / peak)':>26s}"
+        )
         for adapter, res in plan:
             memory_check = res == 1024 and adapter == "torch" and not ns.no_memory_check
             count = DEFAULT_COUNTS.get(res, 2000) if ns.count is None or memory_check else ns.count
             path = synthetic_cache(Path(tmp) / f"r{res}-{count}", res, count, sparse=memory_check)
-            cmd = [sys.executable, "-m", "datasets.bench", "--worker", str(path), adapter, str(res),
-                   str(DEFAULT_BATCH.get(res, 16)), str(ns.seconds)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "datasets.bench",
+                "--worker",
+                str(path),
+                adapter,
+                str(res),
+                str(DEFAULT_BATCH.get(res, 16)),
+                str(ns.seconds),
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode != 0:
                 print(f"{adapter:8s} {res:5d} failed: {out.stderr.strip().splitlines()[-1:]}")
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
             tag = "  (CelebA-HQ-sized sparse cache)" if memory_check else ""
-            print(f"{adapter:8s} {res:5d} {r['batch']:5d} {r['img_per_s']:10.0f} "
-                  f"{r['rss_anon_mb_after_warmup']:12.0f} / {r['rss_anon_mb_peak']:<8.0f}{tag}", flush=True)
+            print(
+                f"{adapter:8s} {res:5d} {r['batch']:5d} {r['img_per_s']:10.0f} "
+                f"{r['rss_anon_mb_after_warmup']:12.0f} / {r['rss_anon_mb_peak']:<8.0f}{tag}",
+                flush=True,
+            )
     return 0
 
 

@@ -145,7 +145,9 @@ class PreparedDataset:
                 f"prepare it with --max-res {max(res, self.max_res)}."
             )
         if res not in self._arrays:
-            self._arrays[res] = np.load(self.path / array_file(res), mmap_mode="r", allow_pickle=False)
+            self._arrays[res] = np.load(
+                self.path / array_file(res), mmap_mode="r", allow_pickle=False
+            )
         return self._arrays[res]
 
     def verify(self) -> list[str]:
@@ -166,5 +168,7 @@ class PreparedDataset:
         return self.count
 
     def __repr__(self) -> str:
-        return (f"PreparedDataset({self.name!r}, count={self.count}, channels={self.channels}, "
-                f"resolutions={self.resolutions}, path={str(self.path)!r})")
+        return (
+            f"PreparedDataset({self.name!r}, count={self.count}, channels={self.channels}, "
+            f"resolutions={self.resolutions}, path={str(self.path)!r})"
+        )

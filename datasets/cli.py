@@ -30,42 +30,85 @@ examples:
 
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", default=None,
-                   help="where the source files are (folder, archive or file); without it, "
-                        "downloadable sets are fetched into <cache>/downloads")
-    p.add_argument("--cache", "--cache-dir", dest="cache_dir", default=None,
-                   help="cache folder (default: $GANBENCH_CACHE, else $XDG_CACHE_HOME/ganbench "
-                        "or ~/.cache/ganbench)")
-    p.add_argument("--max-res", type=int, default=32,
-                   help="highest resolution, a power of two >= 4; every power of two from 4 up "
-                        "is stored (default: 32)")
-    p.add_argument("--split", choices=("train", "test"), default="train",
-                   help="which split to read (default: train)")
-    p.add_argument("--count", type=int, default=None,
-                   help="stacked sets only: number of images (default: 128000 for stacked-mnist, "
-                        "10000 for stacked-digits)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="stacked sets only: seed of the digit triples (default: 0)")
-    p.add_argument("--skip-small", action="store_true",
-                   help="skip images smaller than --max-res (listed in the manifest) instead of failing")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="where the source files are (folder, archive or file); without it, "
+        "downloadable sets are fetched into <cache>/downloads",
+    )
+    p.add_argument(
+        "--cache",
+        "--cache-dir",
+        dest="cache_dir",
+        default=None,
+        help="cache folder (default: $GANBENCH_CACHE, else $XDG_CACHE_HOME/ganbench "
+        "or ~/.cache/ganbench)",
+    )
+    p.add_argument(
+        "--max-res",
+        type=int,
+        default=32,
+        help="highest resolution, a power of two >= 4; every power of two from 4 up "
+        "is stored (default: 32)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("train", "test"),
+        default="train",
+        help="which split to read (default: train)",
+    )
+    p.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        help="stacked sets only: number of images (default: 128000 for stacked-mnist, "
+        "10000 for stacked-digits)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="stacked sets only: seed of the digit triples (default: 0)",
+    )
+    p.add_argument(
+        "--skip-small",
+        action="store_true",
+        help="skip images smaller than --max-res (listed in the manifest) instead of failing",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m datasets", description=__doc__, epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m datasets",
+        description="Prepare a data set into the cache, or show a prepared data set's manifest.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="prepare a data set into the cache (instant when cached)",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "prepare",
+        help="prepare a data set into the cache (instant when cached)",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("name", help=f"data set name: {', '.join(NAMES)}")
     _add_source_args(p)
-    p.add_argument("--dry-run", action="store_true",
-                   help="say what would be prepared and where, without writing anything")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what would be prepared and where, without writing anything",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    i = sub.add_parser("info", help="print the manifest of a prepared data set",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    i.add_argument("target", help="a prepared cache folder, or a data set name (with the same "
-                                  "flags used to prepare it)")
+    i = sub.add_parser(
+        "info",
+        help="print the manifest of a prepared data set",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    i.add_argument(
+        "target",
+        help="a prepared cache folder, or a data set name (with the same flags used to prepare it)",
+    )
     _add_source_args(i)
     i.add_argument("--verify", action="store_true", help="recompute every array's sha256")
     i.add_argument("--full", action="store_true", help="also list every skipped file")
@@ -77,19 +120,31 @@ def _options(ns: argparse.Namespace) -> dict:
 
 
 def cmd_prepare(ns: argparse.Namespace) -> int:
-    rep = prepare_report(ns.name, ns.data_root, ns.cache_dir, ns.max_res, ns.split,
-                         verbose=not ns.quiet and not ns.dry_run, dry_run=ns.dry_run, **_options(ns))
+    rep = prepare_report(
+        ns.name,
+        ns.data_root,
+        ns.cache_dir,
+        ns.max_res,
+        ns.split,
+        verbose=not ns.quiet and not ns.dry_run,
+        dry_run=ns.dry_run,
+        **_options(ns),
+    )
     spec = rep["spec"]
     if ns.dry_run:
         state = "already prepared" if rep["reused"] else "would be prepared"
         print(f"{spec.name} ({spec.split} split) from {spec.location}: {state} at {rep['path']}")
+        for note in spec.notes:
+            print(f"  note: {note}")
         return 0
     m = rep["dataset"].manifest
     verb = "found in cache" if rep["reused"] else "prepared"
     res = rep["dataset"].resolutions
     print(f"{verb}: {m['name']} ({m['split']} split, from {m['source']})")
-    print(f"  images kept: {m['count']}  skipped: {m['skipped_count']} "
-          f"(unreadable {m['unreadable_count']}, too small {m['too_small_count']})")
+    print(
+        f"  images kept: {m['count']}  skipped: {m['skipped_count']} "
+        f"(unreadable {m['unreadable_count']}, too small {m['too_small_count']})"
+    )
     held = "" if res[-1] == m["max_res"] else f" (the cache holds up to {m['max_res']})"
     print(f"  channels: {m['channels']}  resolutions: {', '.join(map(str, res))}{held}")
     took = rep["seconds"] if rep["reused"] else m["prepare_seconds"]
@@ -104,11 +159,15 @@ def cmd_info(ns: argparse.Namespace) -> int:
     if (target / MANIFEST).is_file():
         ds = PreparedDataset(target)
     else:
-        plan = plan_prepare(ns.target, ns.data_root, ns.cache_dir, ns.max_res, ns.split, **_options(ns))
+        plan = plan_prepare(
+            ns.target, ns.data_root, ns.cache_dir, ns.max_res, ns.split, **_options(ns)
+        )
         found = find_complete(plan["cache"], plan["prefix"], ns.max_res)
         if found is None:
-            raise UserError(f"{ns.target!r} is not prepared in {plan['cache']} yet; run "
-                            f"`python -m datasets prepare {ns.target} ...` with the same flags.")
+            raise UserError(
+                f"{ns.target!r} is not prepared in {plan['cache']} yet; run "
+                f"`python -m datasets prepare {ns.target} ...` with the same flags."
+            )
         ds = PreparedDataset(found)
     m = dict(ds.manifest)
     if not ns.full and len(m.get("skipped", [])) > 20:
@@ -118,8 +177,10 @@ def cmd_info(ns: argparse.Namespace) -> int:
     if ns.verify:
         bad = ds.verify()
         if bad:
-            raise UserError(f"checksum mismatch in {', '.join(bad)}: the cache is damaged; delete "
-                            f"{ds.path} and prepare again.")
+            raise UserError(
+                f"checksum mismatch in {', '.join(bad)}: the cache is damaged; delete "
+                f"{ds.path} and prepare again."
+            )
         print("checksums: all arrays match the manifest")
     return 0
 

@@ -35,9 +35,11 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
         rgba = img.convert("RGBA")
         base = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         img = Image.alpha_composite(base, rgba)
-    if img.mode.startswith("I;16") or img.mode == "I":
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        # 16-bit grey uses the full 0..65535 range; 32-bit "I"/"F" have no fixed range, so
+        # they are read as 16-bit when they exceed 255 and as 8-bit otherwise.
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
         img = Image.fromarray(np.clip(np.rint(arr * 255.0 / top), 0, 255).astype(np.uint8), "L")
     target = "RGB" if channels == 3 else "L"
     return img if img.mode == target else img.convert(target)
@@ -51,8 +53,13 @@ def centre_crop_box(width: int, height: int, size: int | None = None) -> tuple[i
     return left, top, left + side, top + side
 
 
-def square_resize(img: Image.Image, res: int, crop: int | None = None, allow_upscale: bool = False,
-                  ident: str = "") -> Image.Image:
+def square_resize(
+    img: Image.Image,
+    res: int,
+    crop: int | None = None,
+    allow_upscale: bool = False,
+    ident: str = "",
+) -> Image.Image:
     """Centre-crop to a square (``crop`` pixels, default the short side) and resize to ``res``.
 
     Raises :class:`SmallImageError` when the square is smaller than ``res`` and
@@ -78,8 +85,9 @@ def square_resize(img: Image.Image, res: int, crop: int | None = None, allow_ups
 
 def box_downsample(batch: np.ndarray) -> np.ndarray:
     """2x2 box average of float NHWC images (ProGAN ``dataset_tool``: mean of the 4 pixels)."""
-    return (batch[:, 0::2, 0::2] + batch[:, 0::2, 1::2] + batch[:, 1::2, 0::2]
-            + batch[:, 1::2, 1::2]) * np.float32(0.25)
+    return (
+        batch[:, 0::2, 0::2] + batch[:, 0::2, 1::2] + batch[:, 1::2, 0::2] + batch[:, 1::2, 1::2]
+    ) * np.float32(0.25)
 
 
 def quantize(batch: np.ndarray) -> np.ndarray:

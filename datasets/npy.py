@@ -23,8 +23,9 @@ class NpyWriter:
         self.item_shape = tuple(item_shape)
         self.count = 0
         self._hash = hashlib.sha256()
-        self._mm = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.uint8,
-                                             shape=(self.capacity, *self.item_shape))
+        self._mm = np.lib.format.open_memmap(
+            self.path, mode="w+", dtype=np.uint8, shape=(self.capacity, *self.item_shape)
+        )
         self._offset = self._mm.offset
 
     def append(self, batch: np.ndarray) -> None:

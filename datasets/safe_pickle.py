@@ -71,11 +71,15 @@ def safe_load(data: bytes, what: str) -> Any:
     try:
         obj = _RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except UnsafePickleError as exc:
-        raise UserError(f"refusing {what}: it is not a plain CIFAR-10 batch ({exc}); "
-                        "it may be malicious. Re-download the official file.") from exc
+        raise UserError(
+            f"refusing {what}: it is not a plain CIFAR-10 batch ({exc}); "
+            "it may be malicious. Re-download the official file."
+        ) from exc
     except Exception as exc:  # truncated or garbage pickles raise many different types
-        raise UserError(f"{what} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc}); "
-                        "re-download it.") from exc
+        raise UserError(
+            f"{what} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc}); "
+            "re-download it."
+        ) from exc
     _check_plain(obj, what)
     return obj
 

@@ -66,8 +66,9 @@ class ImageStream:
             pos += take
         return idx, flip
 
-    def batch(self, res: int, start: int, count: int, channels_first: bool = False
-              ) -> tuple[np.ndarray, np.ndarray | None]:
+    def batch(
+        self, res: int, start: int, count: int, channels_first: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 images (a copy, safe to modify) and int64 labels (or None).
 
         NHWC by default; ``channels_first=True`` gives NCHW, gathered, transposed and

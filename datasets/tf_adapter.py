@@ -22,8 +22,15 @@ def to_tf(u8_nhwc) -> tf.Tensor:
     return tf.cast(u8_nhwc, tf.float32) * (1.0 / 127.5) - 1.0
 
 
-def tf_dataset(ds: PreparedDataset, res: int, batch_size: int, seed: int = 0, mirror: bool = False,
-               start: int = 0, prefetch: int = 2) -> tf.data.Dataset:
+def tf_dataset(
+    ds: PreparedDataset,
+    res: int,
+    batch_size: int,
+    seed: int = 0,
+    mirror: bool = False,
+    start: int = 0,
+    prefetch: int = 2,
+) -> tf.data.Dataset:
     """Infinite ``tf.data.Dataset`` of (float32 NHWC images, int64 labels) batches.
 
     ``start`` is the stream position in images; batch ``k`` holds stream images
@@ -45,6 +52,11 @@ def tf_dataset(ds: PreparedDataset, res: int, batch_size: int, seed: int = 0, mi
             pos += batch_size
 
     out = tf.data.Dataset.from_generator(
-        gen, output_signature=(tf.TensorSpec(shape, tf.uint8), tf.TensorSpec((batch_size,), tf.int64)))
-    out = out.map(lambda x, y: (to_tf(x), y), num_parallel_calls=1, deterministic=True)
+        gen,
+        output_signature=(tf.TensorSpec(shape, tf.uint8), tf.TensorSpec((batch_size,), tf.int64)),
+    )
+    # parallel conversion; deterministic=True keeps the batches in stream order
+    out = out.map(
+        lambda x, y: (to_tf(x), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
     return out.prefetch(prefetch)

@@ -33,8 +33,11 @@ def _stop_all() -> None:
         thread.join(timeout=5)
 
 
-def to_torch(u8_nhwc: np.ndarray | torch.Tensor, device: str | torch.device = "cpu",
-             channels_last: bool = False) -> torch.Tensor:
+def to_torch(
+    u8_nhwc: np.ndarray | torch.Tensor,
+    device: str | torch.device = "cpu",
+    channels_last: bool = False,
+) -> torch.Tensor:
     """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [-1, 1] (x * float32(1/127.5) - 1).
 
     On the CPU the conversion runs in numpy (single-threaded, no oversubscription of a
@@ -63,8 +66,14 @@ def to_torch(u8_nhwc: np.ndarray | torch.Tensor, device: str | torch.device = "c
     return out.mul_(float(_SCALE)).sub_(1.0)
 
 
-def _make_batch(stream: ImageStream, res: int, batch_size: int, channels_last: bool, start: int,
-                cuda: bool = False):
+def _make_batch(
+    stream: ImageStream,
+    res: int,
+    batch_size: int,
+    channels_last: bool,
+    start: int,
+    cuda: bool = False,
+):
     """CPU: the finished float batch. CUDA: pinned uint8 NHWC (converted on the GPU later)."""
     if cuda or channels_last:
         images, labels = stream.batch(res, start, batch_size)
@@ -81,10 +90,31 @@ def _make_batch(stream: ImageStream, res: int, batch_size: int, channels_last: b
     return torch.from_numpy(out), y
 
 
-def _produce(stream: ImageStream, res: int, batch_size: int, channels_last: bool, start: int,
-             q: queue.Queue, stop: threading.Event, cuda: bool) -> None:
+class _Failure:
+    """An exception raised in the prefetch thread, re-raised by ``__next__``."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _produce(
+    stream: ImageStream,
+    res: int,
+    batch_size: int,
+    channels_last: bool,
+    start: int,
+    q: queue.Queue,
+    stop: threading.Event,
+    cuda: bool,
+) -> None:
     while not stop.is_set():
-        item = _make_batch(stream, res, batch_size, channels_last, start, cuda)
+        try:
+            item = _make_batch(stream, res, batch_size, channels_last, start, cuda)
+        except BaseException as exc:  # hand it to the consumer instead of dying silently
+            item = _Failure(exc)
+            stop.set()
+            q.put(item)
+            return
         start += batch_size
         while not stop.is_set():
             try:
@@ -102,9 +132,18 @@ class TorchBatches:
     ``prefetch`` batches are prepared ahead by a daemon thread (0 disables it).
     """
 
-    def __init__(self, ds: PreparedDataset, res: int, batch_size: int, seed: int = 0,
-                 mirror: bool = False, start: int = 0, device: str | torch.device = "cpu",
-                 channels_last: bool = False, prefetch: int = 2) -> None:
+    def __init__(
+        self,
+        ds: PreparedDataset,
+        res: int,
+        batch_size: int,
+        seed: int = 0,
+        mirror: bool = False,
+        start: int = 0,
+        device: str | torch.device = "cpu",
+        channels_last: bool = False,
+        prefetch: int = 2,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         ds.array(res)  # fail now, with the data set's message, if the resolution is missing
@@ -120,8 +159,9 @@ class TorchBatches:
         self._cuda = torch.device(device).type == "cuda"
 
     def _make(self, start: int):
-        return _make_batch(self.stream, self.res, self.batch_size, self.channels_last, start,
-                           self._cuda)
+        return _make_batch(
+            self.stream, self.res, self.batch_size, self.channels_last, start, self._cuda
+        )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         return self
@@ -133,14 +173,28 @@ class TorchBatches:
                 # The thread gets no reference to self, so dropping the iterator lets
                 # __del__ stop it.
                 self._thread = threading.Thread(
-                    target=_produce, daemon=True, name="TorchBatches-prefetch",
-                    args=(self.stream, self.res, self.batch_size, self.channels_last,
-                          self._next_start, self._queue, self._stop, self._cuda))
+                    target=_produce,
+                    daemon=True,
+                    name="TorchBatches-prefetch",
+                    args=(
+                        self.stream,
+                        self.res,
+                        self.batch_size,
+                        self.channels_last,
+                        self._next_start,
+                        self._queue,
+                        self._stop,
+                        self._cuda,
+                    ),
+                )
                 self._thread.start()
                 for dead in [t for t in _THREADS if not t[0].is_alive()]:
                     _THREADS.discard(dead)
                 _THREADS.add((self._thread, self._stop))
-            x, y = self._queue.get()  # type: ignore[union-attr]
+            item = self._queue.get()  # type: ignore[union-attr]
+            if isinstance(item, _Failure):
+                raise item.exc
+            x, y = item
         else:
             x, y = self._make(self._next_start)
             self._next_start += self.batch_size

@@ -27,17 +27,20 @@ import tensorflow as tf
 from gancore.errors import UserError
 from gancore.io import atomic_write_json, read_json
 from gancore.rundir import RunDir
+from progan_tf.networks import model_variables
 
 CKPT_PREFIX = "ckpt"
 META = "meta.json"
 
 
-def _tf_checkpoint(trainer) -> tf.train.Checkpoint:
-    parts: dict[str, Any] = {"G": trainer.G, "D": trainer.D, "opt_g": trainer.opt_g,
-                             "opt_d": trainer.opt_d, "nimg": trainer.nimg,
-                             "opt_key": trainer.opt_key}
+def _tf_checkpoint(trainer, generator_only: bool = False) -> tf.train.Checkpoint:
+    """Networks as explicit ``{torch key: variable}`` dicts (see ``networks.model_variables``)."""
+    parts: dict[str, Any] = {"G": model_variables(trainer.G)}
     if trainer.G_ema is not None:
-        parts["G_ema"] = trainer.G_ema
+        parts["G_ema"] = model_variables(trainer.G_ema)
+    if not generator_only:
+        parts.update(D=model_variables(trainer.D), opt_g=trainer.opt_g, opt_d=trainer.opt_d,
+                     nimg=trainer.nimg, opt_key=trainer.opt_key)
     return tf.train.Checkpoint(**parts)
 
 
@@ -68,10 +71,8 @@ def load_checkpoint(path: str | os.PathLike, trainer, generator_only: bool = Fal
         raise UserError(f"{path} is not a progan_tf checkpoint directory (no {CKPT_PREFIX}.index). "
                         "Pass a directory listed in <run>/checkpoints/latest.json.")
     if generator_only:
-        parts = {"G": trainer.G}
-        if trainer.G_ema is not None:
-            parts["G_ema"] = trainer.G_ema
-        tf.train.Checkpoint(**parts).read(str(path / CKPT_PREFIX)).expect_partial()
+        status = _tf_checkpoint(trainer, generator_only=True).read(str(path / CKPT_PREFIX))
+        status.expect_partial().assert_existing_objects_matched()
     else:
         status = _tf_checkpoint(trainer).read(str(path / CKPT_PREFIX))
         status.assert_existing_objects_matched()

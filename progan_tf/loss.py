@@ -70,8 +70,9 @@ def d_loss(G, D, cfg: ProGANConfig, reals: tf.Tensor, labels: tf.Tensor | None, 
         per_sample += cfg.acgan_weight * (_acgan_ce(real_out[:, 1:], labels)
                                           + _acgan_ce(fake_out[:, 1:], labels))
     loss = tf.reduce_mean(per_sample)
-    stats = {"score_real": tf.reduce_mean(real_s), "score_fake": tf.reduce_mean(fake_s),
-             "gp": tf.reduce_mean(gp), "grad_norm": tf.reduce_mean(norms)}
+    # Same names and meaning as progan_torch's log statistics (gp includes lambda).
+    stats = {"d_real": tf.reduce_mean(real_s), "d_fake": tf.reduce_mean(fake_s),
+             "gp": cfg.gp_lambda * tf.reduce_mean(gp), "grad_norm": tf.reduce_mean(norms)}
     return loss, stats
 
 

@@ -240,6 +240,22 @@ def named_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
     return out
 
 
+def model_variables(model: keras.Model) -> dict[str, tf.Variable]:
+    """Every variable of ``model`` under its torch state_dict key (plus ``level``/``alpha``).
+
+    Checkpoints save this dict explicitly: Keras 3 layers held in Python lists are not
+    children in TF's checkpoint object graph, so ``tf.train.Checkpoint(G=model)`` alone
+    would save only ``level``/``alpha`` (a test checks the weights round-trip).
+    """
+    out: dict[str, tf.Variable] = {}
+    for name, layer in named_layers(model).items():
+        out[f"{name}.weight"], out[f"{name}.bias"] = layer.weight, layer.bias
+        if getattr(layer, "spectral_norm", False):
+            out[f"{name}.sn_u"] = layer.sn_u
+    out["level"], out["alpha"] = model.level, model.alpha
+    return out
+
+
 def param_counts(model: keras.Model) -> dict[str, int]:
     """Trainable parameters per layer path, e.g. ``blocks.3.conv0``: the torch-comparable table."""
     return {name: sum(int(math.prod(v.shape)) for v in (layer.weight, layer.bias))

@@ -73,9 +73,11 @@ def generate(G, latents: np.ndarray, labels: np.ndarray | None = None, level: in
         G.alpha.assign(float(alpha))
     fading = level > 0 and float(G.alpha.numpy()) < 1.0
 
-    @tf.function
     def run(z, y):
         return tf.cast(G(z, y, level=level, fading=fading), tf.float32)
+
+    if len(latents) > batch:  # many batches (exports): trace once; a grid runs eagerly
+        run = tf.function(run)
 
     out = []
     for s in range(0, len(latents), batch):

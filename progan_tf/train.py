@@ -132,7 +132,7 @@ def train(cfg: ProGANConfig, run: RunDir, source, resume: bool = False, strategy
         z_d, z_g, u = step_randoms(cfg, nimg, state.batch)
         t0 = time.time()
         out = trainer.train_step(to_float_images(images), one_hot(labels, source.num_classes),
-                                 z_d, z_g, u, state.level, state.phase == "fade")
+                                 z_d, z_g, u, state.level)
         time_s += time.time() - t0
         steps += 1
         prev, nimg = nimg, nimg + state.batch
@@ -158,7 +158,7 @@ def train(cfg: ProGANConfig, run: RunDir, source, resume: bool = False, strategy
                      "lr": state.lr, "loss_d": float(ld), "loss_g": float(lg),
                      "img_per_s": tick_img / max(time.time() - tick_start, 1e-9),
                      "time_s": time_s, "peak_mem_mb": peak_mem_mb(), "skipped_steps": skipped,
-                     **{k: out[k] for k in ("score_real", "score_fake", "gp", "grad_norm")}})
+                     **{k: out[k] for k in ("d_real", "d_fake", "gp", "grad_norm")}})
             save_grid(run.samples / f"tick-{nimg / 1000:08.1f}.png", grid_images(trainer, cfg))
             tick_start, tick_img, losses = time.time(), 0, []
         if nimg // snap_n > prev // snap_n:
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         raise
     run.set_status("finished", kimg=result["nimg"] / 1000.0, time_s=result["time_s"],
                    skipped_steps=result["skipped_steps"])
-    print(f"finished {result['nimg'] / 1000:.1f} kimg in {result['time_s']:.1f} s of training; "
+    print(f"finished {result['nimg'] / 1000:.3f} kimg in {result['time_s']:.1f} s of training; "
           f"run directory {run.path}")
     return 0
 

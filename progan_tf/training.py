@@ -4,7 +4,10 @@ One minibatch, in the official order (``train.py`` of tkarras/progressive_growin
 D step on fresh reals and latents, EMA update of G_ema from the *current* G
 (official ``Gs_update_op`` runs beside the D step, before G moves), then G step on
 fresh latents. The step is one ``tf.function`` (``jit_compile`` when ``cfg.compile``),
-traced once per (level, fading); alpha and the learning rate are variables.
+traced once per resolution level; alpha and the learning rate are variables. Like the
+official graph (which always evaluates ``lerp(old, new, alpha)`` from ``lod``), the step
+keeps the old path during stabilisation too (alpha = 1 makes it a no-op): that costs a
+1x1 conv and a resampling per network but halves the traces (one per resolution).
 
 Random numbers (latents, GP mixing factors) are inputs of the step, so a parity test
 can feed torch and TF the same values; the training loop draws them with numpy from
@@ -107,14 +110,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ step
     def train_step(self, reals: np.ndarray, labels: np.ndarray | None, z_d: np.ndarray,
-                   z_g: np.ndarray, u: np.ndarray, level: int, fading: bool) -> dict[str, float]:
+                   z_g: np.ndarray, u: np.ndarray, level: int,
+                   fading: bool | None = None) -> dict[str, float]:
         """One minibatch from outside-supplied data and random numbers.
 
         ``reals``: float NHWC in [-1, 1] at the level's resolution, *not yet faded*;
         ``labels``: one-hot (N, classes) or None; ``z_d``/``z_g``: latents for the D and G
-        steps; ``u``: (N,) GP mixing factors. Returns the step's losses as floats.
+        steps; ``u``: (N,) GP mixing factors. ``fading`` None (the loop's choice) evaluates
+        the fade whenever level > 0 (one trace per level); False skips the old path.
+        Returns the step's losses as floats.
         """
-        key = (int(level), bool(fading) and level > 0, labels is not None)
+        fading = level > 0 if fading is None else bool(fading) and level > 0
+        key = (int(level), fading, labels is not None)
         if key not in self._steps:
             self._steps[key] = self._make_step(*key)
         args = (reals, labels, z_d, z_g, u)

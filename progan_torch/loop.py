@@ -105,7 +105,9 @@ def train(cfg: ProGANConfig, run: RunDir, source, device: torch.device, *, dist:
     """
     dist = dist or DistInfo()
     if channels_last is None:
-        channels_last = device.type == "cuda"
+        # NHWC is what cuDNN's tensor cores and oneDNN's CPU kernels prefer (measured here:
+        # equal or faster at every resolution on CPU).
+        channels_last = True
     sched = cfg.schedule()
     total = int(round(cfg.kimg * 1000))
     meta = {"img_channels": source.channels, "num_classes": source.num_classes}

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         shutdown(dist)
     if dist.is_main:
         run.set_status("finished", kimg=prog.nimg / 1000.0, skipped_steps=prog.skipped_steps)
-        print(f"finished at {prog.nimg / 1000:.1f} kimg; run directory {run.path}")
+        print(f"finished at {prog.nimg / 1000:g} kimg ({prog.nimg} images); run directory {run.path}")
     return 0
 
 

@@ -207,7 +207,10 @@ class StepRunner:
         if not finite:
             return False
         for (p, _), g in zip(used, reduced):
-            p.grad = g
+            # The fused Adam kernel (torch 2.15 CPU) walks grad and param memory in lockstep:
+            # a grad with other strides (oneDNN returns channels-last weight grads) gets
+            # applied to the wrong elements. Give every grad its parameter's layout.
+            p.grad = g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
         opt.step()
         for p, _ in used:
             p.grad = None

@@ -58,45 +58,63 @@ def _stages(res: int) -> int:
     return n
 
 
-def generator_layers(model: str, res: int, width: int, z_dim: int, channels: int,
-                     sn: bool = False) -> list[Layer]:
+def generator_layers(
+    model: str, res: int, width: int, z_dim: int, channels: int, sn: bool = False
+) -> list[Layer]:
     """G's layer list; input is a (N, z_dim) latent, output (N, channels, res, res) in [-1, 1]."""
     L: list[Layer] = []
     if model == "dcgan":
         n = _stages(res)
         ch = width * 2 ** (n - 1)
         # Project the latent (as a 1x1 image) to 4x4 with a transposed conv (pytorch/examples).
-        L += [Layer("unflatten", z_dim, z_dim, size=1),
-              Layer("convT", z_dim, ch, k=4, stride=1, pad=0, bias=False, sn=sn, size=4),
-              Layer("bn", ch, ch), Layer("relu")]
+        L += [
+            Layer("unflatten", z_dim, z_dim, size=1),
+            Layer("convT", z_dim, ch, k=4, stride=1, pad=0, bias=False, sn=sn, size=4),
+            Layer("bn", ch, ch),
+            Layer("relu"),
+        ]
         size = 4
         for _ in range(n - 1):
             size *= 2
-            L += [Layer("convT", ch, ch // 2, k=4, stride=2, pad=1, bias=False, sn=sn, size=size),
-                  Layer("bn", ch // 2, ch // 2), Layer("relu")]
+            L += [
+                Layer("convT", ch, ch // 2, k=4, stride=2, pad=1, bias=False, sn=sn, size=size),
+                Layer("bn", ch // 2, ch // 2),
+                Layer("relu"),
+            ]
             ch //= 2
-        L += [Layer("convT", ch, channels, k=4, stride=2, pad=1, bias=True, sn=sn, size=res),
-              Layer("tanh")]
+        L += [
+            Layer("convT", ch, channels, k=4, stride=2, pad=1, bias=True, sn=sn, size=res),
+            Layer("tanh"),
+        ]
         return L
     if model == "sndcgan":
         bottom, ch = res // 8, width * 8
-        L += [Layer("dense", z_dim, bottom * bottom * ch, bias=False, sn=sn),
-              Layer("bn", bottom * bottom * ch, bottom * bottom * ch), Layer("relu"),
-              Layer("unflatten", bottom * bottom * ch, ch, size=bottom)]
+        L += [
+            Layer("dense", z_dim, bottom * bottom * ch, bias=False, sn=sn),
+            Layer("bn", bottom * bottom * ch, bottom * bottom * ch),
+            Layer("relu"),
+            Layer("unflatten", bottom * bottom * ch, ch, size=bottom),
+        ]
         size = bottom
         for _ in range(3):
             size *= 2
-            L += [Layer("convT", ch, ch // 2, k=4, stride=2, pad=1, bias=False, sn=sn, size=size),
-                  Layer("bn", ch // 2, ch // 2), Layer("relu")]
+            L += [
+                Layer("convT", ch, ch // 2, k=4, stride=2, pad=1, bias=False, sn=sn, size=size),
+                Layer("bn", ch // 2, ch // 2),
+                Layer("relu"),
+            ]
             ch //= 2
-        L += [Layer("conv", ch, channels, k=3, stride=1, pad=1, bias=True, sn=sn, size=res),
-              Layer("tanh")]
+        L += [
+            Layer("conv", ch, channels, k=3, stride=1, pad=1, bias=True, sn=sn, size=res),
+            Layer("tanh"),
+        ]
         return L
     raise ValueError(f"unknown model {model!r}")
 
 
-def discriminator_layers(model: str, res: int, width: int, channels: int, sn: bool,
-                         slope: float) -> list[Layer]:
+def discriminator_layers(
+    model: str, res: int, width: int, channels: int, sn: bool, slope: float
+) -> list[Layer]:
     """D's layer list; input (N, channels, res, res), output (N,) logits."""
     L: list[Layer] = []
     if model == "dcgan":
@@ -104,14 +122,20 @@ def discriminator_layers(model: str, res: int, width: int, channels: int, sn: bo
         ch_in, ch, size = channels, width, res
         for i in range(n):
             size //= 2
-            use_bn = i > 0 and not sn  # no BN on D's input layer (Radford et al. section 3)
-            L.append(Layer("conv", ch_in, ch, k=4, stride=2, pad=1, bias=not use_bn, sn=sn, size=size))
+            # No BN on D's input layer (Radford et al. section 3). With --sn-d, spectral norm
+            # replaces BN in D, as in Miyato et al.'s discriminators (which have no BN).
+            use_bn = i > 0 and not sn
+            L.append(
+                Layer("conv", ch_in, ch, k=4, stride=2, pad=1, bias=not use_bn, sn=sn, size=size)
+            )
             if use_bn:
                 L.append(Layer("bn", ch, ch))
             L.append(Layer("lrelu", slope=slope))
             ch_in, ch = ch, ch * 2
-        L += [Layer("conv", ch_in, 1, k=4, stride=1, pad=0, bias=True, sn=sn, size=1),
-              Layer("flatten", 1, 1)]
+        L += [
+            Layer("conv", ch_in, 1, k=4, stride=1, pad=0, bias=True, sn=sn, size=1),
+            Layer("flatten", 1, 1),
+        ]
         return L
     if model == "sndcgan":
         # Paper Table 3 doubles the channels at the 3x3 stride-1 convs (64, 64, 128, 128, 256,
@@ -119,15 +143,21 @@ def discriminator_layers(model: str, res: int, width: int, channels: int, sn: bo
         # instead. We follow the paper's table.
         ch_in, ch, size = channels, width, res
         for _ in range(3):
-            L += [Layer("conv", ch_in, ch, k=3, stride=1, pad=1, sn=sn, size=size),
-                  Layer("lrelu", slope=slope)]
+            L += [
+                Layer("conv", ch_in, ch, k=3, stride=1, pad=1, sn=sn, size=size),
+                Layer("lrelu", slope=slope),
+            ]
             size //= 2
-            L += [Layer("conv", ch, ch, k=4, stride=2, pad=1, sn=sn, size=size),
-                  Layer("lrelu", slope=slope)]
+            L += [
+                Layer("conv", ch, ch, k=4, stride=2, pad=1, sn=sn, size=size),
+                Layer("lrelu", slope=slope),
+            ]
             ch_in, ch = ch, ch * 2
-        L += [Layer("conv", ch_in, ch, k=3, stride=1, pad=1, sn=sn, size=size),
-              Layer("lrelu", slope=slope),
-              Layer("flatten", ch * size * size, ch * size * size),
-              Layer("dense", ch * size * size, 1, sn=sn)]
+        L += [
+            Layer("conv", ch_in, ch, k=3, stride=1, pad=1, sn=sn, size=size),
+            Layer("lrelu", slope=slope),
+            Layer("flatten", ch * size * size, ch * size * size),
+            Layer("dense", ch * size * size, 1, sn=sn),
+        ]
         return L
     raise ValueError(f"unknown model {model!r}")

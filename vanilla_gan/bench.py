@@ -8,6 +8,9 @@ never share a process), with the model's preset (same widths in both
 frameworks), random uint8 images and the real training step (n_dis D updates +
 one G update), after ``--warmup`` untimed steps (tracing, cudnn autotuning).
 Prints images/s (real images shown to D per second) and the torch/tf ratio.
+``--frameworks torch,tf,torch-ref`` adds a pytorch/examples-style loop on the same
+networks (``_ReferenceTrainer``), so the comparison with that example is made on the
+same machine under the same load.
 
 Reference (team brief): pytorch/examples' DCGAN, ngf = ndf = 64, batch 64, trains
 at about 390 images/s at 32x32 and 73 at 64x64 on the 2-core development machine.
@@ -31,16 +34,74 @@ from gancore.errors import UserError, run_cli  # noqa: E402
 from vanilla_gan.config import FRAMEWORKS, MODELS, TrainConfig, preset_for  # noqa: E402
 
 
+class _ReferenceTrainer:
+    """A pytorch/examples-``dcgan``-style step, for a same-machine, same-load comparison.
+
+    Written here (not copied) after the structure of that example's loop: NCHW, default
+    ``zero_grad``, BCE-with-logits on real then fake with two backward calls, the fake
+    batch reused for G, D weight gradients computed in the G step, and ``.item()`` host
+    syncs every step (the example prints its losses every iteration).
+    """
+
+    def __init__(self, cfg: TrainConfig, channels: int, device: str = "auto") -> None:
+        import torch
+
+        from vanilla_gan import torch_nets
+        from vanilla_gan.torch_loop import resolve_device
+
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.torch, self.device = torch, resolve_device(device)
+        torch.manual_seed(cfg.seed)
+        G, D = torch_nets.build_models(cfg, channels)
+        self.G, self.D = G.to(self.device), D.to(self.device)
+        kw = dict(lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), **kw)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), **kw)
+        self.crit = torch.nn.BCEWithLogitsLoss()
+
+    def step(self, reals_u8: np.ndarray, z: np.ndarray) -> None:
+        torch = self.torch
+        real = torch.from_numpy(reals_u8[0]).to(self.device).permute(0, 3, 1, 2).float()
+        real = (real / 127.5 - 1.0).contiguous()
+        noise = torch.from_numpy(z[0]).to(self.device)
+        ones = torch.ones(len(real), device=self.device)
+        self.D.zero_grad()
+        err_real = self.crit(self.D(real), ones)
+        err_real.backward()
+        fake = self.G(noise)
+        err_fake = self.crit(self.D(fake.detach()), torch.zeros_like(ones))
+        err_fake.backward()
+        self.opt_d.step()
+        self.G.zero_grad()
+        err_g = self.crit(self.D(fake), ones)
+        err_g.backward()
+        self.opt_g.step()
+        _ = (err_real + err_fake).item(), err_g.item()
+
+    def pop_losses(self) -> tuple[float, float]:
+        return 0.0, 0.0
+
+
 def _worker(spec: dict) -> dict:
     """Measure one model x framework in this process; returns a result dict."""
     values = preset_for(spec["model"])
-    values.update(framework=spec["framework"], res=spec["res"], batch=spec["batch"],
-                  width=spec["width"], threads=spec["threads"], device=spec["device"],
-                  jit_compile=spec["jit_compile"], channels_last=spec["channels_last"],
-                  bf16=spec["bf16"] and spec["framework"] == "torch")
+    values.update(
+        framework="torch" if spec["framework"] == "torch-ref" else spec["framework"],
+        res=spec["res"],
+        batch=spec["batch"],
+        width=spec["width"],
+        threads=spec["threads"],
+        device=spec["device"],
+        jit_compile=spec["jit_compile"],
+        channels_last=spec["channels_last"],
+        bf16=spec["bf16"] and spec["framework"] == "torch",
+    )
     cfg = TrainConfig(**values)
     cfg.validate()
-    if cfg.framework == "torch":
+    if spec["framework"] == "torch-ref":
+        Trainer = _ReferenceTrainer
+    elif cfg.framework == "torch":
         from vanilla_gan.torch_loop import TorchTrainer as Trainer
     else:
         from vanilla_gan.tf_loop import TFTrainer as Trainer
@@ -56,18 +117,30 @@ def _worker(spec: dict) -> dict:
         trainer.step(reals, z)
     trainer.pop_losses()
     dt = time.perf_counter() - t0
-    return {**spec, "img_per_s": spec["steps"] * cfg.batch * cfg.n_dis / dt, "seconds": dt,
-            "device_used": str(getattr(trainer, "device", "tf"))}
+    return {
+        **spec,
+        "img_per_s": spec["steps"] * cfg.batch * cfg.n_dis / dt,
+        "seconds": dt,
+        "device_used": str(getattr(trainer, "device", "tf")),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vanilla_gan.bench", description=(
-        "Training images/s of DCGAN / SN-DCGAN in PyTorch and TF/Keras on random data."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m vanilla_gan.bench",
+        description=(
+            "Training images/s of DCGAN / SN-DCGAN in PyTorch and TF/Keras on random data."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     ap.add_argument("--res", type=int, default=32, help="resolution")
     ap.add_argument("--batch", type=int, default=64, help="minibatch size")
     ap.add_argument("--models", default="dcgan,sndcgan", help="comma list of models")
-    ap.add_argument("--frameworks", default="torch,tf", help="comma list of frameworks")
+    ap.add_argument(
+        "--frameworks",
+        default="torch,tf",
+        help="comma list of frameworks: torch, tf, torch-ref (pytorch/examples-style loop)",
+    )
     ap.add_argument("--steps", type=int, default=20, help="timed training steps")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--width", type=int, default=64, help="base width (ngf = ndf)")
@@ -84,32 +157,53 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     models = [m for m in args.models.split(",") if m]
     frameworks = [f for f in args.frameworks.split(",") if f]
-    bad = [m for m in models if m not in MODELS] + [f for f in frameworks if f not in FRAMEWORKS]
+    known = (*FRAMEWORKS, "torch-ref")
+    bad = [m for m in models if m not in MODELS] + [f for f in frameworks if f not in known]
     if bad:
         raise UserError(f"unknown model/framework {bad}; models {MODELS}, frameworks {FRAMEWORKS}")
     results = []
     for model in models:
         for fw in frameworks:
-            spec = dict(model=model, framework=fw, res=args.res, batch=args.batch,
-                        width=args.width, threads=args.threads, device=args.device,
-                        jit_compile=args.jit_compile, channels_last=not args.no_channels_last,
-                        bf16=args.bf16, steps=args.steps, warmup=args.warmup)
+            spec = dict(
+                model=model,
+                framework=fw,
+                res=args.res,
+                batch=args.batch,
+                width=args.width,
+                threads=args.threads,
+                device=args.device,
+                jit_compile=args.jit_compile,
+                channels_last=not args.no_channels_last,
+                bf16=args.bf16,
+                steps=args.steps,
+                warmup=args.warmup,
+            )
             env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-            proc = subprocess.run([sys.executable, "-m", "vanilla_gan.bench", "--worker",
-                                   json.dumps(spec)], capture_output=True, text=True, env=env,
-                                  cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            proc = subprocess.run(
+                [sys.executable, "-m", "vanilla_gan.bench", "--worker", json.dumps(spec)],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            )
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode or not line:
                 print(f"{model}/{fw}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
                 continue
             res = json.loads(line[-1][7:])
             results.append(res)
-            print(f"{model:8s} {fw:6s} res {args.res} batch {args.batch} width {args.width}: "
-                  f"{res['img_per_s']:8.1f} img/s", flush=True)
+            print(
+                f"{model:8s} {fw:6s} res {args.res} batch {args.batch} width {args.width}: "
+                f"{res['img_per_s']:8.1f} img/s",
+                flush=True,
+            )
     for model in models:
         by_fw = {r["framework"]: r["img_per_s"] for r in results if r["model"] == model}
         if "torch" in by_fw and "tf" in by_fw:
             print(f"{model}: torch/tf = {by_fw['torch'] / by_fw['tf']:.2f}")
+        for fw in ("torch", "tf"):
+            if fw in by_fw and "torch-ref" in by_fw:
+                print(f"{model}: {fw}/torch-ref = {by_fw[fw] / by_fw['torch-ref']:.2f}")
     if args.json:
         from gancore.hardware import describe
         from gancore.io import atomic_write_json

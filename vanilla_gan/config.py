@@ -37,68 +37,128 @@ LOSSES = ("nonsaturating", "hinge")
 @dataclass
 class TrainConfig:
     # --- what to train -----------------------------------------------------
-    model: str = field(default="dcgan", metadata={
-        "help": "architecture family: 'dcgan' (Radford et al. 2016) or 'sndcgan' "
-                "(Miyato et al. 2018 standard CNN)", "choices": MODELS})
-    framework: str = field(default="torch", metadata={
-        "help": "'torch' (PyTorch) or 'tf' (TensorFlow 2 / Keras 3)", "choices": FRAMEWORKS})
-    dataset: str = field(default="stacked-digits", metadata={
-        "help": "data set name understood by datasets.prepare (e.g. cifar10, cifar10-cars, "
-                "stacked-mnist, celeba, folder:PATH)"})
-    data_root: str | None = field(default=None, metadata={
-        "help": "folder holding the raw data set files (None: the data set's default lookup)"})
-    cache_dir: str | None = field(default=None, metadata={
-        "help": "prepared-data cache (None: $GANBENCH_CACHE or ~/.cache/ganbench)"})
+    model: str = field(
+        default="dcgan",
+        metadata={
+            "help": "architecture family: 'dcgan' (Radford et al. 2016) or 'sndcgan' "
+            "(Miyato et al. 2018 standard CNN)",
+            "choices": MODELS,
+        },
+    )
+    framework: str = field(
+        default="torch",
+        metadata={
+            "help": "'torch' (PyTorch) or 'tf' (TensorFlow 2 / Keras 3)",
+            "choices": FRAMEWORKS,
+        },
+    )
+    dataset: str = field(
+        default="stacked-digits",
+        metadata={
+            "help": "data set name understood by datasets.prepare (e.g. cifar10, cifar10-cars, "
+            "stacked-mnist, celeba, folder:PATH)"
+        },
+    )
+    data_root: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder holding the raw data set files (None: the data set's default lookup)"
+        },
+    )
+    cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "prepared-data cache (None: $GANBENCH_CACHE or ~/.cache/ganbench)"},
+    )
     res: int = field(default=32, metadata={"help": "output resolution (power of two, 32..128)"})
     mirror: bool = field(default=False, metadata={"help": "random horizontal flips of real images"})
     # --- architecture --------------------------------------------------------
-    width: int = field(default=64, metadata={
-        "help": "base channel width (ngf = ndf); DCGAN G's first layer has width*res/8 channels"})
+    width: int = field(
+        default=64,
+        metadata={
+            "help": "base channel width (ngf = ndf); DCGAN G's first layer has width*res/8 channels"
+        },
+    )
     z_dim: int = field(default=100, metadata={"help": "latent size (DCGAN 100, SN-DCGAN 128)"})
-    lrelu_slope: float = field(default=0.2, metadata={
-        "help": "LeakyReLU negative slope in D (DCGAN 0.2, SN-DCGAN paper 0.1)"})
+    lrelu_slope: float = field(
+        default=0.2,
+        metadata={"help": "LeakyReLU negative slope in D (DCGAN 0.2, SN-DCGAN paper 0.1)"},
+    )
     sn_d: bool = field(default=False, metadata={"help": "spectral norm on every D layer"})
     sn_g: bool = field(default=False, metadata={"help": "spectral norm on every G layer too"})
     # --- objective and optimiser --------------------------------------------
-    loss: str = field(default="nonsaturating", metadata={
-        "help": "'nonsaturating' (Goodfellow et al. 2014 -log D trick) or 'hinge' "
-                "(Miyato et al. 2018 / Lim & Ye 2017)", "choices": LOSSES})
-    label_smoothing: float = field(default=0.0, metadata={
-        "help": "one-sided label smoothing: real target 1 - s for D (non-saturating loss only)"})
+    loss: str = field(
+        default="nonsaturating",
+        metadata={
+            "help": "'nonsaturating' (Goodfellow et al. 2014 -log D trick) or 'hinge' "
+            "(Miyato et al. 2018 / Lim & Ye 2017)",
+            "choices": LOSSES,
+        },
+    )
+    label_smoothing: float = field(
+        default=0.0,
+        metadata={
+            "help": "one-sided label smoothing: real target 1 - s for D (non-saturating loss only)"
+        },
+    )
     lr_g: float = field(default=2e-4, metadata={"help": "Adam learning rate of G"})
     lr_d: float = field(default=2e-4, metadata={"help": "Adam learning rate of D"})
     beta1: float = field(default=0.5, metadata={"help": "Adam beta1"})
     beta2: float = field(default=0.999, metadata={"help": "Adam beta2"})
     adam_eps: float = field(default=1e-8, metadata={"help": "Adam epsilon"})
     n_dis: int = field(default=1, metadata={"help": "D updates per G update"})
-    ema_beta: float = field(default=0.0, metadata={
-        "help": "EMA decay of G's weights per G step (0 disables; e.g. 0.999)"})
+    ema_beta: float = field(
+        default=0.0,
+        metadata={"help": "EMA decay of G's weights per G step (0 disables; e.g. 0.999)"},
+    )
     # --- schedule ------------------------------------------------------------
     batch: int = field(default=64, metadata={"help": "minibatch size"})
-    kimg: float = field(default=1000.0, metadata={
-        "help": "training length in thousands of real images shown to D"})
+    kimg: float = field(
+        default=1000.0, metadata={"help": "training length in thousands of real images shown to D"}
+    )
     seed: int = field(default=0, metadata={"help": "seed of weights, latents and data order"})
-    tick_kimg: float = field(default=4.0, metadata={"help": "log.jsonl record every this many kimg"})
-    snapshot_kimg: float = field(default=50.0, metadata={
-        "help": "checkpoint + sample grid every this many kimg (and always at the end)"})
+    tick_kimg: float = field(
+        default=4.0, metadata={"help": "log.jsonl record every this many kimg"}
+    )
+    snapshot_kimg: float = field(
+        default=50.0,
+        metadata={"help": "checkpoint + sample grid every this many kimg (and always at the end)"},
+    )
     keep_checkpoints: int = field(default=3, metadata={"help": "checkpoints kept (0 keeps all)"})
     grid_size: int = field(default=64, metadata={"help": "images in the fixed-latent sample grids"})
     # --- execution -----------------------------------------------------------
-    device: str = field(default="auto", metadata={
-        "help": "auto | cpu | cuda (tf: auto/cpu/gpu placement is TF's own)",
-        "choices": ("auto", "cpu", "cuda")})
-    threads: int = field(default=0, metadata={
-        "help": "CPU threads for the framework's ops (0: framework default = all cores). On a "
-                "shared or loaded CPU, 1 can be several times faster than oversubscribing"})
+    device: str = field(
+        default="auto",
+        metadata={
+            "help": "auto | cpu | cuda (tf: auto/cpu/gpu placement is TF's own)",
+            "choices": ("auto", "cpu", "cuda"),
+        },
+    )
+    threads: int = field(
+        default=0,
+        metadata={
+            "help": "CPU threads for the framework's ops (0: framework default = all cores). On a "
+            "shared or loaded CPU, 1 can be several times faster than oversubscribing"
+        },
+    )
     bf16: bool = field(default=False, metadata={"help": "torch: bfloat16 autocast on CUDA"})
-    channels_last: bool = field(default=True, metadata={"help": "torch: channels_last memory format"})
+    channels_last: bool = field(
+        default=True, metadata={"help": "torch: channels_last memory format"}
+    )
     jit_compile: bool = field(default=False, metadata={"help": "tf: XLA-compile the train step"})
-    deterministic: bool = field(default=False, metadata={
-        "help": "deterministic kernels (torch.use_deterministic_algorithms / TF op determinism); "
-                "slower, needed for bit-exact resume"})
+    deterministic: bool = field(
+        default=False,
+        metadata={
+            "help": "deterministic kernels (torch.use_deterministic_algorithms / TF op determinism); "
+            "slower, needed for bit-exact resume"
+        },
+    )
     tensorboard: bool = field(default=False, metadata={"help": "also write TensorBoard events"})
-    debug_nan_at_kimg: float | None = field(default=None, metadata={
-        "help": "testing hook: make the loss NaN from this kimg on (checks the NaN guard)"})
+    debug_nan_at_kimg: float | None = field(
+        default=None,
+        metadata={
+            "help": "testing hook: make the loss NaN from this kimg on (checks the NaN guard)"
+        },
+    )
 
     def validate(self) -> None:
         if self.model not in MODELS:
@@ -135,14 +195,37 @@ class TrainConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Radford et al. 2016; pytorch/examples dcgan widths.
-    "dcgan": dict(model="dcgan", z_dim=100, width=64, lrelu_slope=0.2, sn_d=False,
-                  loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, n_dis=1),
+    "dcgan": dict(
+        model="dcgan",
+        z_dim=100,
+        width=64,
+        lrelu_slope=0.2,
+        sn_d=False,
+        loss="nonsaturating",
+        lr_g=2e-4,
+        lr_d=2e-4,
+        beta1=0.5,
+        beta2=0.999,
+        n_dis=1,
+    ),
     # Miyato et al. 2018, Table 3 standard CNN + Table 1 setting C (see module docstring).
-    "sndcgan": dict(model="sndcgan", z_dim=128, width=64, lrelu_slope=0.1, sn_d=True,
-                    loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, n_dis=1),
+    "sndcgan": dict(
+        model="sndcgan",
+        z_dim=128,
+        width=64,
+        lrelu_slope=0.1,
+        sn_d=True,
+        loss="nonsaturating",
+        lr_g=2e-4,
+        lr_d=2e-4,
+        beta1=0.5,
+        beta2=0.999,
+        n_dis=1,
+    ),
     # Seconds-long smoke run on CPU (tests, CI).
-    "quick": dict(width=8, batch=16, kimg=0.128, tick_kimg=0.032, snapshot_kimg=0.064,
-                  grid_size=16),
+    "quick": dict(
+        width=8, batch=16, kimg=0.128, tick_kimg=0.032, snapshot_kimg=0.064, grid_size=16
+    ),
 }
 
 

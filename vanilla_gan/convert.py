@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # allow `python convert.py` from inside vanilla_g
 
 import numpy as np
 
-from gancore.errors import UserError, run_cli
+from gancore.errors import run_cli
 
 
 def _torch_layers(model) -> list:
@@ -46,8 +46,11 @@ def _keras_layers(model) -> list:
 
     from vanilla_gan.tf_nets import TorchStyle
 
-    return [lyr for lyr in model.layers
-            if isinstance(lyr, (TorchStyle, keras.layers.BatchNormalization))]
+    return [
+        lyr
+        for lyr in model.layers
+        if isinstance(lyr, (TorchStyle, keras.layers.BatchNormalization))
+    ]
 
 
 def _np(t) -> np.ndarray:
@@ -89,8 +92,10 @@ def copy_torch_to_keras(torch_model, keras_model) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vanilla_gan.convert", description=(
-        "Convert a PyTorch vanilla_gan run's networks to Keras .weights.h5 files."))
+    ap = argparse.ArgumentParser(
+        prog="python -m vanilla_gan.convert",
+        description=("Convert a PyTorch vanilla_gan run's networks to Keras .weights.h5 files."),
+    )
     ap.add_argument("--run", required=True, help="torch run directory (has config.json)")
     ap.add_argument("--checkpoint", default=None, help="checkpoint file (default: the latest)")
     ap.add_argument("--out", required=True, help="folder for the Keras weight files")
@@ -114,5 +119,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))
-
-__all__ = ["copy_torch_to_keras", "UserError"]

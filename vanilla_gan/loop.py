@@ -51,8 +51,12 @@ def latents(seed: int, indices: np.ndarray | range, z_dim: int) -> np.ndarray:
     The project-wide convention (team brief): same seed -> same latents in both
     frameworks and at any N.
     """
-    return np.stack([np.random.default_rng([int(seed), int(i)]).standard_normal(z_dim)
-                     .astype(np.float32) for i in indices])
+    return np.stack(
+        [
+            np.random.default_rng([int(seed), int(i)]).standard_normal(z_dim).astype(np.float32)
+            for i in indices
+        ]
+    )
 
 
 def step_latents(seed: int, step: int, n_dis: int, batch: int, z_dim: int) -> np.ndarray:
@@ -83,8 +87,9 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self._old)
 
 
-def run_training(cfg, run: RunDir, trainer, source: ImageSource, resume: bool = False,
-                 progress: bool = True) -> dict[str, Any]:
+def run_training(
+    cfg, run: RunDir, trainer, source: ImageSource, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
     """Train until ``cfg.kimg``; returns the final state dict (nimg, step, time_s)."""
     per_step = cfg.batch * cfg.n_dis
     total_nimg = int(round(cfg.kimg * 1000))
@@ -97,8 +102,10 @@ def run_training(cfg, run: RunDir, trainer, source: ImageSource, resume: bool = 
     if resume:
         ckpt = run.latest_checkpoint()
         if ckpt is None:
-            raise UserError(f"{run.path} has no checkpoint to resume from (checkpoints/latest.json "
-                            "missing or its file is gone); start a new run instead.")
+            raise UserError(
+                f"{run.path} has no checkpoint to resume from (checkpoints/latest.json "
+                "missing or its file is gone); start a new run instead."
+            )
         state.update(trainer.load(ckpt))
         run.truncate_log(state["nimg"] / 1000.0)
         print(f"resumed from {ckpt.name} at kimg {state['nimg'] / 1000:.3f}")
@@ -114,9 +121,14 @@ def run_training(cfg, run: RunDir, trainer, source: ImageSource, resume: bool = 
             save_grid(run.samples / "final.png", images)
 
     run.set_status("running")
-    bar = tqdm(total=total_nimg / 1000.0, initial=state["nimg"] / 1000.0, unit="kimg",
-               disable=not progress, dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}{postfix}]")
+    bar = tqdm(
+        total=total_nimg / 1000.0,
+        initial=state["nimg"] / 1000.0,
+        unit="kimg",
+        disable=not progress,
+        dynamic_ncols=True,
+        bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}{postfix}]",
+    )
     tick_start_nimg, tick_start_time = state["nimg"], time.perf_counter()
     next_tick = (state["nimg"] // tick_nimg + 1) * tick_nimg
     next_snap = (state["nimg"] // snap_nimg + 1) * snap_nimg
@@ -131,8 +143,12 @@ def run_training(cfg, run: RunDir, trainer, source: ImageSource, resume: bool = 
                 state["step"], state["nimg"] = t + 1, nimg + per_step
                 bar.update(per_step / 1000.0)
                 done = state["nimg"] >= total_nimg
-                if state["nimg"] >= next_tick or state["nimg"] >= next_snap or done \
-                        or interrupt.requested:
+                if (
+                    state["nimg"] >= next_tick
+                    or state["nimg"] >= next_snap
+                    or done
+                    or interrupt.requested
+                ):
                     now = time.perf_counter()
                     loss_d, loss_g = trainer.pop_losses()
                     dt = now - tick_start_time
@@ -141,17 +157,30 @@ def run_training(cfg, run: RunDir, trainer, source: ImageSource, resume: bool = 
                         raise TrainingDiverged(
                             f"loss became non-finite (loss_d={loss_d}, loss_g={loss_g}) between "
                             f"kimg {tick_start_nimg / 1000:.3f} and {state['nimg'] / 1000:.3f}; "
-                            f"the last good checkpoint is {_latest_name(run)}. Lower the learning "
-                            "rates or change the loss, then start again or --resume.")
-                    rec = {"kimg": state["nimg"] / 1000.0, "nimg": state["nimg"], "res": cfg.res,
-                           "phase": "stabilize", "alpha": 1.0, "loss_d": loss_d, "loss_g": loss_g,
-                           "img_per_s": (state["nimg"] - tick_start_nimg) / max(dt, 1e-9),
-                           "time_s": state["time_s"], "peak_mem_mb": trainer.peak_mem_mb(),
-                           "step": state["step"], "framework": cfg.framework, "model": cfg.model}
+                            f"the last good checkpoint is {_latest_name(run)}. Start a new run "
+                            "with lower learning rates or another loss (--resume would replay "
+                            "the same steps from that checkpoint)."
+                        )
+                    rec = {
+                        "kimg": state["nimg"] / 1000.0,
+                        "nimg": state["nimg"],
+                        "res": cfg.res,
+                        "phase": "stabilize",
+                        "alpha": 1.0,
+                        "loss_d": loss_d,
+                        "loss_g": loss_g,
+                        "img_per_s": (state["nimg"] - tick_start_nimg) / max(dt, 1e-9),
+                        "time_s": state["time_s"],
+                        "peak_mem_mb": trainer.peak_mem_mb(),
+                        "step": state["step"],
+                        "framework": cfg.framework,
+                        "model": cfg.model,
+                    }
                     run.log(rec)
                     trainer.log_scalars(rec)
-                    bar.set_postfix_str(f"D {loss_d:.3f} G {loss_g:.3f} "
-                                        f"{rec['img_per_s']:.0f} img/s", refresh=False)
+                    bar.set_postfix_str(
+                        f"D {loss_d:.3f} G {loss_g:.3f} {rec['img_per_s']:.0f} img/s", refresh=False
+                    )
                     if state["nimg"] >= next_snap or done or interrupt.requested:
                         snapshot(final=done)
                     next_tick = (state["nimg"] // tick_nimg + 1) * tick_nimg
@@ -164,9 +193,14 @@ def run_training(cfg, run: RunDir, trainer, source: ImageSource, resume: bool = 
         run.set_status("failed", error=str(exc))
         raise
     except KeyboardInterrupt:
-        run.set_status("failed", error=(
-            f"interrupted by the user at kimg {state['nimg'] / 1000:.3f}; checkpoint "
-            f"{_latest_name(run)} written; continue with --resume {run.path}"), interrupted=True)
+        run.set_status(
+            "failed",
+            error=(
+                f"interrupted by the user at kimg {state['nimg'] / 1000:.3f}; checkpoint "
+                f"{_latest_name(run)} written; continue with --resume {run.path}"
+            ),
+            interrupted=True,
+        )
         raise
     except BaseException as exc:
         run.set_status("failed", error=f"{type(exc).__name__}: {exc}")

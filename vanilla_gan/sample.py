@@ -35,17 +35,26 @@ def seed_ids(seed: int, n: int) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m vanilla_gan.sample", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="python -m vanilla_gan.sample",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     ap.add_argument("--run", required=True, help="run directory written by vanilla_gan.train")
-    ap.add_argument("--checkpoint", default=None,
-                    help="checkpoint file to use (default: the one checkpoints/latest.json names)")
+    ap.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint file to use (default: the one checkpoints/latest.json names)",
+    )
     ap.add_argument("--n", type=int, required=True, help="number of images")
     ap.add_argument("--seed", type=int, default=0, help="latent seed S (image i: rng([S, i]))")
     ap.add_argument("--out", required=True, help="output .npz path")
     ap.add_argument("--batch", type=int, default=256, help="generator batch size")
-    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                    help="torch device (tf: placement is TensorFlow's)")
+    ap.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="torch device (tf: placement is TensorFlow's)",
+    )
     ap.add_argument("--dry-run", action="store_true", help="print what would be done and exit")
     args = ap.parse_args(argv)
     if args.n < 1 or args.batch < 1 or args.seed < 0:
@@ -56,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg, run, _ = read_run(args.run)
     if args.dry_run:
-        print(f"would sample {args.n} images (seed {args.seed}) from {cfg.framework} "
-              f"{cfg.model} run {run.path} -> {args.out}")
+        print(
+            f"would sample {args.n} images (seed {args.seed}) from {cfg.framework} "
+            f"{cfg.model} run {run.path} -> {args.out}"
+        )
         return 0
     z = latents(args.seed, range(args.n), cfg.z_dim)
     if cfg.framework == "torch":
@@ -70,10 +81,17 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg, G, _, ckpt = load_for_inference(args.run, args.checkpoint)
         images = generate(G, z, args.batch)
-    meta = {"model": cfg.model, "framework": cfg.framework, "dataset": cfg.dataset,
-            "res": cfg.res, "checkpoint": str(ckpt), "seed": args.seed,
-            "ema": cfg.ema_beta > 0, "seed_ids": f"seed*{SEED_BASE}+i",
-            "latent": "numpy default_rng([seed, i]).standard_normal(z_dim) float32"}
+    meta = {
+        "model": cfg.model,
+        "framework": cfg.framework,
+        "dataset": cfg.dataset,
+        "res": cfg.res,
+        "checkpoint": str(ckpt),
+        "seed": args.seed,
+        "ema": cfg.ema_beta > 0,
+        "seed_ids": f"seed*{SEED_BASE}+i",
+        "latent": "numpy default_rng([seed, i]).standard_normal(z_dim) float32",
+    }
     save_samples(args.out, images, seed_ids(args.seed, args.n), meta)
     print(f"wrote {args.n} images {images.shape[1:]} to {args.out}")
     return 0

@@ -61,8 +61,10 @@ class TFTrainer:
 
     def __init__(self, cfg: TrainConfig, channels: int, device: str = "auto") -> None:
         if device == "cuda" and not tf.config.list_physical_devices("GPU"):
-            raise UserError("--device cuda was asked for but TensorFlow sees no GPU; "
-                            "use --device cpu (or auto).")
+            raise UserError(
+                "--device cuda was asked for but TensorFlow sees no GPU; "
+                "use --device cpu (or auto)."
+            )
         self.cfg, self.channels = cfg, channels
         self._device = "/CPU:0" if device == "cpu" else None
         if cfg.threads:
@@ -125,8 +127,11 @@ class TFTrainer:
 
     def step(self, reals_u8: np.ndarray, z: np.ndarray, poison: bool = False) -> None:
         with self._scope():
-            self._step_fn(tf.convert_to_tensor(reals_u8), tf.convert_to_tensor(z),
-                          tf.constant(float("nan") if poison else 0.0))
+            self._step_fn(
+                tf.convert_to_tensor(reals_u8),
+                tf.convert_to_tensor(z),
+                tf.constant(float("nan") if poison else 0.0),
+            )
 
     def pop_losses(self) -> tuple[float, float]:
         d, g, n = self._acc.numpy().tolist()
@@ -158,15 +163,22 @@ class TFTrainer:
 
     # -- checkpoints
     def _groups(self) -> dict[str, list]:
-        groups = {"G": self.G.weights, "D": self.D.weights,
-                  "opt_g": self.opt_g.variables, "opt_d": self.opt_d.variables}
+        groups = {
+            "G": self.G.weights,
+            "D": self.D.weights,
+            "opt_g": self.opt_g.variables,
+            "opt_d": self.opt_d.variables,
+        }
         if self.G_ema is not None:
             groups["G_ema"] = self.G_ema.weights
         return groups
 
     def save(self, path: Path, meta: dict[str, Any]) -> None:
-        arrays = {f"{name}/{i:04d}": np.asarray(v.numpy())
-                  for name, vs in self._groups().items() for i, v in enumerate(vs)}
+        arrays = {
+            f"{name}/{i:04d}": np.asarray(v.numpy())
+            for name, vs in self._groups().items()
+            for i, v in enumerate(vs)
+        }
         arrays["meta"] = np.array(json.dumps(meta))
         with atomic_path(path, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
@@ -177,8 +189,10 @@ class TFTrainer:
         for name, vs in self._groups().items():
             keys = sorted(k for k in data if k.startswith(name + "/"))
             if len(keys) != len(vs):
-                raise UserError(f"checkpoint {path} holds {len(keys)} arrays for {name}, the "
-                                f"model has {len(vs)}: was it written with another config?")
+                raise UserError(
+                    f"checkpoint {path} holds {len(keys)} arrays for {name}, the "
+                    f"model has {len(vs)}: was it written with another config?"
+                )
             for v, k in zip(vs, keys):
                 v.assign(data[k])
         return json.loads(str(data["meta"]))
@@ -194,7 +208,9 @@ def load_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
 
 def generate(G, z: np.ndarray, batch: int = 256) -> np.ndarray:
     """uint8 NHWC images from latents, in inference mode (moving BN stats, SN u/v frozen)."""
-    out = [to_uint8(np.asarray(G(z[i:i + batch], training=False))) for i in range(0, len(z), batch)]
+    out = [
+        to_uint8(np.asarray(G(z[i : i + batch], training=False))) for i in range(0, len(z), batch)
+    ]
     return np.concatenate(out)
 
 

@@ -80,15 +80,18 @@ class TorchStyle(keras.layers.Layer):
             shape = (s.k, s.k, s.out_ch, s.in_ch)
         init = keras.initializers.RandomNormal(0.0, INIT_STD)
         self.kernel = self.add_weight(name="kernel", shape=shape, initializer=init)
-        self.bias = (self.add_weight(name="bias", shape=(s.out_ch,), initializer="zeros")
-                     if s.bias else None)
+        self.bias = (
+            self.add_weight(name="bias", shape=(s.out_ch,), initializer="zeros") if s.bias else None
+        )
         if s.sn:
             rows, cols = self._matrix_shape()
             normal = keras.initializers.RandomNormal(0.0, 1.0)
-            self.sn_u = self.add_weight(name="sn_u", shape=(rows,), initializer=normal,
-                                        trainable=False)
-            self.sn_v = self.add_weight(name="sn_v", shape=(cols,), initializer=normal,
-                                        trainable=False)
+            self.sn_u = self.add_weight(
+                name="sn_u", shape=(rows,), initializer=normal, trainable=False
+            )
+            self.sn_v = self.add_weight(
+                name="sn_v", shape=(cols,), initializer=normal, trainable=False
+            )
             self.sn_u.assign(_normalize(self.sn_u))
             self.sn_v.assign(_normalize(self.sn_v))
             w = self.weight_matrix(self.kernel)
@@ -156,9 +159,14 @@ def _keras_layers(specs: list[Layer]) -> list[keras.layers.Layer]:
         if k in ("dense", "conv", "convT"):
             out.append(TorchStyle(spec))
         elif k == "bn":
-            out.append(keras.layers.BatchNormalization(
-                axis=-1, momentum=BN_MOMENTUM, epsilon=BN_EPS,
-                gamma_initializer=keras.initializers.RandomNormal(1.0, INIT_STD)))
+            out.append(
+                keras.layers.BatchNormalization(
+                    axis=-1,
+                    momentum=BN_MOMENTUM,
+                    epsilon=BN_EPS,
+                    gamma_initializer=keras.initializers.RandomNormal(1.0, INIT_STD),
+                )
+            )
         elif k == "relu":
             out.append(keras.layers.ReLU())
         elif k == "lrelu":
@@ -167,8 +175,10 @@ def _keras_layers(specs: list[Layer]) -> list[keras.layers.Layer]:
             out.append(keras.layers.Activation("tanh"))
         elif k == "unflatten":
             # features are in torch (C, H, W) order -> NHWC
-            out += [keras.layers.Reshape((spec.out_ch, spec.size, spec.size)),
-                    keras.layers.Permute((2, 3, 1))]
+            out += [
+                keras.layers.Reshape((spec.out_ch, spec.size, spec.size)),
+                keras.layers.Permute((2, 3, 1)),
+            ]
         elif k == "flatten":
             out += [keras.layers.Permute((3, 1, 2)), keras.layers.Flatten()]
         else:
@@ -181,10 +191,12 @@ def build_generator(cfg: TrainConfig, channels: int, name: str = "generator") ->
     return keras.Sequential([keras.Input((cfg.z_dim,)), *_keras_layers(specs)], name=name)
 
 
-def build_discriminator(cfg: TrainConfig, channels: int,
-                        name: str = "discriminator") -> keras.Sequential:
-    specs = discriminator_layers(cfg.model, cfg.res, cfg.width, channels, sn=cfg.sn_d,
-                                 slope=cfg.lrelu_slope)
+def build_discriminator(
+    cfg: TrainConfig, channels: int, name: str = "discriminator"
+) -> keras.Sequential:
+    specs = discriminator_layers(
+        cfg.model, cfg.res, cfg.width, channels, sn=cfg.sn_d, slope=cfg.lrelu_slope
+    )
     layers = _keras_layers(specs) + [keras.layers.Reshape(())]
     return keras.Sequential([keras.Input((cfg.res, cfg.res, channels)), *layers], name=name)
 

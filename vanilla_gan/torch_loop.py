@@ -39,7 +39,9 @@ def d_loss(cfg: TrainConfig, real: torch.Tensor, fake: torch.Tensor) -> torch.Te
     if cfg.loss == "hinge":
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
     t = 1.0 - cfg.label_smoothing
-    real_term = t * F.softplus(-real) + (1.0 - t) * F.softplus(real) if t < 1.0 else F.softplus(-real)
+    real_term = (
+        t * F.softplus(-real) + (1.0 - t) * F.softplus(real) if t < 1.0 else F.softplus(-real)
+    )
     return real_term.mean() + F.softplus(fake).mean()
 
 
@@ -57,8 +59,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but torch sees no CUDA device; "
-                        "use --device cpu (or auto).")
+        raise UserError(
+            "--device cuda was asked for but torch sees no CUDA device; use --device cpu (or auto)."
+        )
     return torch.device(name)
 
 
@@ -89,8 +92,9 @@ class TorchTrainer:
         self._acc = torch.zeros(3, device=self.device)
         self._nan = torch.tensor(float("nan"), device=self.device)
         use_bf16 = cfg.bf16 and self.device.type == "cuda"
-        self._autocast = (lambda: torch.autocast("cuda", torch.bfloat16)) if use_bf16 \
-            else contextlib.nullcontext
+        self._autocast = (
+            (lambda: torch.autocast("cuda", torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+        )
         self._tb = None
         self.tb_dir: Path | None = None  # set by the CLI when --tensorboard
 
@@ -167,10 +171,15 @@ class TorchTrainer:
 
     # -- checkpoints
     def save(self, path: Path, meta: dict[str, Any]) -> None:
-        obj = {"G": self.G.state_dict(), "D": self.D.state_dict(),
-               "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
-               "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-               "torch_rng": torch.get_rng_state(), "meta": meta}
+        obj = {
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "meta": meta,
+        }
         with atomic_path(path, suffix=".pt") as tmp:
             torch.save(obj, tmp)
 
@@ -194,20 +203,23 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
 
 
 @torch.no_grad()
-def generate(G: torch.nn.Module, z: np.ndarray, device: torch.device, batch: int = 256) -> np.ndarray:
+def generate(
+    G: torch.nn.Module, z: np.ndarray, device: torch.device, batch: int = 256
+) -> np.ndarray:
     """uint8 NHWC images from latents, in eval mode (BN running statistics, SN u/v frozen)."""
     was_training = G.training
     G.eval()
     out = []
     for i in range(0, len(z), batch):
-        x = G(torch.from_numpy(np.ascontiguousarray(z[i:i + batch])).to(device))
+        x = G(torch.from_numpy(np.ascontiguousarray(z[i : i + batch])).to(device))
         out.append(to_uint8(nchw_to_nhwc(x.float().cpu().numpy())))
     G.train(was_training)
     return np.concatenate(out)
 
 
-def load_for_inference(run_dir: str | Path, checkpoint: str | Path | None = None,
-                       device: str = "auto"):
+def load_for_inference(
+    run_dir: str | Path, checkpoint: str | Path | None = None, device: str = "auto"
+):
     """(cfg, G for sampling, D, channels, checkpoint path) from a torch run directory."""
     from vanilla_gan.rundata import read_run
 

@@ -24,8 +24,9 @@ def _module(spec: Layer) -> nn.Module:
     elif k == "conv":
         m = nn.Conv2d(spec.in_ch, spec.out_ch, spec.k, spec.stride, spec.pad, bias=spec.bias)
     elif k == "convT":
-        m = nn.ConvTranspose2d(spec.in_ch, spec.out_ch, spec.k, spec.stride, spec.pad,
-                               bias=spec.bias)
+        m = nn.ConvTranspose2d(
+            spec.in_ch, spec.out_ch, spec.k, spec.stride, spec.pad, bias=spec.bias
+        )
     elif k == "relu":
         return nn.ReLU()
     elif k == "lrelu":
@@ -71,8 +72,9 @@ class Generator(nn.Module):
     def __init__(self, cfg: TrainConfig, channels: int) -> None:
         super().__init__()
         self.z_dim, self.res, self.channels = cfg.z_dim, cfg.res, channels
-        self.net = build(generator_layers(cfg.model, cfg.res, cfg.width, cfg.z_dim, channels,
-                                          sn=cfg.sn_g))
+        self.net = build(
+            generator_layers(cfg.model, cfg.res, cfg.width, cfg.z_dim, channels, sn=cfg.sn_g)
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -83,8 +85,11 @@ class Discriminator(nn.Module):
 
     def __init__(self, cfg: TrainConfig, channels: int) -> None:
         super().__init__()
-        self.net = build(discriminator_layers(cfg.model, cfg.res, cfg.width, channels,
-                                              sn=cfg.sn_d, slope=cfg.lrelu_slope))
+        self.net = build(
+            discriminator_layers(
+                cfg.model, cfg.res, cfg.width, channels, sn=cfg.sn_d, slope=cfg.lrelu_slope
+            )
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).reshape(-1)

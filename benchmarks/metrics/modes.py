@@ -52,7 +52,7 @@ def compute(ctx: EvalContext) -> MetricResult:
     gen = ctx.take(ctx.options.modes_n, "mode coverage", minimum=1)
     t0 = time.perf_counter()
     split = ctx.options.classifier_split or ctx.split
-    images, labels = load_digits(base, ctx.data_root, split)
+    images, labels = load_digits(base, ctx.data_root, split, str(ctx.cache.root))
     net, note = get_classifier(base, images, labels, ctx.cache, {"split": split})
     hist = mode_statistics(mode_features(net, gen))
     covered, kl = mode_distance(hist)

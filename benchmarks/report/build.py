@@ -224,18 +224,20 @@ def _samples(doc: Document, results: dict[str, Any]) -> None:
         if r["growth"] and r["seed"] == seeds[0]:
             doc.add(
                 ImageRow(
-                    [
-                        Image(
-                            Path(g["path"]),
-                            f"{g['res']}x{g['res']} at {g['kimg']:g} kimg"
-                            if g["kimg"] is not None
-                            else f"{g['res']}x{g['res']}",
-                        )
-                        for g in r["growth"]
-                    ],
+                    [Image(Path(g["path"]), _growth_caption(g)) for g in r["growth"]],
                     f"ProGAN growth sequence: {r['name']}",
                 )
             )
+
+
+def _growth_caption(g: dict[str, Any]) -> str:
+    """End-of-phase grids are named by their phase (the log's ticks only bracket its end)."""
+    size = f"{g['res']}x{g['res']}"
+    if g.get("phase"):
+        return f"{size}, end of {g['phase']} phase"
+    if g["final"]:
+        return f"{size}, end of training ({g['kimg']:g} kimg)" if g["kimg"] is not None else size
+    return f"{size} at {g['kimg']:g} kimg" if g["kimg"] is not None else size
 
 
 def results_json(results: dict[str, Any]) -> dict[str, Any]:

@@ -88,6 +88,7 @@ def sample_grids(
         }
         if m := _PHASE_RE.search(p.stem):
             g["phase_index"], phase, g["res"] = int(m.group(1)), m.group(2), int(m.group(3))
+            g["phase"] = phase
             ticks = [
                 float(r["kimg"])
                 for r in log

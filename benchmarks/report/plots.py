@@ -105,7 +105,7 @@ def loss_curves(results: dict[str, Any], out: Path) -> Path | None:
         ax.set_title(r["name"], fontsize=9)
         ax.set_xlabel("kimg")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, framealpha=1)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     return _save(fig, out)
@@ -133,7 +133,7 @@ def speed_plot(results: dict[str, Any], out: Path) -> Path | None:
     ax.set_ylabel("images/s (median tick, mean over seeds)")
     ax.set_yscale("log")
     ax.set_title("Training speed per resolution")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, framealpha=1)
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, out)
 

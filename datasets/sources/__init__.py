@@ -7,12 +7,23 @@ from pathlib import Path
 from datasets.sources.base import SourceSpec
 from gancore.errors import UserError
 
-NAMES = ("cifar10", "cifar10-cars", "cifar10:CLASS,CLASS", "mnist", "stacked-mnist", "digits",
-         "stacked-digits", "celeba", "celebahq", "folder:PATH")
+NAMES = (
+    "cifar10",
+    "cifar10-cars",
+    "cifar10:CLASS,CLASS",
+    "mnist",
+    "stacked-mnist",
+    "digits",
+    "stacked-digits",
+    "celeba",
+    "celebahq",
+    "folder:PATH",
+)
 
 
-def resolve_source(name: str, data_root: str | None, split: str, options: dict,
-                   downloads: Path) -> SourceSpec:
+def resolve_source(
+    name: str, data_root: str | None, split: str, options: dict, downloads: Path
+) -> SourceSpec:
     """Find and describe the source for ``name``; raises UserError with a way forward."""
     if split not in ("train", "test"):
         raise UserError(f"--split must be 'train' or 'test', got {split!r}")

@@ -17,10 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
-                    ".pgm", ".pbm")
+IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+)
 
 
 @dataclass
@@ -76,10 +87,13 @@ def fingerprint_files(paths: list[Path], extra: Any = None) -> str:
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
-    """Decode an image fully now (PIL is lazy), so truncation errors surface here."""
+    """Decode an image fully now (PIL is lazy), so truncation errors surface here.
+
+    EXIF orientation is applied, so a phone photo stored sideways is used upright.
+    """
     with Image.open(path) as img:
         img.load()
-        return img.copy()
+        return ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) != 1 else img.copy()
 
 
 def is_image_name(name: str) -> bool:

@@ -31,8 +31,10 @@ MD5 = "c58f30108f718f92721af3b95e74349a"
 TARBALL = "cifar-10-python.tar.gz"
 BATCH_DIR = "cifar-10-batches-py"
 BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
-HOW = (f"Download {URL} (md5 {MD5}) and pass it, or its extracted {BATCH_DIR}/ folder, or an "
-       "image tree train/<class>/*.jpg (folder or .tar.gz), with --data-root.")
+HOW = (
+    f"Download {URL} (md5 {MD5}) and pass it, or its extracted {BATCH_DIR}/ folder, or an "
+    "image tree train/<class>/*.jpg (folder or .tar.gz), with --data-root."
+)
 
 
 def parse_classes(base: str, arg: str) -> tuple[str, list[int]]:
@@ -50,8 +52,10 @@ def parse_classes(base: str, arg: str) -> tuple[str, list[int]]:
         elif token in CLASSES:
             picked.add(CLASSES.index(token))
         else:
-            raise UserError(f"unknown CIFAR-10 class {token!r}; classes are {', '.join(CLASSES)} "
-                            "(or their indices 0-9).")
+            raise UserError(
+                f"unknown CIFAR-10 class {token!r}; classes are {', '.join(CLASSES)} "
+                "(or their indices 0-9)."
+            )
     idx = sorted(picked)
     if idx == list(range(10)):
         return "cifar10", idx
@@ -60,8 +64,9 @@ def parse_classes(base: str, arg: str) -> tuple[str, list[int]]:
     return "cifar10:" + ",".join(CLASSES[i] for i in idx), idx
 
 
-def cifar_source(base: str, arg: str, data_root: str | None, split: str, options: dict,
-                 downloads: Path) -> SourceSpec:
+def cifar_source(
+    base: str, arg: str, data_root: str | None, split: str, options: dict, downloads: Path
+) -> SourceSpec:
     name, classes = parse_classes(base, arg)
     names = [CLASSES[i] for i in classes]
     if data_root is None:
@@ -73,8 +78,10 @@ def cifar_source(base: str, arg: str, data_root: str | None, split: str, options
             raise UserError(f"data set {name!r}: nothing at --data-root {root}. {HOW}")
     layout, where = _detect(root)
     if layout == "none":
-        raise UserError(f"data set {name!r}: no CIFAR-10 found under {root} (looked for {TARBALL}, "
-                        f"{BATCH_DIR}/ and train/<class>/ images). {HOW}")
+        raise UserError(
+            f"data set {name!r}: no CIFAR-10 found under {root} (looked for {TARBALL}, "
+            f"{BATCH_DIR}/ and train/<class>/ images). {HOW}"
+        )
     opts = {"classes": names}
     if layout == "images":
         remap = {c: k for k, c in enumerate(names)}
@@ -86,12 +93,21 @@ def cifar_source(base: str, arg: str, data_root: str | None, split: str, options
                     return True, remap[parts[i + 1]]
             return False, None
 
-        spec = image_tree_source(name, "cifar10-images", where, select, split=split, options=opts,
-                                 label_names=names, how_to_get=HOW)
+        spec = image_tree_source(
+            name,
+            "cifar10-images",
+            where,
+            select,
+            split=split,
+            options=opts,
+            label_names=names,
+            how_to_get=HOW,
+        )
         spec.native_res = 32
         return spec
-    return _pickle_source(name, names, classes, layout, where, split, opts,
-                          user_file=data_root is not None)
+    return _pickle_source(
+        name, names, classes, layout, where, split, opts, user_file=data_root is not None
+    )
 
 
 def _detect(root: Path) -> tuple[str, Path]:
@@ -110,6 +126,10 @@ def _detect(root: Path) -> tuple[str, Path]:
     for cand in (root, *sorted(p for p in root.iterdir() if p.is_dir())):
         if (cand / "train").is_dir() or (cand / "test").is_dir():
             return "images", root
+    # a data folder holding one CIFAR archive under another name (../shared/data)
+    archives = [p for p in sorted(root.iterdir()) if "cifar" in p.name.lower() and is_archive(p)]
+    if len(archives) == 1:
+        return _detect(archives[0])
     return "none", root
 
 
@@ -125,8 +145,16 @@ def _first_members_mention(archive: Path, text: str, limit: int = 20) -> bool:
     return False
 
 
-def _pickle_source(name: str, names: list[str], classes: list[int], layout: str, where: Path,
-                   split: str, opts: dict, user_file: bool) -> SourceSpec:
+def _pickle_source(
+    name: str,
+    names: list[str],
+    classes: list[int],
+    layout: str,
+    where: Path,
+    split: str,
+    opts: dict,
+    user_file: bool,
+) -> SourceSpec:
     wanted = BATCHES[split]
     if layout == "tarball":
         if user_file and where.name == TARBALL:
@@ -135,8 +163,10 @@ def _pickle_source(name: str, names: list[str], classes: list[int], layout: str,
     else:
         missing = [b for b in wanted if not (where / b).is_file()]
         if missing:
-            raise UserError(f"data set {name!r}: {where} lacks {', '.join(missing)} for the "
-                            f"{split} split. {HOW}")
+            raise UserError(
+                f"data set {name!r}: {where} lacks {', '.join(missing)} for the "
+                f"{split} split. {HOW}"
+            )
         fp = fingerprint_files([where / b for b in wanted])
     remap = np.full(10, -1, dtype=np.int64)
     remap[classes] = np.arange(len(classes))
@@ -147,8 +177,11 @@ def _pickle_source(name: str, names: list[str], classes: list[int], layout: str,
                 yield b, (where / b).read_bytes()
             return
         with open_tar(where) as tar:
-            found = {Path(m.name).name: m for m in tar.getmembers()
-                     if m.isfile() and Path(m.name).parent.name == BATCH_DIR}
+            found = {
+                Path(m.name).name: m
+                for m in tar.getmembers()
+                if m.isfile() and Path(m.name).parent.name == BATCH_DIR
+            }
             for b in wanted:
                 if b not in found:
                     raise UserError(f"data set {name!r}: {where} has no {BATCH_DIR}/{b}. {HOW}")
@@ -169,15 +202,27 @@ def _pickle_source(name: str, names: list[str], classes: list[int], layout: str,
 
         return 10000 * len(wanted), gen()
 
-    return SourceSpec(name=name, kind="cifar10", split=split, options=opts, channels=3,
-                      fingerprint=fp, open=open_batches, location=str(where.resolve()),
-                      label_names=names, num_classes=len(names),
-                      label_meaning="index into label_names", native_res=32)
+    return SourceSpec(
+        name=name,
+        kind="cifar10",
+        split=split,
+        options=opts,
+        channels=3,
+        fingerprint=fp,
+        open=open_batches,
+        location=str(where.resolve()),
+        label_names=names,
+        num_classes=len(names),
+        label_meaning="index into label_names",
+        native_res=32,
+    )
 
 
 def _check_user_md5(path: Path) -> None:
     """A user-supplied official tarball: check it, but never delete the user's file."""
     got = file_md5(path)
     if got != MD5:
-        raise UserError(f"{path} has md5 {got}, expected {MD5} for the official {TARBALL}; "
-                        f"it is corrupt or not the official file. Download it again from {URL}.")
+        raise UserError(
+            f"{path} has md5 {got}, expected {MD5} for the official {TARBALL}; "
+            f"it is corrupt or not the official file. Download it again from {URL}."
+        )

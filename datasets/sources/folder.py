@@ -44,21 +44,33 @@ def list_folder(root: Path) -> list[str]:
     return sorted(found)
 
 
-def image_tree_source(name: str, kind: str, root: Path, select: Selector = keep_all, *,
-                      split: str = "train", options: dict | None = None,
-                      label_names: list[str] | None = None, crop: int | None = None,
-                      how_to_get: str = "") -> SourceSpec:
+def image_tree_source(
+    name: str,
+    kind: str,
+    root: Path,
+    select: Selector = keep_all,
+    *,
+    split: str = "train",
+    options: dict | None = None,
+    label_names: list[str] | None = None,
+    crop: int | None = None,
+    how_to_get: str = "",
+) -> SourceSpec:
     """A SourceSpec reading the selected images of a folder or archive."""
     root = Path(root).expanduser()
     if not root.exists():
         raise UserError(f"data set {name!r}: {root} does not exist. {how_to_get}".strip())
     if root.is_file() and not is_archive(root):
-        raise UserError(f"data set {name!r}: {root} is a file but not a tar archive; pass a folder "
-                        "of images or a .tar/.tar.gz of one.")
+        raise UserError(
+            f"data set {name!r}: {root} is a file but not a tar archive; pass a folder "
+            "of images or a .tar/.tar.gz of one."
+        )
     archive = is_archive(root)
     filtered = " matching the requested split/classes" if select is not keep_all else ""
-    empty = (f"data set {name!r}: no images found in {root} (looked for files ending in "
-             f"{', '.join(IMAGE_EXTENSIONS)}{filtered}). {how_to_get}").strip()
+    empty = (
+        f"data set {name!r}: no images found in {root} (looked for files ending in "
+        f"{', '.join(IMAGE_EXTENSIONS)}{filtered}). {how_to_get}"
+    ).strip()
     if archive:
         names: list[str] = []  # listed lazily in open(): a cache hit must not read the archive
         fp = fingerprint_files([root])
@@ -72,17 +84,28 @@ def image_tree_source(name: str, kind: str, root: Path, select: Selector = keep_
         base, chosen = root, names
         if archive:
             base = workdir / "extracted"
-            chosen = sorted(extract_members(root, base, lambda n: is_image_name(n) and select(n)[0]))
+            chosen = sorted(
+                extract_members(root, base, lambda n: is_image_name(n) and select(n)[0])
+            )
             if not chosen:
                 raise UserError(empty)
         return len(chosen), (Item(rel, _loader(base / rel), select(rel)[1]) for rel in chosen)
 
     labelled = label_names is not None
     return SourceSpec(
-        name=name, kind=kind, split=split, options=dict(options or {}), channels=3,
-        fingerprint=fp, open=open_tree, location=str(root.resolve()), label_names=label_names,
+        name=name,
+        kind=kind,
+        split=split,
+        options=dict(options or {}),
+        channels=3,
+        fingerprint=fp,
+        open=open_tree,
+        location=str(root.resolve()),
+        label_names=label_names,
         num_classes=len(label_names) if labelled else None,
-        label_meaning="index into label_names" if labelled else "", crop=crop, file_based=True,
+        label_meaning="index into label_names" if labelled else "",
+        crop=crop,
+        file_based=True,
     )
 
 
@@ -94,16 +117,26 @@ def folder_source(spec_path: str, split: str, options: dict) -> SourceSpec:
     """``folder:PATH``: any images, recursively; non-square ones are centre-cropped."""
     if not spec_path:
         raise UserError("folder data set needs a path: use folder:/path/to/images")
-    return image_tree_source(f"folder:{spec_path}", "folder", Path(spec_path), split=split,
-                             options=options, how_to_get="Pass a folder (or .tar.gz) of images.")
+    return image_tree_source(
+        f"folder:{spec_path}",
+        "folder",
+        Path(spec_path),
+        split=split,
+        options=options,
+        how_to_get="Pass a folder (or .tar.gz) of images.",
+    )
 
 
-CELEBA_HOW = ("CelebA has no direct download: get img_align_celeba.zip from "
-              "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, extract it and pass "
-              "--data-root /path/to/img_align_celeba (a .tar.gz of the folder also works).")
-CELEBAHQ_HOW = ("CelebA-HQ has no public direct download: build it with the ProGAN repository's "
-                "dataset_tool (https://github.com/tkarras/progressive_growing_of_gans) or obtain the "
-                "1024x1024 images, and pass their folder with --data-root.")
+CELEBA_HOW = (
+    "CelebA has no direct download: get img_align_celeba.zip from "
+    "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, extract it and pass "
+    "--data-root /path/to/img_align_celeba (a .tar.gz of the folder also works)."
+)
+CELEBAHQ_HOW = (
+    "CelebA-HQ has no public direct download: build it with the ProGAN repository's "
+    "dataset_tool (https://github.com/tkarras/progressive_growing_of_gans) or obtain the "
+    "1024x1024 images, and pass their folder with --data-root."
+)
 
 
 def celeba_source(data_root: str | None, split: str, options: dict) -> SourceSpec:
@@ -114,12 +147,25 @@ def celeba_source(data_root: str | None, split: str, options: dict) -> SourceSpe
     """
     if data_root is None:
         raise UserError(f"data set 'celeba' needs --data-root. {CELEBA_HOW}")
-    return image_tree_source("celeba", "celeba", Path(data_root), split=split, options=options,
-                             crop=None, how_to_get=CELEBA_HOW)
+    return image_tree_source(
+        "celeba",
+        "celeba",
+        Path(data_root),
+        split=split,
+        options=options,
+        crop=None,
+        how_to_get=CELEBA_HOW,
+    )
 
 
 def celebahq_source(data_root: str | None, split: str, options: dict) -> SourceSpec:
     if data_root is None:
         raise UserError(f"data set 'celebahq' needs --data-root. {CELEBAHQ_HOW}")
-    return image_tree_source("celebahq", "celebahq", Path(data_root), split=split, options=options,
-                             how_to_get=CELEBAHQ_HOW)
+    return image_tree_source(
+        "celebahq",
+        "celebahq",
+        Path(data_root),
+        split=split,
+        options=options,
+        how_to_get=CELEBAHQ_HOW,
+    )

@@ -45,12 +45,14 @@ MD5 = {  # of the official .gz files
 # The size commonly used for Stacked MNIST training sets in the mode-collapse literature
 # (PacGAN / VEEGAN setups); not re-checked against the papers offline -- verify before quoting.
 DEFAULT_STACKED_MNIST_COUNT = 128_000
-HOW = (f"Download the four IDX files from {URLS[0]} (or the mirror {URLS[1]}) and pass their "
-       "folder with --data-root.")
+HOW = (
+    f"Download the four IDX files from {URLS[0]} (or the mirror {URLS[1]}) and pass their "
+    "folder with --data-root."
+)
 
 
 def _find(folder: Path, stem: str) -> Path | None:
-    for sub in (folder, folder / "MNIST" / "raw", folder / "raw"):
+    for sub in (folder, folder / "MNIST" / "raw", folder / "raw", folder / "mnist"):
         for cand in (sub / stem, sub / f"{stem}.gz"):
             if cand.is_file():
                 return cand
@@ -70,18 +72,23 @@ def read_idx(path: Path, dims: int) -> np.ndarray:
         raise UserError(f"{path} is not readable ({exc}); re-download it. {HOW}") from exc
     magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
     if magic != 0x800 + dims:
-        raise UserError(f"{path} is not an IDX file with {dims} dimension(s) (magic {magic:#x}). {HOW}")
+        raise UserError(
+            f"{path} is not an IDX file with {dims} dimension(s) (magic {magic:#x}). {HOW}"
+        )
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     start = 4 + 4 * dims
     need = int(np.prod(shape))
     if len(raw) - start != need:
-        raise UserError(f"{path} is truncated or padded: {len(raw) - start} bytes of data for "
-                        f"shape {shape}. Re-download it. {HOW}")
+        raise UserError(
+            f"{path} is truncated or padded: {len(raw) - start} bytes of data for "
+            f"shape {shape}. Re-download it. {HOW}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=start).reshape(shape)
 
 
-def locate(data_root: str | None, split: str, downloads: Path, what: str
-           ) -> tuple[tuple[Path, Path], str, list[str]]:
+def locate(
+    data_root: str | None, split: str, downloads: Path, what: str
+) -> tuple[tuple[Path, Path], str, list[str]]:
     """(images file, labels file), the split actually used, and warnings."""
     notes: list[str] = []
     if data_root is not None:
@@ -99,10 +106,14 @@ def locate(data_root: str | None, split: str, downloads: Path, what: str
     other = "test" if split == "train" else "train"
     files = _split_files(folder, other)
     if files is None:
-        raise UserError(f"data set {what!r}: no MNIST IDX files for the {split} split in {folder} "
-                        f"(looked for {', '.join(FILES[split])} with or without .gz). {HOW}")
-    notes.append(f"{what}: the {split} split is not in {folder}; using the {other} split "
-                 f"({files[0].name}) instead. The manifest records split={other!r}.")
+        raise UserError(
+            f"data set {what!r}: no MNIST IDX files for the {split} split in {folder} "
+            f"(looked for {', '.join(FILES[split])} with or without .gz). {HOW}"
+        )
+    notes.append(
+        f"{what}: the {split} split is not in {files[0].parent}; using the {other} split "
+        f"({files[0].name}) instead. The manifest records split={other!r}."
+    )
     return files, other, notes
 
 
@@ -118,28 +129,53 @@ def _download_one(stem: str, folder: Path, what: str) -> None:
     raise last
 
 
-def mnist_source(name: str, data_root: str | None, split: str, options: dict,
-                 downloads: Path) -> SourceSpec:
+def mnist_source(
+    name: str, data_root: str | None, split: str, options: dict, downloads: Path
+) -> SourceSpec:
     (img_path, lab_path), used_split, notes = locate(data_root, split, downloads, name)
     images = read_idx(img_path, 3)
     labels = read_idx(lab_path, 1).astype(np.int64)
     if len(images) != len(labels) or images.shape[1:] != (28, 28):
-        raise UserError(f"{img_path} and {lab_path} do not match ({images.shape} vs {labels.shape}).")
+        raise UserError(
+            f"{img_path} and {lab_path} do not match ({images.shape} vs {labels.shape})."
+        )
     fp = fingerprint_files([img_path, lab_path])
-    common = dict(split=used_split, fingerprint=fp, location=str(img_path.parent.resolve()),
-                  native_res=STACKED_RES, allow_upscale=True, notes=notes)
+    common = dict(
+        split=used_split,
+        fingerprint=fp,
+        location=str(img_path.parent.resolve()),
+        native_res=STACKED_RES,
+        allow_upscale=True,
+        notes=notes,
+    )
     if name == "mnist":
+
         def open_mnist(_workdir: Path):
             return len(images), iter([Chunk(upscale_digits(images)[..., None], labels)])
 
-        return SourceSpec(name="mnist", kind="mnist", options={}, channels=1, open=open_mnist,
-                          label_names=[str(d) for d in range(10)], num_classes=10,
-                          label_meaning="the digit", **common)
+        return SourceSpec(
+            name="mnist",
+            kind="mnist",
+            options={},
+            channels=1,
+            open=open_mnist,
+            label_names=[str(d) for d in range(10)],
+            num_classes=10,
+            label_meaning="the digit",
+            **common,
+        )
     opts = check_stacked_options(options, DEFAULT_STACKED_MNIST_COUNT)
 
     def open_stacked(_workdir: Path):
         return stacked_chunks(upscale_digits(images), labels, opts["count"], opts["seed"])
 
-    return SourceSpec(name="stacked-mnist", kind="stacked-mnist", options=opts, channels=3,
-                      open=open_stacked, num_classes=1000, label_meaning=STACKED_LABEL_MEANING,
-                      **common)
+    return SourceSpec(
+        name="stacked-mnist",
+        kind="stacked-mnist",
+        options=opts,
+        channels=3,
+        open=open_stacked,
+        num_classes=1000,
+        label_meaning=STACKED_LABEL_MEANING,
+        **common,
+    )

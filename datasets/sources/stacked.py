@@ -32,7 +32,9 @@ def upscale_digits(digits_u8: np.ndarray, res: int = STACKED_RES) -> np.ndarray:
     out = np.empty((len(digits_u8), res, res), dtype=np.uint8)
     for i, d in enumerate(digits_u8):
         img = Image.fromarray(d, "L")
-        out[i] = np.asarray(img if img.size == (res, res) else img.resize((res, res), Image.BICUBIC))
+        out[i] = np.asarray(
+            img if img.size == (res, res) else img.resize((res, res), Image.BICUBIC)
+        )
     return out
 
 
@@ -42,8 +44,9 @@ def stacked_triples(n_digits: int, count: int, seed: int) -> np.ndarray:
     return rng.integers(0, n_digits, size=(count, 3))
 
 
-def stacked_chunks(digits32: np.ndarray, labels: np.ndarray, count: int, seed: int
-                   ) -> tuple[int, Iterator[Chunk]]:
+def stacked_chunks(
+    digits32: np.ndarray, labels: np.ndarray, count: int, seed: int
+) -> tuple[int, Iterator[Chunk]]:
     """``count`` stacked 32x32x3 images built from 32x32 grey digits, in chunks."""
     triples = stacked_triples(len(digits32), count, seed)
 

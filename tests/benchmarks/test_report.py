@@ -180,7 +180,11 @@ def test_growth_sequence_orders_by_kimg(report):
     out, _ = report
     md = out["md"].read_text()
     growth = md.split("ProGAN growth sequence: progan-torch-s0")[1].split("\n\n")[1]
-    assert growth.index("4x4") < growth.index("8x8") < growth.index("16x16")
+    assert (
+        growth.index("4x4, end of stabilize")
+        < growth.index("8x8")
+        < growth.index("16x16, end of training")
+    )
 
 
 def test_cifar_cars_published_rows_say_not_comparable(tmp_path):

@@ -28,6 +28,8 @@ def test_to_tf_range_and_unlabelled(tmp_path) -> None:
     np.testing.assert_allclose(x.ravel(), [-1.0, 1.0, 51 / 127.5 - 1], atol=1e-6)
     from conftest import write_image_folder
 
-    ds = prepare(f"folder:{write_image_folder(tmp_path / 'i', 5, size=8)}", cache_dir=tmp_path, max_res=8)
+    ds = prepare(
+        f"folder:{write_image_folder(tmp_path / 'i', 5, size=8)}", cache_dir=tmp_path, max_res=8
+    )
     _, y = next(iter(tf_dataset(ds, 4, batch_size=3)))
     assert (y.numpy() == -1).all()

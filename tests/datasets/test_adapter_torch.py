@@ -51,5 +51,19 @@ def test_dropping_the_iterator_stops_its_thread(ds) -> None:
     gc.collect()
     thread.join(timeout=3)
     assert not thread.is_alive()
-    assert not [t for t in threading.enumerate() if t.name == "TorchBatches-prefetch" and t is thread]
+    assert not [
+        t for t in threading.enumerate() if t.name == "TorchBatches-prefetch" and t is thread
+    ]
     time.sleep(0)
+
+
+def test_errors_in_the_prefetch_thread_reach_the_caller(ds, monkeypatch) -> None:
+    it = TorchBatches(ds, 8, batch_size=4)
+
+    def boom(*_a, **_k):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(it.stream, "batch", boom)
+    with pytest.raises(OSError, match="disk gone"):
+        next(it)
+    it.close()

@@ -40,9 +40,21 @@ def test_offline_without_data_root_says_where_it_looked(tmp_path: Path, monkeypa
 
 def test_cli_user_error_has_no_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "GANBENCH_CACHE": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "datasets", "prepare", "cifar10",
-                          "--data-root", str(tmp_path / "missing")], capture_output=True, text=True,
-                         env=env, cwd=Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "datasets",
+            "prepare",
+            "cifar10",
+            "--data-root",
+            str(tmp_path / "missing"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert out.returncode == 2
     assert out.stderr.startswith("error: data set 'cifar10'") and "Traceback" not in out.stderr
 
@@ -137,12 +149,16 @@ def _tar(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("evil", ["../escape.png", "/tmp/ganbench-abs-escape.png", "a/../../up.png"])
+@pytest.mark.parametrize(
+    "evil", ["../escape.png", "/tmp/ganbench-abs-escape.png", "a/../../up.png"]
+)
 def test_archive_with_unsafe_member_is_refused(tmp_path: Path, evil: str) -> None:
     arc = _tar(tmp_path / "evil.tar.gz", {"ok/a.png": _png_bytes(10), evil: _png_bytes(20)})
     with pytest.raises(UserError, match="refusing archive"):
         prepare(f"folder:{arc}", cache_dir=tmp_path / "c", max_res=8)
-    assert not (tmp_path / "escape.png").exists() and not Path("/tmp/ganbench-abs-escape.png").exists()
+    assert (
+        not (tmp_path / "escape.png").exists() and not Path("/tmp/ganbench-abs-escape.png").exists()
+    )
 
 
 def test_archive_and_folder_give_the_same_images(tmp_path: Path) -> None:
@@ -173,7 +189,9 @@ def test_malicious_cifar_pickle_is_refused_without_running(tmp_path: Path) -> No
     batches = tmp_path / "cifar-10-batches-py"
     batches.mkdir()
     for i in range(1, 6):
-        (batches / f"data_batch_{i}").write_bytes(pickle.dumps({b"data": _Evil(marker)}, protocol=2))
+        (batches / f"data_batch_{i}").write_bytes(
+            pickle.dumps({b"data": _Evil(marker)}, protocol=2)
+        )
     with pytest.raises(UserError, match="refusing .*data_batch_1.*posix.system|refusing .*system"):
         prepare("cifar10", data_root=tmp_path, cache_dir=tmp_path / "c")
     assert not marker.exists()
@@ -182,18 +200,65 @@ def test_malicious_cifar_pickle_is_refused_without_running(tmp_path: Path) -> No
 
 
 def test_cli_prints_what_it_did(tmp_path: Path, capsys) -> None:
-    assert run_cli(cli_main, ["prepare", "stacked-digits", "--count", "120", "--seed", "1",
-                              "--cache", str(tmp_path), "--quiet"]) == 0
+    assert (
+        run_cli(
+            cli_main,
+            [
+                "prepare",
+                "stacked-digits",
+                "--count",
+                "120",
+                "--seed",
+                "1",
+                "--cache",
+                str(tmp_path),
+                "--quiet",
+            ],
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "prepared: stacked-digits" in out and "images kept: 120" in out and "4, 8, 16, 32" in out
-    assert run_cli(cli_main, ["prepare", "stacked-digits", "--count", "120", "--seed", "1",
-                              "--cache-dir", str(tmp_path), "--quiet"]) == 0
+    assert (
+        run_cli(
+            cli_main,
+            [
+                "prepare",
+                "stacked-digits",
+                "--count",
+                "120",
+                "--seed",
+                "1",
+                "--cache-dir",
+                str(tmp_path),
+                "--quiet",
+            ],
+        )
+        == 0
+    )
     assert "found in cache" in capsys.readouterr().out
-    assert run_cli(cli_main, ["info", "stacked-digits", "--count", "120", "--seed", "1",
-                              "--cache", str(tmp_path), "--verify"]) == 0
+    assert (
+        run_cli(
+            cli_main,
+            [
+                "info",
+                "stacked-digits",
+                "--count",
+                "120",
+                "--seed",
+                "1",
+                "--cache",
+                str(tmp_path),
+                "--verify",
+            ],
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert '"count": 120' in out and "checksums: all arrays match" in out
-    assert run_cli(cli_main, ["prepare", "digits", "--cache", str(tmp_path / "d"), "--dry-run"]) == 0
+    assert (
+        run_cli(cli_main, ["prepare", "digits", "--cache", str(tmp_path / "d"), "--dry-run"]) == 0
+    )
     assert "would be prepared" in capsys.readouterr().out and not (tmp_path / "d").exists()
     assert run_cli(cli_main, ["prepare", "nonsense-set", "--cache", str(tmp_path)]) == 2
     assert "unknown data set" in capsys.readouterr().err
@@ -204,8 +269,17 @@ def test_cli_help_explains_every_option(capsys) -> None:
         cli_main(["prepare", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--data-root", "--cache", "--cache-dir", "--max-res", "--split", "--count",
-                 "--seed", "--skip-small", "--dry-run"):
+    for flag in (
+        "--data-root",
+        "--cache",
+        "--cache-dir",
+        "--max-res",
+        "--split",
+        "--count",
+        "--seed",
+        "--skip-small",
+        "--dry-run",
+    ):
         assert flag in out
 
 
@@ -213,10 +287,10 @@ def test_not_enough_disk_space_is_refused_up_front(tmp_path: Path, monkeypatch) 
     import collections
     import importlib
 
-    prep = importlib.import_module("datasets.prepare")  # the package attribute is the function
+    build = importlib.import_module("datasets.build")
 
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(prep.shutil, "disk_usage", lambda _p: usage(10**6, 10**6 - 1000, 1000))
+    monkeypatch.setattr(build.shutil, "disk_usage", lambda _p: usage(10**6, 10**6 - 1000, 1000))
     with pytest.raises(UserError, match="GB free"):
         prepare("stacked-digits", cache_dir=tmp_path, count=100)
     assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
@@ -227,3 +301,16 @@ def test_unwritable_cache_dir_is_a_user_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")  # mkdir below it fails, even for root
     with pytest.raises(UserError, match="cannot write the data set cache"):
         prepare("stacked-digits", cache_dir=blocker / "cache", count=10)
+
+
+def test_options_that_do_not_apply_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="--count do not apply to 'digits'"):
+        prepare("digits", cache_dir=tmp_path, count=10)
+    with pytest.raises(UserError, match="unknown option"):
+        prepare("digits", cache_dir=tmp_path, colour=True)
+    with pytest.raises(UserError, match="power of two"):
+        prepare("digits", cache_dir=tmp_path, max_res=24)
+    with pytest.raises(UserError, match="only one split"):
+        prepare("digits", cache_dir=tmp_path, split="test")
+    with pytest.raises(UserError, match="--count must be positive"):
+        prepare("stacked-digits", cache_dir=tmp_path, count=0)

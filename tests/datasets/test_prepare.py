@@ -77,7 +77,9 @@ def test_folder_lanczos_top_and_crop(tmp_path: Path) -> None:
     ds = prepare(f"folder:{src}", cache_dir=tmp_path / "c", max_res=16)
     assert ds.count == 7 and ds.channels == 3 and ds.labels is None
     # sorted order: img_0000 ... img_0005, wide
-    ref = np.asarray(Image.open(src / "img_0002.png").convert("RGB").resize((16, 16), Image.LANCZOS))
+    ref = np.asarray(
+        Image.open(src / "img_0002.png").convert("RGB").resize((16, 16), Image.LANCZOS)
+    )
     assert np.array_equal(ds.array(16)[2], ref)
     assert (ds.array(16)[6] == (10, 20, 30)).all()
 
@@ -94,8 +96,25 @@ def test_modes_converted_to_rgb(tmp_path: Path, mode: str) -> None:
     assert out.shape == (8, 8, 3)
     if mode in ("RGBA", "P", "CMYK"):
         assert np.abs(out.astype(int) - (200, 100, 50)).max() <= 3
+    elif mode == "I;16":  # PIL stores the 8-bit grey unscaled: read as 16-bit it is near 0
+        assert out.max() <= 1
     else:  # grey: all channels equal
         assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    src = tmp_path / "exif"
+    src.mkdir()
+    arr = np.zeros((8, 16, 3), dtype=np.uint8)
+    arr[:, :8] = 255  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    Image.fromarray(arr).save(src / "p.jpg", exif=exif, quality=100)
+    ds = prepare(f"folder:{src}", cache_dir=tmp_path / "c", max_res=8)
+    img = np.asarray(ds.array(8)[0]).astype(int)
+    # upright, the photo is 8 wide x 16 tall with the white half on top; the centre crop
+    # keeps rows 4..11: the upper 4 rows white, the lower 4 black
+    assert img[:3].mean() > 200 and img[-3:].mean() < 50
 
 
 def test_interrupted_prepare_leaves_nothing_complete(tmp_path: Path, monkeypatch) -> None:
@@ -137,8 +156,20 @@ def test_killed_process_partial_is_redone(tmp_path: Path) -> None:
 def test_manifest_is_json_and_info_opens_it(tmp_path: Path) -> None:
     ds = prepare("digits", cache_dir=tmp_path)
     m = json.loads((ds.path / MANIFEST).read_text())
-    for key in ("source", "options", "split", "count", "channels", "labels", "resolutions",
-                "arrays", "skipped", "format_version", "prepared_at", "prepare_seconds"):
+    for key in (
+        "source",
+        "options",
+        "split",
+        "count",
+        "channels",
+        "labels",
+        "resolutions",
+        "arrays",
+        "skipped",
+        "format_version",
+        "prepared_at",
+        "prepare_seconds",
+    ):
         assert key in m
     assert open_prepared(ds.path).count == 1797 and ds.channels == 1
 

@@ -24,8 +24,11 @@ def _cifar_batches(folder: Path, per_batch: int = 30, seed: int = 0) -> dict[str
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 10, per_batch)]
-        (folder / name).write_bytes(pickle.dumps({b"batch_label": name.encode(), b"data": data,
-                                                  b"labels": labels}, protocol=2))
+        (folder / name).write_bytes(
+            pickle.dumps(
+                {b"batch_label": name.encode(), b"data": data, b"labels": labels}, protocol=2
+            )
+        )
         made[name] = (data, np.array(labels))
     return made
 
@@ -81,7 +84,9 @@ def test_cifar_image_tree_folder_and_tar(tmp_path: Path) -> None:
 
 
 def _idx(path: Path, arr: np.ndarray, gz: bool) -> None:
-    header = (0x800 + arr.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in arr.shape)
+    header = (0x800 + arr.ndim).to_bytes(4, "big") + b"".join(
+        d.to_bytes(4, "big") for d in arr.shape
+    )
     raw = header + arr.astype(np.uint8).tobytes()
     if gz:
         path = path.with_name(path.name + ".gz")
@@ -113,9 +118,13 @@ def test_mnist_falls_back_to_the_split_present(tmp_path: Path, capsys, gz: bool)
 
 def test_stacked_mnist_count_seed_labels(tmp_path: Path) -> None:
     images, labels = _mnist_test_split(tmp_path / "m")
-    ds = prepare("stacked-mnist", data_root=tmp_path / "m", cache_dir=tmp_path / "c", count=64, seed=2)
+    ds = prepare(
+        "stacked-mnist", data_root=tmp_path / "m", cache_dir=tmp_path / "c", count=64, seed=2
+    )
     assert (ds.count, ds.channels) == (64, 3) and ds.manifest["options"] == {"count": 64, "seed": 2}
-    digits32 = np.stack([np.asarray(Image.fromarray(d).resize((32, 32), Image.BICUBIC)) for d in images])
+    digits32 = np.stack(
+        [np.asarray(Image.fromarray(d).resize((32, 32), Image.BICUBIC)) for d in images]
+    )
     img, lab = np.asarray(ds.array(32))[0], ds.labels[0]
     found = [labels[np.where((digits32 == img[..., c]).all(axis=(1, 2)))[0][0]] for c in range(3)]
     assert lab == 100 * found[0] + 10 * found[1] + found[2]

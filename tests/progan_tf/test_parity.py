@@ -21,7 +21,6 @@ from progan_torch import layers as tl  # noqa: E402
 from progan_torch import networks as tn  # noqa: E402
 
 ALPHAS = (0.0, 0.5, 1.0)
-NONFUSED = False
 
 
 def nchw(x: np.ndarray) -> torch.Tensor:
@@ -155,9 +154,6 @@ def _step_both(cfg, level: int, alpha: float, conditional: bool):
     classes = 4 if conditional else 0
     models = build_models(cfg, 3, classes, torch.device("cpu"), channels_last=False)
     runner = StepRunner(models, cfg, torch.device("cpu"), channels_last=False)
-    if NONFUSED:
-        runner.opt_d = torch.optim.Adam(models.D.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), cfg.adam_eps)
-        runner.opt_g = torch.optim.Adam(models.G.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), cfg.adam_eps)
     trainer = Trainer(cfg, 3, classes)
     for name in ("G", "D", "G_ema"):
         convert.load_state_dict(getattr(trainer, name), getattr(models, name).state_dict())
@@ -180,34 +176,39 @@ def _step_both(cfg, level: int, alpha: float, conditional: bool):
 def test_one_training_step_matches(level, alpha, conditional):
     """One D step + EMA + G step from the same weights/batch/latents moves both alike.
 
-    Tolerance, and why: Adam's first step is ``lr * m / (sqrt(v) + eps)`` with
-    ``m = g``, ``v = g^2`` (beta1 = 0, bias-corrected), i.e. ``~ lr * sign(g)`` for every
-    weight. Gradients agree to ~1e-6 relative (float32 summation order differs between
-    oneDNN/Eigen and torch), so each weight moves by ``lr`` in both -- except where a
-    gradient is itself at rounding-noise level (~1e-9), where the sign may differ and
-    the moves differ by up to ``2 * lr``; Keras also places eps on the bias-corrected
-    denominator (as the official TF Adam) and torch on the uncorrected one, which only
-    matters for |g| ~ 1e-7. So: every weight within ``2 * lr`` (+ float noise), and
-    99.9 % of them within ``1e-3 * lr``. The losses agree to 1e-4 relative.
+    Tolerance, and why. Adam's first step (beta1 = 0, bias-corrected) is
+    ``lr * g / (|g| + eps')``, i.e. ``~ lr * sign(g)`` for every weight: an error in ``g``
+    never shows up as a proportional error in the weights, so we compare the *moves*
+    ``delta = w_after - w_before`` in units of ``lr``:
+
+    - Gradients agree to ~1e-6 relative (float32 summation order in convs differs
+      between oneDNN/Eigen and torch), so the direction of every move agrees: no sign
+      differs among the weights that moved by more than 0.1 lr.
+    - Magnitudes differ where ``|g|`` is tiny because the two Adams put eps in different
+      places: Keras (like the official ``tf.train.AdamOptimizer``) adds eps to the
+      bias-corrected denominator, torch to ``sqrt(v_hat)``; with beta2 = 0.99 that is an
+      effective eps of 1e-7 vs 1e-8, so moves differ by ``~lr * 1e-7 / |g|``: < 1 lr
+      always, < 0.01 lr for |g| > 1e-5 (>= 97 % of the weights here).
+    The losses agree to 1e-4 relative.
     """
     cfg = tiny_cfg(mbstd_group=4)
     models, trainer, before, t_out, k_out = _step_both(cfg, level, alpha, conditional)
     np.testing.assert_allclose(k_out["loss_d"], t_out["loss_d"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(k_out["loss_g"], t_out["loss_g"], rtol=1e-4, atol=1e-5)
     lr = cfg.lr
-    moved = 0
     for name in ("G", "D", "G_ema"):
         after_k = convert.keras_state_dict(getattr(trainer, name))
         after_t = {k: v.numpy() for k, v in getattr(models, name).state_dict().items()}
-        diffs = []
-        for key, w0 in before[name].items():
-            if key in ("level", "alpha"):
-                continue
-            dk, dt = after_k[key] - w0, after_t[key] - w0
-            moved += int(np.abs(dt).max() > 0.5 * lr * (1 - cfg.ema_beta) if name == "G_ema"
-                         else np.abs(dt).max() > 0.5 * lr)
-            diffs.append(np.abs(dk - dt).ravel())
-        d = np.concatenate(diffs)
-        assert d.max() <= 2 * lr + 1e-6, f"{name}: max diff {d.max():.3g}"
-        assert np.mean(d <= 1e-3 * lr) >= 0.999, f"{name}: {np.mean(d > 1e-3 * lr):.4f} differ"
-    assert moved > 0  # the step did move weights (the test can fail)
+        keys = [k for k in before[name] if k not in ("level", "alpha")]
+        dk = np.concatenate([(after_k[k] - before[name][k]).ravel() for k in keys]) / lr
+        dt = np.concatenate([(after_t[k] - before[name][k]).ravel() for k in keys]) / lr
+        if name == "G_ema":  # G_ema == G before the step, so the EMA (before G moves) is a no-op
+            np.testing.assert_allclose(dk, dt, atol=1e-3)
+            continue
+        moved = np.abs(dt) > 0.1
+        assert moved.mean() > 0.3, f"{name}: the step moved almost nothing"
+        flips = np.mean(np.sign(dk[moved]) != np.sign(dt[moved]))
+        assert flips == 0, f"{name}: {flips:.4f} of the moves point the other way"
+        d = np.abs(dk - dt)
+        assert d.max() < 1.0, f"{name}: max |delta_tf - delta_torch| = {d.max():.3g} lr"
+        assert np.mean(d < 1e-2) >= 0.97, f"{name}: only {np.mean(d < 1e-2):.3f} within 0.01 lr"

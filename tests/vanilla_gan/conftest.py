@@ -23,8 +23,18 @@ class ArraySource:
 
 def tiny_config(model: str = "dcgan", framework: str = "torch", **kw) -> TrainConfig:
     values = preset_for(model, quick=True)
-    values.update(framework=framework, width=8, batch=8, kimg=0.032, tick_kimg=0.016,
-                  snapshot_kimg=0.016, grid_size=4, res=32, keep_checkpoints=0, threads=1)
+    values.update(
+        framework=framework,
+        width=8,
+        batch=8,
+        kimg=0.032,
+        tick_kimg=0.016,
+        snapshot_kimg=0.016,
+        grid_size=4,
+        res=32,
+        keep_checkpoints=0,
+        threads=1,
+    )
     values.update(kw)
     cfg = TrainConfig(**values)
     cfg.validate()
@@ -39,3 +49,16 @@ def array_source():
 @pytest.fixture
 def make_config():
     return tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """tiny_config sets threads=1 (fast on a loaded CPU); give other packages' tests theirs back."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and before is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)

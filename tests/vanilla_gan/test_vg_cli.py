@@ -13,8 +13,18 @@ from gancore.rundir import RunDir
 from vanilla_gan import sample, train
 from vanilla_gan.config import TrainConfig
 
-LOG_KEYS = {"kimg", "nimg", "res", "phase", "alpha", "loss_d", "loss_g", "img_per_s", "time_s",
-            "peak_mem_mb"}
+LOG_KEYS = {
+    "kimg",
+    "nimg",
+    "res",
+    "phase",
+    "alpha",
+    "loss_d",
+    "loss_g",
+    "img_per_s",
+    "time_s",
+    "peak_mem_mb",
+}
 
 
 def test_help_explains_every_option(capsys):
@@ -33,17 +43,47 @@ def test_dry_run_resolves_presets(capsys):
     assert (cfg["z_dim"], cfg["lrelu_slope"], cfg["sn_d"], cfg["beta2"]) == (128, 0.1, True, 0.999)
     assert train.main(["--model", "dcgan", "--loss", "hinge", "--dry-run"]) == 0
     cfg = json.loads(capsys.readouterr().out)
-    assert (cfg["z_dim"], cfg["lrelu_slope"], cfg["sn_d"], cfg["loss"]) == (100, 0.2, False, "hinge")
+    assert (cfg["z_dim"], cfg["lrelu_slope"], cfg["sn_d"], cfg["loss"]) == (
+        100,
+        0.2,
+        False,
+        "hinge",
+    )
     with pytest.raises(UserError, match="label_smoothing"):
         train.main(["--loss", "hinge", "--label-smoothing", "0.1", "--dry-run"])
 
 
 def _train_args(framework: str, folder, out, kimg: str = "0.032") -> list[str]:
-    return ["--model", "sndcgan" if framework == "tf" else "dcgan", "--framework", framework,
-            "--dataset", f"folder:{folder}", "--res", "32", "--quick", "--kimg", kimg,
-            "--batch", "8", "--seed", "3", "--out", str(out), "--tick-kimg", "0.016",
-            "--snapshot-kimg", "0.016", "--threads", "1", "--no-progress", "--device", "cpu",
-            "--ema-beta", "0.9"]
+    return [
+        "--model",
+        "sndcgan" if framework == "tf" else "dcgan",
+        "--framework",
+        framework,
+        "--dataset",
+        f"folder:{folder}",
+        "--res",
+        "32",
+        "--quick",
+        "--kimg",
+        kimg,
+        "--batch",
+        "8",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--tick-kimg",
+        "0.016",
+        "--snapshot-kimg",
+        "0.016",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--ema-beta",
+        "0.9",
+    ]
 
 
 def _check_contract(run: RunDir, kimg: float) -> None:
@@ -57,14 +97,30 @@ def _check_contract(run: RunDir, kimg: float) -> None:
     assert list(run.samples.glob("grid-*.png")) and (run.samples / "final.png").exists()
     latest = run.latest_checkpoint()
     assert latest is not None and latest.exists()
-    assert json.loads((run.checkpoints / "latest.json").read_text())["latest"]["kimg"] == \
-        pytest.approx(kimg)
+    assert json.loads((run.checkpoints / "latest.json").read_text())["latest"][
+        "kimg"
+    ] == pytest.approx(kimg)
 
 
 def _sample(run, tmp_path, n: int, seed: int, name: str) -> tuple[np.ndarray, np.ndarray]:
     out = tmp_path / name
-    assert sample.main(["--run", str(run), "--n", str(n), "--seed", str(seed), "--out", str(out),
-                        "--device", "cpu"]) == 0
+    assert (
+        sample.main(
+            [
+                "--run",
+                str(run),
+                "--n",
+                str(n),
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     with np.load(out) as f:
         return f["images"], f["seeds"]
 

@@ -16,15 +16,21 @@ from vanilla_gan import tf_nets, torch_nets  # noqa: E402
 from vanilla_gan.convert import copy_torch_to_keras  # noqa: E402
 
 
-@pytest.mark.parametrize("model,res,sn_g", [("dcgan", 32, False), ("dcgan", 64, True),
-                                            ("sndcgan", 32, True), ("sndcgan", 64, False)])
+@pytest.mark.parametrize(
+    "model,res,sn_g",
+    [("dcgan", 32, False), ("dcgan", 64, True), ("sndcgan", 32, True), ("sndcgan", 64, False)],
+)
 def test_conversion_gives_same_outputs(make_config, model, res, sn_g):
     cfg = make_config(model, res=res, sn_g=sn_g)
     torch.manual_seed(1)
     G, D = torch_nets.build_models(cfg, 3)
     # Training-mode forwards move SN u, v and (momentum 1: the last batch's statistics, so
     # eval outputs keep a healthy scale) BN running stats away from their init.
-    bns = [m for m in [*G.modules(), *D.modules()] if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    bns = [
+        m
+        for m in [*G.modules(), *D.modules()]
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+    ]
     for m in bns:
         m.momentum = 1.0
     with torch.no_grad():
@@ -54,10 +60,16 @@ def test_same_init_scheme_in_both_frameworks(make_config):
     torch.manual_seed(0)
     G, D = torch_nets.build_models(cfg, 3)
     kG, kD = tf_nets.build_models(cfg, 3)
-    t_w = np.concatenate([m.weight.detach().numpy().ravel() for m in G.modules()
-                          if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d))])
-    k_w = np.concatenate([lyr.kernel.numpy().ravel() for lyr in kG.layers
-                          if isinstance(lyr, tf_nets.TorchStyle)])
+    t_w = np.concatenate(
+        [
+            m.weight.detach().numpy().ravel()
+            for m in G.modules()
+            if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+        ]
+    )
+    k_w = np.concatenate(
+        [lyr.kernel.numpy().ravel() for lyr in kG.layers if isinstance(lyr, tf_nets.TorchStyle)]
+    )
     assert t_w.size == k_w.size
     for w in (t_w, k_w):
         assert abs(w.std() - 0.02) < 0.001 and abs(w.mean()) < 0.001

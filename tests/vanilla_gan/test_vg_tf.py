@@ -51,7 +51,8 @@ def test_keras_spectral_norm_is_a_reparametrisation(make_config):
     with tf.GradientTape(persistent=True) as tape:
         y = tf.reduce_sum(layer(x, training=False) ** 2)
         y_frozen = tf.reduce_sum(
-            (tf.nn.conv2d(x, kernel / tf.stop_gradient(sigma), 1, "SAME") + layer.bias) ** 2)
+            (tf.nn.conv2d(x, kernel / tf.stop_gradient(sigma), 1, "SAME") + layer.bias) ** 2
+        )
     np.testing.assert_allclose(y.numpy(), y_frozen.numpy(), rtol=1e-5)  # same forward
     g, g_frozen = tape.gradient(y, kernel).numpy(), tape.gradient(y_frozen, kernel).numpy()
     assert np.abs(g - g_frozen).max() > 1e-3 * np.abs(g).max()
@@ -67,16 +68,23 @@ def test_training_steps_change_params_and_keep_sigma_near_one(make_config, array
     src = array_source(32)
     rng = np.random.default_rng(0)
     for t in range(4):
-        trainer.step(src.batch(32, 8 * t, 8)[0][None],
-                     rng.standard_normal((1, 8, cfg.z_dim), dtype=np.float32))
+        trainer.step(
+            src.batch(32, 8 * t, 8)[0][None],
+            rng.standard_normal((1, 8, cfg.z_dim), dtype=np.float32),
+        )
         if t == 0:
             loss_d, loss_g = trainer.pop_losses()
             assert np.isfinite(loss_d) and np.isfinite(loss_g)
             for m, old in zip(models, before):
-                assert all(not np.array_equal(v.numpy(), o)
-                           for v, o in zip(m.trainable_variables, old))
-    layers = [lyr for m in (trainer.D, trainer.G) for lyr in m.layers
-              if isinstance(lyr, tf_nets.TorchStyle)]
+                assert all(
+                    not np.array_equal(v.numpy(), o) for v, o in zip(m.trainable_variables, old)
+                )
+    layers = [
+        lyr
+        for m in (trainer.D, trainer.G)
+        for lyr in m.layers
+        if isinstance(lyr, tf_nets.TorchStyle)
+    ]
     assert len(layers) == 8 + 5
     for lyr in layers:
         w = lyr.weight_matrix(lyr.effective_kernel(training=False)).numpy()

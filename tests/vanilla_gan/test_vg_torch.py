@@ -31,8 +31,13 @@ def test_init_scheme(make_config):
     cfg = make_config("dcgan", width=32, res=64)
     torch.manual_seed(0)
     G, _ = torch_nets.build_models(cfg, 3)
-    w = torch.cat([m.weight.flatten() for m in G.modules()
-                   if isinstance(m, (torch.nn.ConvTranspose2d, torch.nn.Conv2d))])
+    w = torch.cat(
+        [
+            m.weight.flatten()
+            for m in G.modules()
+            if isinstance(m, (torch.nn.ConvTranspose2d, torch.nn.Conv2d))
+        ]
+    )
     assert abs(w.std().item() - 0.02) < 0.001 and abs(w.mean().item()) < 0.001
     g = torch.cat([m.weight for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)])
     assert abs(g.mean().item() - 1.0) < 0.01
@@ -55,8 +60,10 @@ def test_spectral_norm_keeps_sigma_near_one(make_config, array_source):
     src = array_source(32)
     rng = np.random.default_rng(0)
     for t in range(4):
-        trainer.step(src.batch(32, 8 * t, 8)[0][None], rng.standard_normal((1, 8, cfg.z_dim),
-                                                                          dtype=np.float32))
+        trainer.step(
+            src.batch(32, 8 * t, 8)[0][None],
+            rng.standard_normal((1, 8, cfg.z_dim), dtype=np.float32),
+        )
     trainer.D.eval()
     trainer.G.eval()
     mods = _sn_modules(trainer.D) + _sn_modules(trainer.G)
@@ -98,16 +105,30 @@ def _run(cfg, path, source, resume=False):
 
 def test_resume_is_exact(make_config, array_source, tmp_path):
     src = array_source(32)
-    full = _run(make_config("sndcgan", kimg=0.048, deterministic=True, ema_beta=0.5, loss="hinge"),
-                tmp_path / "a", src)
-    _run(make_config("sndcgan", kimg=0.024, deterministic=True, ema_beta=0.5, loss="hinge"), tmp_path / "b", src)
-    resumed = _run(make_config("sndcgan", kimg=0.048, deterministic=True, ema_beta=0.5, loss="hinge"),
-                   tmp_path / "b", src, resume=True)
+    full = _run(
+        make_config("sndcgan", kimg=0.048, deterministic=True, ema_beta=0.5, loss="hinge"),
+        tmp_path / "a",
+        src,
+    )
+    _run(
+        make_config("sndcgan", kimg=0.024, deterministic=True, ema_beta=0.5, loss="hinge"),
+        tmp_path / "b",
+        src,
+    )
+    resumed = _run(
+        make_config("sndcgan", kimg=0.048, deterministic=True, ema_beta=0.5, loss="hinge"),
+        tmp_path / "b",
+        src,
+        resume=True,
+    )
     for name in ("G", "D", "G_ema"):
         sa, sb = getattr(full, name).state_dict(), getattr(resumed, name).state_dict()
         for k in sa:
             assert torch.equal(sa[k], sb[k]), (name, k)
-    assert full.opt_d.state_dict()["state"][0]["step"] == resumed.opt_d.state_dict()["state"][0]["step"]
+    assert (
+        full.opt_d.state_dict()["state"][0]["step"]
+        == resumed.opt_d.state_dict()["state"][0]["step"]
+    )
     kimgs = [r["kimg"] for r in RunDir(tmp_path / "b").read_log()]
     assert kimgs == sorted(kimgs) and kimgs[-1] == 0.048
 
@@ -117,11 +138,38 @@ def test_nan_stops_run_and_keeps_last_checkpoint(make_config, array_source, tmp_
     run = RunDir(tmp_path / "run")
     run.create({"test": True})
     with pytest.raises(TrainingDiverged, match="non-finite"):
-        run_training(cfg, run, TorchTrainer(cfg, 3, device="cpu"), array_source(32),
-                     progress=False)
+        run_training(cfg, run, TorchTrainer(cfg, 3, device="cpu"), array_source(32), progress=False)
     status = run.status()
     assert status["state"] == "failed" and "non-finite" in status["error"]
     latest = json.loads((run.checkpoints / "latest.json").read_text())["latest"]
     assert latest["kimg"] == pytest.approx(0.016)
     ckpt = load_checkpoint(run.latest_checkpoint())
     assert all(torch.isfinite(v).all() for v in ckpt["G"].values() if v.is_floating_point())
+
+
+def test_ctrl_c_writes_checkpoint_then_resume_finishes(make_config, array_source, tmp_path):
+    import os
+    import signal
+
+    class InterruptingSource(array_source):
+        def batch(self, res, start, count):
+            if start == 8:  # Ctrl-C during step 1: honoured at the end of that step
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().batch(res, start, count)
+
+    cfg = make_config("dcgan", kimg=0.040, snapshot_kimg=1.0, tick_kimg=1.0)
+    run = RunDir(tmp_path / "run")
+    run.create({"test": True})
+    with pytest.raises(KeyboardInterrupt):
+        run_training(
+            cfg, run, TorchTrainer(cfg, 3, device="cpu"), InterruptingSource(32), progress=False
+        )
+    status = run.status()
+    assert (
+        status["state"] == "failed" and status.get("interrupted") and "--resume" in status["error"]
+    )
+    assert json.loads((run.checkpoints / "latest.json").read_text())["latest"]["kimg"] == 0.016
+    state = run_training(
+        cfg, run, TorchTrainer(cfg, 3, device="cpu"), array_source(32), resume=True, progress=False
+    )
+    assert state["nimg"] == 40 and run.status()["state"] == "finished"
