@@ -66,39 +66,80 @@ class EvalOptions:
     kid_subset_size: int = field(default=1000, metadata={"help": "KID subset size (capped at N)"})
     isc_splits: int = field(default=10, metadata={"help": "Inception score splits"})
     prc_n: int = field(default=5000, metadata={"help": "images per set for precision/recall"})
-    modes_n: int = field(default=26000, metadata={"help": "samples for mode counting (papers: 26k)"})
-    classifier_split: str | None = field(default=None, metadata={
-        "help": "split the digit classifier trains on (default: --split)"})
+    modes_n: int = field(
+        default=26000, metadata={"help": "samples for mode counting (papers: 26k)"}
+    )
+    classifier_split: str | None = field(
+        default=None, metadata={"help": "split the digit classifier trains on (default: --split)"}
+    )
     ndb_n: int = field(default=20000, metadata={"help": "generated images for NDB"})
     ndb_ref_n: int = field(default=50000, metadata={"help": "max real images for the NDB bins"})
-    ndb_k: int | None = field(default=None, metadata={"help": "NDB bins (default clip(N_real//500,10,100))"})
+    ndb_k: int | None = field(
+        default=None, metadata={"help": "NDB bins (default clip(N_real//500,10,100))"}
+    )
     ndb_res: int = field(default=32, metadata={"help": "NDB pixel features downsampled to this"})
     birthday_s: int = field(default=1000, metadata={"help": "birthday-paradox batch size s"})
     birthday_batches: int = field(default=10, metadata={"help": "max disjoint batches of s"})
-    birthday_res: int = field(default=64, metadata={"help": "birthday pixel features max resolution"})
+    birthday_res: int = field(
+        default=64, metadata={"help": "birthday pixel features max resolution"}
+    )
+    birthday_dup_factor: float = field(
+        default=0.5,
+        metadata={"help": "duplicate = closer than this x the closest pair among s real images"},
+    )
     seed: int = field(default=0, metadata={"help": "seed of SWD patches/directions and k-means"})
-    inception_weights: str | None = field(default=None, metadata={
-        "help": "InceptionV3 weights .pth (torch-fidelity format); env GANBENCH_INCEPTION_WEIGHTS"})
-    vgg_weights: str | None = field(default=None, metadata={
-        "help": "VGG16 weights .pth (torchvision format); env GANBENCH_VGG16_WEIGHTS"})
-    device: str = field(default="auto", metadata={"help": "feature extractor device",
-                                                  "choices": ["auto", "cpu", "cuda"]})
+    inception_weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "InceptionV3 weights .pth (torch-fidelity format); env GANBENCH_INCEPTION_WEIGHTS"
+        },
+    )
+    vgg_weights: str | None = field(
+        default=None,
+        metadata={"help": "VGG16 weights .pth (torchvision format); env GANBENCH_VGG16_WEIGHTS"},
+    )
+    device: str = field(
+        default="auto",
+        metadata={"help": "feature extractor device", "choices": ["auto", "cpu", "cuda"]},
+    )
     batch: int = field(default=64, metadata={"help": "feature extraction batch size"})
-    artifact_dir: str | None = field(default=None, metadata={
-        "help": "where images such as the birthday pairs PNG go (default: beside --out)"})
+    artifact_dir: str | None = field(
+        default=None,
+        metadata={"help": "where images such as the birthday pairs PNG go (default: beside --out)"},
+    )
 
     def validate(self) -> None:
-        for name in ("swd_n", "msssim_pairs", "inception_n", "inception_ref_n", "kid_subsets",
-                     "kid_subset_size", "isc_splits", "prc_n", "modes_n", "ndb_n", "ndb_ref_n",
-                     "ndb_res", "birthday_s", "birthday_batches", "birthday_res", "batch"):
+        for name in (
+            "swd_n",
+            "msssim_pairs",
+            "inception_n",
+            "inception_ref_n",
+            "kid_subsets",
+            "kid_subset_size",
+            "isc_splits",
+            "prc_n",
+            "modes_n",
+            "ndb_n",
+            "ndb_ref_n",
+            "ndb_res",
+            "birthday_s",
+            "birthday_batches",
+            "birthday_res",
+            "batch",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 < self.birthday_dup_factor <= 1:
+            raise ValueError(
+                f"birthday_dup_factor must be in (0, 1], got {self.birthday_dup_factor}"
+            )
         if self.ndb_k is not None and self.ndb_k < 2:
             raise ValueError(f"ndb_k must be at least 2, got {self.ndb_k}")
 
 
-def dataset_reference(dataset: str, data_root: str | None, split: str, res: int,
-                      cache_dir: str | None = None) -> ReferenceSet:
+def dataset_reference(
+    dataset: str, data_root: str | None, split: str, res: int, cache_dir: str | None = None
+) -> ReferenceSet:
     """The real images of ``dataset``/``split`` at ``res``, in a fixed shuffled order."""
     from datasets import prepare
 
@@ -106,28 +147,49 @@ def dataset_reference(dataset: str, data_root: str | None, split: str, res: int,
     array = ds.array(res)
     order = np.random.default_rng([0, 5]).permutation(ds.count)
     sha = str(ds.manifest.get("arrays", {}).get(str(res), {}).get("sha256", ""))[:16]
-    identity = {"name": dataset, "split": split, "res": res, "count": ds.count,
-                "selection": SELECTION, "data_sha256_16": sha}
+    identity = {
+        "name": dataset,
+        "split": split,
+        "res": res,
+        "count": ds.count,
+        "selection": SELECTION,
+        "data_sha256_16": sha,
+    }
     return ReferenceSet(array, order, identity)
 
 
 def parse_metrics(metrics: str | Sequence[str] | None) -> list[str]:
     if metrics is None or metrics == "all":
         return list(DEFAULT_METRICS)
-    names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+    names = [
+        m.strip()
+        for m in (metrics.split(",") if isinstance(metrics, str) else metrics)
+        if m.strip()
+    ]
     unknown = [m for m in names if m not in METRICS]
     if unknown:
-        raise UserError(f"unknown metric(s) {unknown}; available: {', '.join(METRICS)} "
-                        "(`python -m benchmarks.evaluate list` says what each needs)")
+        raise UserError(
+            f"unknown metric(s) {unknown}; available: {', '.join(METRICS)} "
+            "(`python -m benchmarks.evaluate list` says what each needs)"
+        )
     return names
 
 
-def evaluate_images(images: np.ndarray, dataset: str | None = None, *, data_root: str | None = None,
-                    split: str = "train", metrics: str | Sequence[str] | None = None,
-                    reference: ReferenceSet | np.ndarray | None = None,
-                    options: EvalOptions | None = None, cache_dir: str | None = None,
-                    use_cache: bool = True, progress: bool = True, strict: bool = True,
-                    **overrides: Any) -> dict[str, Any]:
+def evaluate_images(
+    images: np.ndarray,
+    dataset: str | None = None,
+    *,
+    data_root: str | None = None,
+    split: str = "train",
+    metrics: str | Sequence[str] | None = None,
+    reference: ReferenceSet | np.ndarray | None = None,
+    options: EvalOptions | None = None,
+    cache_dir: str | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+    strict: bool = True,
+    **overrides: Any,
+) -> dict[str, Any]:
     """Score uint8 NHWC ``images`` with ``metrics`` against ``dataset``/``split`` (or an explicit
     ``reference``). ``overrides`` set :class:`EvalOptions` fields. With ``strict=False`` a
     metric that fails with a :class:`UserError` is recorded under ``skipped`` instead of raising."""
@@ -141,9 +203,16 @@ def evaluate_images(images: np.ndarray, dataset: str | None = None, *, data_root
         reference = reference_from_array(reference, name=dataset or "array")
     elif reference is None and dataset is not None:
         reference = dataset_reference(dataset, data_root, split, res, cache_dir)
-    ctx = EvalContext(images=images, reference=reference, options=opts,
-                      cache=MetricCache(cache_dir, enabled=use_cache), dataset=dataset,
-                      data_root=data_root, split=split, progress=progress)
+    ctx = EvalContext(
+        images=images,
+        reference=reference,
+        options=opts,
+        cache=MetricCache(cache_dir, enabled=use_cache),
+        dataset=dataset,
+        data_root=data_root,
+        split=split,
+        progress=progress,
+    )
     result: dict[str, Any] = {}
     protocol: dict[str, Any] = {}
     skipped: dict[str, str] = {}
@@ -168,10 +237,16 @@ def evaluate_images(images: np.ndarray, dataset: str | None = None, *, data_root
         _say(progress, f"{name:9s} {seconds:7.1f} s  {shown}")
     result["protocol"] = protocol
     result["skipped"] = skipped
-    result["evaluation"] = {"dataset": dataset, "split": split, "res": res, "channels": int(images.shape[3]),
-                            "n_samples": int(len(images)), "metrics": names,
-                            "reference": reference.identity if reference is not None else None,
-                            "options": {k: v for k, v in opts.__dict__.items()}}
+    result["evaluation"] = {
+        "dataset": dataset,
+        "split": split,
+        "res": res,
+        "channels": int(images.shape[3]),
+        "n_samples": int(len(images)),
+        "metrics": names,
+        "reference": reference.identity if reference is not None else None,
+        "options": {k: v for k, v in opts.__dict__.items()},
+    }
     return result
 
 
@@ -188,30 +263,42 @@ def _say(enabled: bool, text: str) -> None:
 def list_metrics() -> str:
     lines = ["available metrics (default: all; Inception/VGG ones are skipped without weights):"]
     for spec in METRICS.values():
-        lines += [f"  {spec.name:9s} {spec.summary}", f"  {'':9s} needs: {spec.needs}",
-                  f"  {'':9s} keys:  {spec.keys}"]
+        lines += [
+            f"  {spec.name:9s} {spec.summary}",
+            f"  {'':9s} needs: {spec.needs}",
+            f"  {'':9s} keys:  {spec.keys}",
+        ]
     return "\n".join(lines)
 
 
-def real_samples(spec: str, dataset: str | None, data_root: str | None, split: str, res: int,
-                 cache_dir: str | None) -> tuple[np.ndarray, dict[str, Any], ReferenceSet | None]:
+def real_samples(
+    spec: str,
+    dataset: str | None,
+    data_root: str | None,
+    split: str,
+    res: int,
+    cache_dir: str | None,
+    limit: int | None = None,
+) -> tuple[np.ndarray, dict[str, Any], ReferenceSet | None]:
     """``dataset:NAME:SPLIT`` -> (images, description, reference override).
 
     When NAME/SPLIT are the reference's own data set and split, the fixed shuffled order is cut
     into two disjoint halves: the reference takes the first, the "samples" the second."""
     parts = spec.split(":")
     if len(parts) != 3 or not parts[1] or not parts[2]:
-        raise UserError(f"--samples {spec!r}: write real samples as dataset:NAME:SPLIT, "
-                        "e.g. dataset:cifar10-cars:test")
+        raise UserError(
+            f"--samples {spec!r}: write real samples as dataset:NAME:SPLIT, "
+            "e.g. dataset:cifar10-cars:test"
+        )
     name, sample_split = parts[1], parts[2]
     full = dataset_reference(name, data_root, sample_split, res, cache_dir)
     if name == dataset and sample_split == split:
         half = len(full) // 2
         ref = ReferenceSet(full.array, full.order[:half], {**full.identity, "part": "first half"})
         rest = ReferenceSet(full.array, full.order[half:], {**full.identity, "part": "second half"})
-        images, desc = rest.subset(len(rest))
+        images, desc = rest.subset(min(len(rest), limit or len(rest)))
         return images, desc, ref
-    images, desc = full.subset(len(full))
+    images, desc = full.subset(min(len(full), limit or len(full)))
     return images, desc, None
 
 
@@ -219,26 +306,40 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.evaluate",
         description="Score exported samples (samples.npz) or a real split against a data set. "
-                    "`python -m benchmarks.evaluate list` lists the metrics.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--samples", help="samples.npz from a model's sample CLI, or dataset:NAME:SPLIT "
-                   "for a real-vs-real floor (same NAME and SPLIT as the reference: disjoint halves)")
+        "`python -m benchmarks.evaluate list` lists the metrics.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--samples",
+        help="samples.npz from a model's sample CLI, or dataset:NAME:SPLIT "
+        "for a real-vs-real floor (same NAME and SPLIT as the reference: disjoint halves)",
+    )
     p.add_argument("--dataset", help="reference data set name (as in `python -m datasets`)")
     p.add_argument("--data-root", default=None, help="where the data set's source files are")
     p.add_argument("--split", default="train", help="reference split")
-    p.add_argument("--real-vs-real", action="store_true",
-                   help="floor mode: samples are --dataset's --split-b, reference its --split-a")
+    p.add_argument(
+        "--real-vs-real",
+        action="store_true",
+        help="floor mode: samples are --dataset's --split-b, reference its --split-a",
+    )
     p.add_argument("--split-a", default="train", help="reference split in --real-vs-real")
     p.add_argument("--split-b", default="test", help="'samples' split in --real-vs-real")
     p.add_argument("--res", type=int, default=32, help="resolution of real 'samples' (dataset:...)")
     p.add_argument("--max-samples", type=int, default=None, help="use only the first N samples")
     p.add_argument("--metrics", default="all", help="comma-separated metric names, or all")
     p.add_argument("--out", help="result JSON (written atomically); printed when omitted")
-    p.add_argument("--cache-dir", default=None, help="cache root (default $GANBENCH_CACHE or "
-                   "~/.cache/ganbench); reference features go under metrics/")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="cache root (default $GANBENCH_CACHE or "
+        "~/.cache/ganbench); reference features go under metrics/",
+    )
     p.add_argument("--no-cache", action="store_true", help="recompute reference statistics")
-    p.add_argument("--keep-going", action="store_true",
-                   help="record a metric's user error under 'skipped' and go on")
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="record a metric's user error under 'skipped' and go on",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-metric lines")
     p.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
     add_dataclass_arguments(p, EvalOptions, group_title="metric protocol options")
@@ -267,8 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--samples is required (a samples.npz or dataset:NAME:SPLIT)")
     reference = None
     if ns.samples.startswith("dataset:"):
-        images, desc, reference = real_samples(ns.samples, ns.dataset, ns.data_root, ns.split,
-                                               ns.res, ns.cache_dir)
+        images, desc, reference = real_samples(
+            ns.samples, ns.dataset, ns.data_root, ns.split, ns.res, ns.cache_dir, ns.max_samples
+        )
     else:
         from gancore.samples import load_samples
 
@@ -276,10 +378,19 @@ def main(argv: list[str] | None = None) -> int:
         desc = {"path": str(ns.samples), "meta": meta}
     if ns.max_samples:
         images = images[: ns.max_samples]
-    result = evaluate_images(images, ns.dataset, data_root=ns.data_root, split=ns.split,
-                             metrics=names, reference=reference, options=opts,
-                             cache_dir=ns.cache_dir, use_cache=not ns.no_cache,
-                             progress=not ns.quiet, strict=not ns.keep_going)
+    result = evaluate_images(
+        images,
+        ns.dataset,
+        data_root=ns.data_root,
+        split=ns.split,
+        metrics=names,
+        reference=reference,
+        options=opts,
+        cache_dir=ns.cache_dir,
+        use_cache=not ns.no_cache,
+        progress=not ns.quiet,
+        strict=not ns.keep_going,
+    )
     result["evaluation"]["samples"] = desc
     if ns.out:
         atomic_write_json(ns.out, result)

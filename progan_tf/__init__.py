@@ -1,1 +1,6 @@
-"""progan_tf package (under construction)."""
+"""Paper-faithful ProGAN in TensorFlow 2 / Keras 3, the twin of ``progan_torch``.
+
+Modules: ``layers``, ``networks``, ``loss``, ``training`` (the step), ``train`` (loop +
+CLI), ``sample``, ``checkpoint``, ``convert`` (torch <-> Keras weights), ``bench``.
+See ``progan_tf/README.md``.
+"""

@@ -45,6 +45,10 @@ from gancore.hardware import describe, peak_rss_mb  # noqa: E402
 from gancore.progan_config import PRESETS, ProGANConfig  # noqa: E402
 from gancore.rundir import RunDir  # noqa: E402
 
+# Fields a resumed run may change (same set as progan_torch): they do not alter the trajectory.
+RESUME_OVERRIDABLE = {"kimg", "device", "tick_kimg", "snapshot_kimg", "keep_checkpoints",
+                      "compile", "data_root", "cache_dir", "max_bad_steps", "grid_size"}
+
 
 def select_device(device: str) -> None:
     """Make only the requested device visible; must run before TF touches a device."""
@@ -115,7 +119,8 @@ def train(cfg: ProGANConfig, run: RunDir, source, resume: bool = False, strategy
     nimg = int(trainer.nimg.numpy())
     run.set_status("running")
     tick_n, snap_n = int(cfg.tick_kimg * 1000), int(cfg.snapshot_kimg * 1000)
-    tick_start, tick_img, losses, steps = time.time(), 0, [], 0
+    tick_step_s, tick_img, losses, steps = 0.0, 0, [], 0
+    session_start, time_base = time.perf_counter(), time_s
     last_save = nimg if resume else -1
 
     def checkpoint() -> None:
@@ -133,7 +138,10 @@ def train(cfg: ProGANConfig, run: RunDir, source, resume: bool = False, strategy
         t0 = time.time()
         out = trainer.train_step(to_float_images(images), one_hot(labels, source.num_classes),
                                  z_d, z_g, u, state.level)
-        time_s += time.time() - t0
+        tick_step_s += time.time() - t0  # the step only (train_step syncs: it returns floats)
+        # time_s: wall-clock seconds of training (grids, data, checkpoints included), summed
+        # over resumed sessions -- the same definition as progan_torch.
+        time_s = time_base + time.perf_counter() - session_start
         steps += 1
         prev, nimg = nimg, nimg + state.batch
         trainer.nimg.assign(nimg)
@@ -156,11 +164,11 @@ def train(cfg: ProGANConfig, run: RunDir, source, resume: bool = False, strategy
             run.log({"kimg": nimg / 1000.0, "nimg": nimg, "res": state.res, "phase": state.phase,
                      "alpha": state.alpha, "level": state.level, "batch": state.batch,
                      "lr": state.lr, "loss_d": float(ld), "loss_g": float(lg),
-                     "img_per_s": tick_img / max(time.time() - tick_start, 1e-9),
+                     "img_per_s": tick_img / max(tick_step_s, 1e-9),  # as progan_torch
                      "time_s": time_s, "peak_mem_mb": peak_mem_mb(), "skipped_steps": skipped,
                      **{k: out[k] for k in ("d_real", "d_fake", "gp", "grad_norm")}})
             save_grid(run.samples / f"tick-{nimg / 1000:08.1f}.png", grid_images(trainer, cfg))
-            tick_start, tick_img, losses = time.time(), 0, []
+            tick_step_s, tick_img, losses = 0.0, 0, []
         if nimg // snap_n > prev // snap_n:
             checkpoint()
     if nimg >= total:
@@ -192,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = overrides_from_namespace(args, ProGANConfig)
     if args.resume:
+        bad = sorted(set(overrides) - RESUME_OVERRIDABLE)
+        if bad:
+            raise UserError(f"--resume cannot change {', '.join(bad)} (it would change the run's "
+                            f"trajectory); only {', '.join(sorted(RESUME_OVERRIDABLE))} may change.")
         run = RunDir(args.resume)
         saved = run.read_config()
         base = dataclasses.asdict(config_from_dict(ProGANConfig, saved))

@@ -169,6 +169,8 @@ class StepRunner:
         self.dist = dist or DistInfo()
         self.channels_last = channels_last
         self.amp = amp_dtype(cfg, device)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # few distinct shapes per level: tune once
         self.g_params = [p for p in models.G.parameters() if p.requires_grad]
         self.d_params = [p for p in models.D.parameters() if p.requires_grad]
         self.ema_pairs = None
@@ -176,11 +178,11 @@ class StepRunner:
             self.ema_pairs = (list(models.G_ema.parameters()), list(models.G.parameters()))
         self.G_fwd, self.D_fwd = models.G, models.D
         if cfg.compile:
-            import torch._dynamo
+            import torch._dynamo as dynamo
 
             # one graph per (level, fading) and network: raise the recompile limit accordingly
-            torch._dynamo.config.cache_size_limit = max(
-                torch._dynamo.config.cache_size_limit, 4 * num_levels(cfg.max_res) + 8)
+            dynamo.config.cache_size_limit = max(dynamo.config.cache_size_limit,
+                                                 4 * num_levels(cfg.max_res) + 8)
             self.G_fwd, self.D_fwd = torch.compile(models.G), torch.compile(models.D)
             # the gradient penalty's double backward runs the eager D (AOTAutograd has none)
         self.opt_g = self.opt_d = None

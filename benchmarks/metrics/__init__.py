@@ -26,33 +26,77 @@ class MetricSpec:
 
 
 _M = "benchmarks.metrics."
-METRICS: dict[str, MetricSpec] = {m.name: m for m in [
-    MetricSpec("swd", _M + "swd:compute", "reference images >= 16x16; nothing downloaded",
-               "swd_<N>_<res>px per level, swd_<N>_avg",
-               "ProGAN multi-scale sliced Wasserstein distance x1e3 (Laplacian pyramid, 7x7 patches)"),
-    MetricSpec("msssim", _M + "msssim:compute", "nothing (real value needs reference images)",
-               "msssim_<P>_pairs, msssim_real_<P>_pairs",
-               "MS-SSIM of consecutive generated pairs (lower = more diverse), real value beside it"),
-    MetricSpec("fid", _M + "inception:compute_fid", "InceptionV3 weights (--inception-weights, "
-               "$GANBENCH_INCEPTION_WEIGHTS, torch hub cache or download)", "fid_<N>",
-               "Frechet Inception distance, torch-fidelity features"),
-    MetricSpec("kid", _M + "inception:compute_kid", "InceptionV3 weights (as fid)",
-               "kid_<N>_mean, kid_<N>_std", "kernel Inception distance (torch-fidelity, 100 subsets)"),
-    MetricSpec("isc", _M + "inception:compute_isc", "InceptionV3 weights (as fid); no reference",
-               "is_<N>_mean, is_<N>_std", "Inception score (torch-fidelity, 10 splits)"),
-    MetricSpec("prc", _M + "prc:compute", "VGG16 weights (--vgg-weights, $GANBENCH_VGG16_WEIGHTS, "
-               "torch hub cache or download)", "precision_<N>, recall_<N>, prc_f_score_<N>",
-               "precision / recall, torch-fidelity VGG16 k=3 protocol"),
-    MetricSpec("modes", _M + "modes:compute", "stacked-mnist or stacked-digits; trains a digit "
-               "classifier on the split's single digits (cached)", "modes_covered_<N>, kl_modes_<N>",
-               "Stacked-MNIST modes covered out of 1000 and KL(generated || uniform)"),
-    MetricSpec("ndb", _M + "ndb:compute", "reference images; nothing downloaded",
-               "ndb_k<K>, ndb_frac_k<K>, ndb_js_k<K>",
-               "NDB/K and JS of k-means bins on pixels (Richardson & Weiss 2018)"),
-    MetricSpec("birthday", _M + "birthday:compute", "nothing (duplicate threshold needs reference)",
-               "birthday_min_dist_s<S>, birthday_dup_pairs_s<S>, birthday_dup_frac_s<S>, "
-               "birthday_support_s<S>", "birthday-paradox support estimate + closest-pairs PNG"),
-]}
+METRICS: dict[str, MetricSpec] = {
+    m.name: m
+    for m in [
+        MetricSpec(
+            "swd",
+            _M + "swd:compute",
+            "reference images >= 16x16; nothing downloaded",
+            "swd_<N>_<res>px per level, swd_<N>_avg",
+            "ProGAN multi-scale sliced Wasserstein distance x1e3 (Laplacian pyramid, 7x7 patches)",
+        ),
+        MetricSpec(
+            "msssim",
+            _M + "msssim:compute",
+            "nothing (real value needs reference images)",
+            "msssim_<P>_pairs, msssim_real_<P>_pairs",
+            "MS-SSIM of consecutive generated pairs (lower = more diverse), real value beside it",
+        ),
+        MetricSpec(
+            "fid",
+            _M + "inception:compute_fid",
+            "InceptionV3 weights (--inception-weights, "
+            "$GANBENCH_INCEPTION_WEIGHTS, torch hub cache or download)",
+            "fid_<N>",
+            "Frechet Inception distance, torch-fidelity features",
+        ),
+        MetricSpec(
+            "kid",
+            _M + "inception:compute_kid",
+            "InceptionV3 weights (as fid)",
+            "kid_<N>_mean, kid_<N>_std",
+            "kernel Inception distance (torch-fidelity, 100 subsets)",
+        ),
+        MetricSpec(
+            "isc",
+            _M + "inception:compute_isc",
+            "InceptionV3 weights (as fid); no reference",
+            "is_<N>_mean, is_<N>_std",
+            "Inception score (torch-fidelity, 10 splits)",
+        ),
+        MetricSpec(
+            "prc",
+            _M + "prc:compute",
+            "VGG16 weights (--vgg-weights, $GANBENCH_VGG16_WEIGHTS, torch hub cache or download)",
+            "precision_<N>, recall_<N>, prc_f_score_<N>",
+            "precision / recall, torch-fidelity VGG16 k=3 protocol",
+        ),
+        MetricSpec(
+            "modes",
+            _M + "modes:compute",
+            "stacked-mnist or stacked-digits; trains a digit "
+            "classifier on the split's single digits (cached)",
+            "modes_covered_<N>, kl_modes_<N>",
+            "Stacked-MNIST modes covered out of 1000 and KL(generated || uniform)",
+        ),
+        MetricSpec(
+            "ndb",
+            _M + "ndb:compute",
+            "reference images; nothing downloaded",
+            "ndb_k<K>, ndb_frac_k<K>, ndb_js_k<K>",
+            "NDB/K and JS of k-means bins on pixels (Richardson & Weiss 2018)",
+        ),
+        MetricSpec(
+            "birthday",
+            _M + "birthday:compute",
+            "nothing (duplicate threshold needs reference)",
+            "birthday_min_dist_s<S>, birthday_dup_pairs_s<S>, birthday_dup_frac_s<S>, "
+            "birthday_support_s<S>",
+            "birthday-paradox support estimate + closest-pairs PNG",
+        ),
+    ]
+}
 
 DEFAULT_METRICS = ("swd", "msssim", "ndb", "birthday", "modes", "fid", "kid", "isc", "prc")
 OFFLINE_METRICS = ("swd", "msssim", "ndb", "birthday", "modes")

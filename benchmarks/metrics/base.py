@@ -63,11 +63,17 @@ def check_images(images: Any, what: str) -> np.ndarray:
         hint = ""
         if np.issubdtype(images.dtype, np.floating) and images.size:
             lo, hi = float(np.min(images)), float(np.max(images))
-            hint = (f" (values in [{lo:.3g}, {hi:.3g}]; map [-1, 1] model outputs with "
-                    "gancore.grid.to_uint8)")
-        raise UserError(f"{what}: images must be uint8 in [0, 255], got dtype {images.dtype}{hint}.")
+            hint = (
+                f" (values in [{lo:.3g}, {hi:.3g}]; map [-1, 1] model outputs with "
+                "gancore.grid.to_uint8)"
+            )
+        raise UserError(
+            f"{what}: images must be uint8 in [0, 255], got dtype {images.dtype}{hint}."
+        )
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise UserError(f"{what}: images must be NHWC with 1 or 3 channels, got shape {images.shape}.")
+        raise UserError(
+            f"{what}: images must be NHWC with 1 or 3 channels, got shape {images.shape}."
+        )
     if images.shape[1] != images.shape[2]:
         raise UserError(f"{what}: images must be square, got {images.shape[1]}x{images.shape[2]}.")
     if images.shape[0] == 0:
@@ -119,8 +125,9 @@ class MetricCache:
     def path(self, kind: str, key: dict[str, Any], ext: str = ".npz") -> Path:
         return self.root / "metrics" / f"{kind}-{stable_hash({'v': CACHE_VERSION, **key})}{ext}"
 
-    def arrays(self, kind: str, key: dict[str, Any], compute: Callable[[], dict[str, np.ndarray]]
-               ) -> tuple[dict[str, np.ndarray], bool]:
+    def arrays(
+        self, kind: str, key: dict[str, Any], compute: Callable[[], dict[str, np.ndarray]]
+    ) -> tuple[dict[str, np.ndarray], bool]:
         """Load the cached arrays for ``key`` or compute and store them; returns (arrays, hit)."""
         path = self.path(kind, key)
         if self.enabled and path.exists():
@@ -137,7 +144,9 @@ class MetricCache:
             atomic_write_json(path.with_suffix(".json"), {"kind": kind, "key": key})
         return arrays, False
 
-    def json_value(self, kind: str, key: dict[str, Any], compute: Callable[[], Any]) -> tuple[Any, bool]:
+    def json_value(
+        self, kind: str, key: dict[str, Any], compute: Callable[[], Any]
+    ) -> tuple[Any, bool]:
         path = self.path(kind, key, ext=".json")
         if self.enabled and path.exists():
             try:
@@ -186,9 +195,16 @@ class ReferenceSet:
 def reference_from_array(images: np.ndarray, name: str = "array", **identity: Any) -> ReferenceSet:
     """An explicit reference set (tests, real-vs-real); identified by a content hash."""
     images = check_images(images, f"reference set {name}")
-    return ReferenceSet(images, np.arange(len(images)),
-                        {"name": name, "content_sha256_16": array_fingerprint(images),
-                         "res": int(images.shape[1]), **identity})
+    return ReferenceSet(
+        images,
+        np.arange(len(images)),
+        {
+            "name": name,
+            "content_sha256_16": array_fingerprint(images),
+            "res": int(images.shape[1]),
+            **identity,
+        },
+    )
 
 
 @dataclass
@@ -217,8 +233,10 @@ class EvalContext:
 
     def need_reference(self, metric: str) -> ReferenceSet:
         if self.reference is None:
-            raise UserError(f"metric {metric!r} compares against real images: pass --dataset "
-                            "(or reference images to evaluate_images).")
+            raise UserError(
+                f"metric {metric!r} compares against real images: pass --dataset "
+                "(or reference images to evaluate_images)."
+            )
         ref = self.reference.array
         if ref.shape[1:3] != self.images.shape[1:3]:
             raise UserError(
@@ -227,8 +245,10 @@ class EvalContext:
                 "samples at the data set's resolution (or prepare the data at the samples' one)."
             )
         if ref.shape[3] != self.images.shape[3]:
-            raise UserError(f"samples have {self.images.shape[3]} channel(s) but the reference set "
-                            f"has {ref.shape[3]}; they must come from the same data set.")
+            raise UserError(
+                f"samples have {self.images.shape[3]} channel(s) but the reference set "
+                f"has {ref.shape[3]}; they must come from the same data set."
+            )
         return self.reference
 
     def take(self, n: int, metric: str, minimum: int) -> np.ndarray:

@@ -32,21 +32,32 @@ def build_extractor(spec: WeightSpec, layers: tuple[str, ...], weights_path: str
         from torch_fidelity.feature_extractor_vgg16 import FeatureExtractorVGG16
 
         cls = {"inception-v3-compat": FeatureExtractorInceptionV3, "vgg16": FeatureExtractorVGG16}
-        fe = cls[spec.extractor](spec.extractor, list(layers), feature_extractor_weights_path=weights_path)
+        fe = cls[spec.extractor](
+            spec.extractor, list(layers), feature_extractor_weights_path=weights_path
+        )
         _EXTRACTORS[key] = fe.to(device).eval()
     return _EXTRACTORS[key]
 
 
-def extract_features(images_u8: np.ndarray, extractor, layers: tuple[str, ...], device: str,
-                     batch: int = 64, progress: bool = True, desc: str = "features") -> dict[str, np.ndarray]:
+def extract_features(
+    images_u8: np.ndarray,
+    extractor,
+    layers: tuple[str, ...],
+    device: str,
+    batch: int = 64,
+    progress: bool = True,
+    desc: str = "features",
+) -> dict[str, np.ndarray]:
     """Run ``extractor`` over uint8 NHWC images; returns ``{layer: float32 (N, D)}``."""
     import torch
     from tqdm import tqdm
 
     images = to_rgb(images_u8)
     outs: dict[str, list[np.ndarray]] = {k: [] for k in layers}
-    with torch.no_grad(), tqdm(total=len(images), desc=desc, unit="img", disable=not progress,
-                               leave=False) as bar:
+    with (
+        torch.no_grad(),
+        tqdm(total=len(images), desc=desc, unit="img", disable=not progress, leave=False) as bar,
+    ):
         for s in range(0, len(images), batch):
             x = torch.from_numpy(np.ascontiguousarray(images[s : s + batch].transpose(0, 3, 1, 2)))
             feats = extractor(x.to(device))
@@ -56,30 +67,58 @@ def extract_features(images_u8: np.ndarray, extractor, layers: tuple[str, ...], 
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-def features_for(ctx: EvalContext, spec: WeightSpec, weights_flag: str | None, layers: tuple[str, ...],
-                 images: np.ndarray | None = None, reference: tuple[ReferenceSet, int] | None = None
-                 ) -> tuple[dict[str, np.ndarray], dict]:
+def features_for(
+    ctx: EvalContext,
+    spec: WeightSpec,
+    weights_flag: str | None,
+    layers: tuple[str, ...],
+    images: np.ndarray | None = None,
+    reference: tuple[ReferenceSet, int] | None = None,
+) -> tuple[dict[str, np.ndarray], dict]:
     """Features of generated ``images`` (memoised per evaluation) or of the first ``n`` images of
     a reference set (cached on disk). Returns (features, protocol note on the extractor)."""
     path, wnote = resolve_weights(spec, weights_flag)
     device = torch_device(ctx.options.device)
     extractor = build_extractor(spec, layers, str(path), device)
-    note = {"extractor": spec.extractor, "layers": list(layers), "weights": wnote,
-            "torch_fidelity": _tf_version()}
+    note = {
+        "extractor": spec.extractor,
+        "layers": list(layers),
+        "weights": wnote,
+        "torch_fidelity": _tf_version(),
+    }
     if reference is None:
         key = ("gen", spec.extractor, layers, wnote["sha256_16"], len(images))
         if key not in ctx.memo:
-            ctx.memo[key] = extract_features(images, extractor, layers, device, ctx.options.batch,
-                                             ctx.progress, f"{spec.extractor} (samples)")
+            ctx.memo[key] = extract_features(
+                images,
+                extractor,
+                layers,
+                device,
+                ctx.options.batch,
+                ctx.progress,
+                f"{spec.extractor} (samples)",
+            )
         return ctx.memo[key], note
     ref, n = reference
     real, ref_id = ref.subset(n)
-    cache_key = {"reference": ref_id, "extractor": spec.extractor, "layers": list(layers),
-                 "weights_sha256_16": wnote["sha256_16"]}
+    cache_key = {
+        "reference": ref_id,
+        "extractor": spec.extractor,
+        "layers": list(layers),
+        "weights_sha256_16": wnote["sha256_16"],
+    }
     feats, hit = ctx.cache.arrays(
-        "features", cache_key,
-        lambda: extract_features(real, extractor, layers, device, ctx.options.batch, ctx.progress,
-                                 f"{spec.extractor} (reference)"),
+        "features",
+        cache_key,
+        lambda: extract_features(
+            real,
+            extractor,
+            layers,
+            device,
+            ctx.options.batch,
+            ctx.progress,
+            f"{spec.extractor} (reference)",
+        ),
     )
     return feats, {**note, "reference": ref_id, "reference_cached": hit}
 

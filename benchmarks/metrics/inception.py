@@ -42,7 +42,9 @@ def _psd_sqrt(s: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)).
 
     Tr((S1 S2)^(1/2)) = Tr((S1^(1/2) S2 S1^(1/2))^(1/2)): the symmetric form has real,
@@ -50,7 +52,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     eigenvalues of S1 S2 instead; the tests check the two agree).
     """
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise ValueError(f"statistics differ in shape: {mu1.shape}/{sigma1.shape} vs {mu2.shape}/{sigma2.shape}")
+        raise ValueError(
+            f"statistics differ in shape: {mu1.shape}/{sigma1.shape} vs {mu2.shape}/{sigma2.shape}"
+        )
     r1 = _psd_sqrt(sigma1)
     m = r1 @ sigma2 @ r1
     tr_covmean = float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2.0), 0.0, None))))
@@ -61,8 +65,10 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 def _low_rank_warning(n: int, dim: int) -> str | None:
     if n > dim:
         return None
-    msg = (f"FID with {dim}-d features needs N > {dim} for a full-rank covariance; got N={n}. "
-           "The value is biased upward; compare it only with values at the same N.")
+    msg = (
+        f"FID with {dim}-d features needs N > {dim} for a full-rank covariance; got N={n}. "
+        "The value is biased upward; compare it only with values at the same N."
+    )
     warnings.warn(msg, stacklevel=3)
     return msg
 
@@ -74,23 +80,44 @@ def _gen_and_ref(ctx: EvalContext, metric: str, minimum: int):
     if n_ref < minimum:
         raise UserError(f"{metric} needs at least {minimum} reference images, got {n_ref}.")
     fg, note = features_for(ctx, INCEPTION, ctx.options.inception_weights, LAYERS, images=gen)
-    fr, rnote = features_for(ctx, INCEPTION, ctx.options.inception_weights, LAYERS,
-                             reference=(ref, n_ref))
-    return gen, fg, fr, {**note, "reference": rnote["reference"],
-                         "reference_cached": rnote["reference_cached"]}
+    fr, rnote = features_for(
+        ctx, INCEPTION, ctx.options.inception_weights, LAYERS, reference=(ref, n_ref)
+    )
+    return (
+        gen,
+        fg,
+        fr,
+        {**note, "reference": rnote["reference"], "reference_cached": rnote["reference_cached"]},
+    )
 
 
 def compute_fid(ctx: EvalContext) -> MetricResult:
     t0 = time.perf_counter()
     gen, fg, fr, note = _gen_and_ref(ctx, "FID", minimum=2)
     sg = fid_statistics(fg[FID_LAYER])
-    key = {"reference": note["reference"], "weights": note["weights"]["sha256_16"], "layer": FID_LAYER}
+    key = {
+        "reference": note["reference"],
+        "weights": note["weights"]["sha256_16"],
+        "layer": FID_LAYER,
+    }
     sr, _ = ctx.cache.arrays("fid-stats", key, lambda: fid_statistics(fr[FID_LAYER]))
     fid = frechet_distance(sg["mu"], sg["sigma"], sr["mu"], sr["sigma"])
-    warn = [w for w in (_low_rank_warning(len(gen), fg[FID_LAYER].shape[1]),
-                        _low_rank_warning(len(fr[FID_LAYER]), fr[FID_LAYER].shape[1])) if w]
-    protocol = {"n": len(gen), "n_requested": ctx.options.inception_n, **note, "layer": FID_LAYER,
-                "warnings": warn, "seconds_compute": time.perf_counter() - t0}
+    warn = [
+        w
+        for w in (
+            _low_rank_warning(len(gen), fg[FID_LAYER].shape[1]),
+            _low_rank_warning(len(fr[FID_LAYER]), fr[FID_LAYER].shape[1]),
+        )
+        if w
+    ]
+    protocol = {
+        "n": len(gen),
+        "n_requested": ctx.options.inception_n,
+        **note,
+        "layer": FID_LAYER,
+        "warnings": warn,
+        "seconds_compute": time.perf_counter() - t0,
+    }
     return MetricResult({f"fid_{n_label(len(gen))}": fid}, protocol)
 
 
@@ -101,16 +128,33 @@ def compute_kid(ctx: EvalContext) -> MetricResult:
     t0 = time.perf_counter()
     gen, fg, fr, note = _gen_and_ref(ctx, "KID", minimum=2)
     subset = min(ctx.options.kid_subset_size, len(gen), len(fr[FID_LAYER]))
-    out = kid_features_to_metric(from_numpy(fg[FID_LAYER]), from_numpy(fr[FID_LAYER]),
-                                 kid_subsets=ctx.options.kid_subsets, kid_subset_size=subset,
-                                 kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None,
-                                 kid_kernel_poly_coef0=1, rng_seed=2020, verbose=False)
+    out = kid_features_to_metric(
+        from_numpy(fg[FID_LAYER]),
+        from_numpy(fr[FID_LAYER]),
+        kid_subsets=ctx.options.kid_subsets,
+        kid_subset_size=subset,
+        kid_kernel="poly",
+        kid_kernel_poly_degree=3,
+        kid_kernel_poly_gamma=None,
+        kid_kernel_poly_coef0=1,
+        rng_seed=2020,
+        verbose=False,
+    )
     label = n_label(len(gen))
-    values = {f"kid_{label}_mean": out["kernel_inception_distance_mean"],
-              f"kid_{label}_std": out["kernel_inception_distance_std"]}
-    protocol = {"n": len(gen), **note, "layer": FID_LAYER, "subsets": ctx.options.kid_subsets,
-                "subset_size": subset, "kernel": "poly degree 3, coef0 1, gamma 1/d", "rng_seed": 2020,
-                "seconds_compute": time.perf_counter() - t0}
+    values = {
+        f"kid_{label}_mean": out["kernel_inception_distance_mean"],
+        f"kid_{label}_std": out["kernel_inception_distance_std"],
+    }
+    protocol = {
+        "n": len(gen),
+        **note,
+        "layer": FID_LAYER,
+        "subsets": ctx.options.kid_subsets,
+        "subset_size": subset,
+        "kernel": "poly degree 3, coef0 1, gamma 1/d",
+        "rng_seed": 2020,
+        "seconds_compute": time.perf_counter() - t0,
+    }
     return MetricResult(values, protocol)
 
 
@@ -121,10 +165,20 @@ def compute_isc(ctx: EvalContext) -> MetricResult:
     t0 = time.perf_counter()
     gen = ctx.take(ctx.options.inception_n, "IS", minimum=ctx.options.isc_splits)
     fg, note = features_for(ctx, INCEPTION, ctx.options.inception_weights, LAYERS, images=gen)
-    out = isc_features_to_metric(from_numpy(fg[ISC_LAYER]), splits=ctx.options.isc_splits,
-                                 shuffle=True, rng_seed=2020)
+    out = isc_features_to_metric(
+        from_numpy(fg[ISC_LAYER]), splits=ctx.options.isc_splits, shuffle=True, rng_seed=2020
+    )
     label = n_label(len(gen))
-    values = {f"is_{label}_mean": out["inception_score_mean"], f"is_{label}_std": out["inception_score_std"]}
-    protocol = {"n": len(gen), **note, "layer": ISC_LAYER, "splits": ctx.options.isc_splits,
-                "rng_seed": 2020, "seconds_compute": time.perf_counter() - t0}
+    values = {
+        f"is_{label}_mean": out["inception_score_mean"],
+        f"is_{label}_std": out["inception_score_std"],
+    }
+    protocol = {
+        "n": len(gen),
+        **note,
+        "layer": ISC_LAYER,
+        "splits": ctx.options.isc_splits,
+        "rng_seed": 2020,
+        "seconds_compute": time.perf_counter() - t0,
+    }
     return MetricResult(values, protocol)

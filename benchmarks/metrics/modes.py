@@ -45,10 +45,13 @@ def mode_distance(hist: np.ndarray) -> tuple[int, float]:
 def compute(ctx: EvalContext) -> MetricResult:
     base = BASE_DATASET.get(str(ctx.dataset))
     if base is None:
-        raise MetricSkipped(f"mode coverage is defined for {sorted(BASE_DATASET)} only, "
-                            f"not {ctx.dataset!r}")
+        raise MetricSkipped(
+            f"mode coverage is defined for {sorted(BASE_DATASET)} only, not {ctx.dataset!r}"
+        )
     if ctx.images.shape[1:] != (32, 32, 3):
-        raise UserError(f"mode coverage needs 32x32 RGB stacked samples; got {ctx.images.shape[1:]}.")
+        raise UserError(
+            f"mode coverage needs 32x32 RGB stacked samples; got {ctx.images.shape[1:]}."
+        )
     gen = ctx.take(ctx.options.modes_n, "mode coverage", minimum=1)
     t0 = time.perf_counter()
     split = ctx.options.classifier_split or ctx.split
@@ -57,9 +60,17 @@ def compute(ctx: EvalContext) -> MetricResult:
     hist = mode_statistics(mode_features(net, gen))
     covered, kl = mode_distance(hist)
     label = n_label(len(gen))
-    values: dict[str, float | int | None] = {f"modes_covered_{label}": covered, f"kl_modes_{label}": kl}
-    protocol = {"n": len(gen), "n_requested": ctx.options.modes_n, "num_modes": NUM_MODES,
-                "kl": "KL(generated || uniform), nats", **note,
-                "top_modes": [[int(m), int(hist[m])] for m in np.argsort(-hist)[:10]],
-                "seconds_compute": time.perf_counter() - t0}
+    values: dict[str, float | int | None] = {
+        f"modes_covered_{label}": covered,
+        f"kl_modes_{label}": kl,
+    }
+    protocol = {
+        "n": len(gen),
+        "n_requested": ctx.options.modes_n,
+        "num_modes": NUM_MODES,
+        "kl": "KL(generated || uniform), nats",
+        **note,
+        "top_modes": [[int(m), int(hist[m])] for m in np.argsort(-hist)[:10]],
+        "seconds_compute": time.perf_counter() - t0,
+    }
     return MetricResult(values, protocol)

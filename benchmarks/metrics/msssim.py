@@ -9,8 +9,8 @@ values clipped to 0, average over pairs at the end. Lower = more diverse samples
 
 Small images: the window cannot exceed the image, so at each scale it is clipped to
 ``min(11, H, W)`` with sigma scaled by the same factor (the official behaviour); for 32x32
-images the last two scales use 8x8 and 4x4... windows -- values at such sizes are not
-comparable to published high-resolution figures. ``tf.image.ssim_multiscale`` refuses images
+images the five scales (32, 16, 8, 4, 2 pixels) use 11, 11, 8, 4 and 2 pixel windows -- values
+at such sizes are not comparable to published high-resolution figures. ``tf.image.ssim_multiscale`` refuses images
 smaller than 161x161 instead.
 
 Channels: ``channel_mode="progan"`` (default) averages SSIM/CS over the colour channels at
@@ -79,9 +79,14 @@ def _downsample(x):
     return F.avg_pool2d(x, 2)
 
 
-def msssim_pairs(a_u8: np.ndarray, b_u8: np.ndarray, channel_mode: str = "progan",
-                 filter_size: int = FILTER_SIZE, filter_sigma: float = FILTER_SIGMA,
-                 weights: tuple[float, ...] = WEIGHTS):
+def msssim_pairs(
+    a_u8: np.ndarray,
+    b_u8: np.ndarray,
+    channel_mode: str = "progan",
+    filter_size: int = FILTER_SIZE,
+    filter_sigma: float = FILTER_SIGMA,
+    weights: tuple[float, ...] = WEIGHTS,
+):
     """MS-SSIM of each pair (a[i], b[i]) of uint8 NHWC images: float64 array of shape (B,)."""
     import torch
 
@@ -104,8 +109,13 @@ def msssim_pairs(a_u8: np.ndarray, b_u8: np.ndarray, channel_mode: str = "progan
     return per.mean(dim=1).numpy()
 
 
-def msssim_features(images_u8: np.ndarray, pairs: int, batch: int = 256, progress: bool = False,
-                    channel_mode: str = "progan") -> np.ndarray:
+def msssim_features(
+    images_u8: np.ndarray,
+    pairs: int,
+    batch: int = 256,
+    progress: bool = False,
+    channel_mode: str = "progan",
+) -> np.ndarray:
     """MS-SSIM of the first ``pairs`` disjoint consecutive pairs (0,1), (2,3), ..."""
     scores = []
     starts = range(0, pairs, batch)
@@ -133,12 +143,17 @@ def compute(ctx: EvalContext) -> MetricResult:
     value = msssim_statistics(msssim_features(gen, pairs, progress=ctx.progress))
     values: dict[str, float | int | None] = {f"msssim_{n_label(pairs)}_pairs": value}
     protocol = {
-        "pairs": pairs, "pairs_requested": opts.msssim_pairs, "pairing": "(0,1),(2,3),...",
-        "weights": list(WEIGHTS), "filter_size": FILTER_SIZE, "filter_sigma": FILTER_SIGMA,
-        "channel_mode": "progan", "max_val": MAX_VAL,
+        "pairs": pairs,
+        "pairs_requested": opts.msssim_pairs,
+        "pairing": "(0,1),(2,3),...",
+        "weights": list(WEIGHTS),
+        "filter_size": FILTER_SIZE,
+        "filter_sigma": FILTER_SIGMA,
+        "channel_mode": "progan",
+        "max_val": MAX_VAL,
         "window_per_scale": [min(FILTER_SIZE, ctx.res >> s) for s in range(len(WEIGHTS))],
         "note": "window clipped to the image size at small scales (sigma scaled with it); "
-                "values below ~176x176 are not comparable to published high-resolution ones",
+        "values below ~176x176 are not comparable to published high-resolution ones",
     }
     if ctx.reference is not None:
         ref = ctx.need_reference("msssim")

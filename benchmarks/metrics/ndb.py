@@ -94,8 +94,11 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
 def ndb_distance(real_hist: np.ndarray, gen_hist: np.ndarray, alpha: float = ALPHA) -> dict:
     pvals = two_proportion_z(real_hist, int(real_hist.sum()), gen_hist, int(gen_hist.sum()))
     different = np.flatnonzero(pvals < alpha)
-    return {"ndb": int(len(different)), "js": js_divergence(real_hist, gen_hist),
-            "different_bins": different.tolist()}
+    return {
+        "ndb": int(len(different)),
+        "js": js_divergence(real_hist, gen_hist),
+        "different_bins": different.tolist(),
+    }
 
 
 def compute(ctx: EvalContext) -> MetricResult:
@@ -113,18 +116,36 @@ def compute(ctx: EvalContext) -> MetricResult:
         centres = fit_bins(feats, k, opts.seed)
         return {"centres": centres, "real_hist": bin_histogram(feats, centres)}
 
-    key = {"reference": ref_id, "k": k, "res": res, "seed": opts.seed,
-           "kmeans": "sklearn n_init=1 max_iter=100, d/6 dims above 1000"}
+    key = {
+        "reference": ref_id,
+        "k": k,
+        "res": res,
+        "seed": opts.seed,
+        "kmeans": "sklearn n_init=1 max_iter=100, d/6 dims above 1000",
+    }
     stats, hit = ctx.cache.arrays("ndb-bins", key, fit)
     gen_hist = bin_histogram(ndb_features(gen, res), stats["centres"])
     out = ndb_distance(stats["real_hist"], gen_hist)
     values: dict[str, float | int | None] = {
-        f"ndb_k{k}": out["ndb"], f"ndb_frac_k{k}": out["ndb"] / k, f"ndb_js_k{k}": out["js"]}
-    protocol = {"n": len(gen), "n_label": n_label(len(gen)), "n_requested": opts.ndb_n,
-                "k": k, "k_rule": f"clip(N_real // {PER_BIN}, {K_MIN}, {K_MAX})" if not opts.ndb_k else "given",
-                "reference": ref_id, "features": f"pixels in [0,1] at {res}x{res}", "alpha": ALPHA,
-                "test": "two-proportion z-test, pooled, two-sided", "js": "natural log",
-                "different_bins": out["different_bins"], "gen_hist": gen_hist.tolist(),
-                "real_hist": stats["real_hist"].tolist(), "bins_cached": hit,
-                "seconds_compute": time.perf_counter() - t0}
+        f"ndb_k{k}": out["ndb"],
+        f"ndb_frac_k{k}": out["ndb"] / k,
+        f"ndb_js_k{k}": out["js"],
+    }
+    protocol = {
+        "n": len(gen),
+        "n_label": n_label(len(gen)),
+        "n_requested": opts.ndb_n,
+        "k": k,
+        "k_rule": f"clip(N_real // {PER_BIN}, {K_MIN}, {K_MAX})" if not opts.ndb_k else "given",
+        "reference": ref_id,
+        "features": f"pixels in [0,1] at {res}x{res}",
+        "alpha": ALPHA,
+        "test": "two-proportion z-test, pooled, two-sided",
+        "js": "natural log",
+        "different_bins": out["different_bins"],
+        "gen_hist": gen_hist.tolist(),
+        "real_hist": stats["real_hist"].tolist(),
+        "bins_cached": hit,
+        "seconds_compute": time.perf_counter() - t0,
+    }
     return MetricResult(values, protocol)

@@ -70,7 +70,9 @@ def laplacian_pyramid(images_u8: np.ndarray, num_levels: int) -> list[np.ndarray
     return [lv.numpy() for lv in levels]
 
 
-def neighbourhood_positions(n_images: int, size: int, level: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def neighbourhood_positions(
+    n_images: int, size: int, level: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Centres (y, x) of the 128 neighbourhoods of every image: arrays of shape (n*128,)."""
     h = NHOOD_SIZE // 2
     rng = np.random.default_rng([seed, level])
@@ -93,8 +95,9 @@ def gather_descriptors(level: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.
     return level.reshape(-1)[((img * c + chan) * hgt + y) * wid + x]
 
 
-def swd_features(images_u8: np.ndarray, seed: int, batch: int = 256, progress: bool = False
-                 ) -> list[np.ndarray]:
+def swd_features(
+    images_u8: np.ndarray, seed: int, batch: int = 256, progress: bool = False
+) -> list[np.ndarray]:
     """Normalised descriptors per pyramid level: list of float32 (C*49, n*128) arrays."""
     images = to_rgb(images_u8)
     n, res = len(images), images.shape[1]
@@ -129,7 +132,9 @@ def swd_statistics(desc: np.ndarray) -> np.ndarray:
     return desc.reshape(-1, desc.shape[-1])
 
 
-def sliced_wasserstein(a: np.ndarray, b: np.ndarray, seed: int, level: int, chunk: int = 32) -> float:
+def sliced_wasserstein(
+    a: np.ndarray, b: np.ndarray, seed: int, level: int, chunk: int = 32
+) -> float:
     """Official ``sliced_wasserstein`` on (D, M) descriptor sets: mean over 4 repeats x 128
     unit directions of the mean absolute difference between sorted projections."""
     if a.shape != b.shape:
@@ -153,7 +158,9 @@ def sliced_wasserstein(a: np.ndarray, b: np.ndarray, seed: int, level: int, chun
 
 def swd_distance(desc_a: list[np.ndarray], desc_b: list[np.ndarray], seed: int) -> list[float]:
     """Per-level SWD x 1e3 (official scaling), highest resolution first."""
-    return [sliced_wasserstein(a, b, seed, lv) * 1e3 for lv, (a, b) in enumerate(zip(desc_a, desc_b))]
+    return [
+        sliced_wasserstein(a, b, seed, lv) * 1e3 for lv, (a, b) in enumerate(zip(desc_a, desc_b))
+    ]
 
 
 def compute(ctx: EvalContext) -> MetricResult:
@@ -174,13 +181,19 @@ def compute(ctx: EvalContext) -> MetricResult:
     }
     values[f"swd_{label}_avg"] = float(np.mean(dists))
     protocol = {
-        "n": n, "n_requested": opts.swd_n, "reference": ref_id, "seed": opts.seed,
-        "levels": pyramid_resolutions(ctx.res), "nhood_size": NHOOD_SIZE,
-        "nhoods_per_image": NHOODS_PER_IMAGE, "dir_repeats": DIR_REPEATS,
-        "dirs_per_repeat": DIRS_PER_REPEAT, "scale": 1e3,
+        "n": n,
+        "n_requested": opts.swd_n,
+        "reference": ref_id,
+        "seed": opts.seed,
+        "levels": pyramid_resolutions(ctx.res),
+        "nhood_size": NHOOD_SIZE,
+        "nhoods_per_image": NHOODS_PER_IMAGE,
+        "dir_repeats": DIR_REPEATS,
+        "dirs_per_repeat": DIRS_PER_REPEAT,
+        "scale": 1e3,
         "note": "ProGAN official protocol; the same N of real and generated images (official "
-                "code asserts equal descriptor counts). Compare against the real-vs-real floor "
-                "at the same N.",
+        "code asserts equal descriptor counts). Compare against the real-vs-real floor "
+        "at the same N.",
         "seconds_compute": time.perf_counter() - t0,
     }
     return MetricResult(values, protocol)

@@ -26,8 +26,10 @@ from benchmarks.metrics.base import MetricSkipped, file_sha256
 from gancore.errors import UserError
 
 # torch-fidelity 0.4's URL_INCEPTION_V3: the TF 2015-12-05 FID Inception, converted to PyTorch.
-INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
-                 "weights-inception-2015-12-05-6726825d.pth")
+INCEPTION_URL = (
+    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+    "weights-inception-2015-12-05-6726825d.pth"
+)
 # torchvision's VGG16_Weights.IMAGENET1K_V1, what torch-fidelity's "vgg16" extractor loads.
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 
@@ -40,8 +42,9 @@ class WeightSpec:
     url: str
 
 
-INCEPTION = WeightSpec("inception-v3-compat", "--inception-weights", "GANBENCH_INCEPTION_WEIGHTS",
-                       INCEPTION_URL)
+INCEPTION = WeightSpec(
+    "inception-v3-compat", "--inception-weights", "GANBENCH_INCEPTION_WEIGHTS", INCEPTION_URL
+)
 VGG16 = WeightSpec("vgg16", "--vgg-weights", "GANBENCH_VGG16_WEIGHTS", VGG16_URL)
 
 
@@ -65,16 +68,33 @@ def _hub_path(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
+_CHECKED: dict[tuple[str, float, int], str] = {}  # (path, mtime, size) -> sha256_16
+
+
 def _check_loadable(path: Path, spec: WeightSpec) -> None:
+    """Load once with weights_only=True (refuses pickled code); remembered per file version."""
     import torch
 
+    st = path.stat()
+    if (str(path), st.st_mtime, st.st_size) in _CHECKED:
+        return
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickle with code, not a torch file at all
-        raise UserError(f"{path} is not a plain PyTorch state dict for {spec.extractor} "
-                        f"({type(exc).__name__}: {exc}); pass the right file with {spec.flag}.") from exc
+        raise UserError(
+            f"{path} is not a plain PyTorch state dict for {spec.extractor} "
+            f"({type(exc).__name__}: {exc}); pass the right file with {spec.flag}."
+        ) from exc
     if not isinstance(state, dict):
-        raise UserError(f"{path} holds a {type(state).__name__}, not a state dict for {spec.extractor}.")
+        raise UserError(
+            f"{path} holds a {type(state).__name__}, not a state dict for {spec.extractor}."
+        )
+    _CHECKED[(str(path), st.st_mtime, st.st_size)] = file_sha256(path)
+
+
+def _sha(path: Path) -> str:
+    st = path.stat()
+    return _CHECKED.get((str(path), st.st_mtime, st.st_size)) or file_sha256(path)
 
 
 def resolve_weights(spec: WeightSpec, explicit: str | os.PathLike | None) -> tuple[Path, dict]:
@@ -84,17 +104,21 @@ def resolve_weights(spec: WeightSpec, explicit: str | os.PathLike | None) -> tup
             path = Path(value).expanduser()
             if not path.is_file():
                 how = spec.flag if source == "flag" else f"${spec.env}"
-                raise UserError(f"{spec.extractor} weights file {path} (from {how}) does not exist.")
+                raise UserError(
+                    f"{spec.extractor} weights file {path} (from {how}) does not exist."
+                )
             _check_loadable(path, spec)
-            return path, {"source": source, "path": str(path), "sha256_16": file_sha256(path)}
+            return path, {"source": source, "path": str(path), "sha256_16": _sha(path)}
     cached = _hub_path(spec.url)
     if not cached.is_file():
         hint = f"pass {spec.flag} PATH or set {spec.env}"
         if offline():
             raise MetricSkipped(f"no {spec.extractor} weights and GANBENCH_OFFLINE is set; {hint}")
         if not host_reachable(spec.url):
-            raise MetricSkipped(f"no {spec.extractor} weights and {urlparse(spec.url).hostname} is "
-                                f"unreachable (offline?); {hint}")
+            raise MetricSkipped(
+                f"no {spec.extractor} weights and {urlparse(spec.url).hostname} is "
+                f"unreachable (offline?); {hint}"
+            )
         import torch.hub
 
         try:
@@ -103,5 +127,9 @@ def resolve_weights(spec: WeightSpec, explicit: str | os.PathLike | None) -> tup
         except Exception as exc:  # network errors come in many types
             raise MetricSkipped(f"downloading {spec.url} failed ({exc}); {hint}") from exc
     _check_loadable(cached, spec)
-    return cached, {"source": "torch-hub-cache", "path": str(cached), "url": spec.url,
-                    "sha256_16": file_sha256(cached)}
+    return cached, {
+        "source": "torch-hub-cache",
+        "path": str(cached),
+        "url": spec.url,
+        "sha256_16": _sha(cached),
+    }

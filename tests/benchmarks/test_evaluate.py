@@ -20,12 +20,15 @@ def _imgs(n: int = 8, res: int = 32, c: int = 3, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, res, res, c), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (_imgs().astype(np.float32) / 127.5 - 1, "uint8.*gancore.grid.to_uint8"),
-    (_imgs()[..., :2], "1 or 3 channels"),
-    (_imgs()[:, :, :16], "square"),
-    (_imgs()[0], "NHWC"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (_imgs().astype(np.float32) / 127.5 - 1, "uint8.*gancore.grid.to_uint8"),
+        (_imgs()[..., :2], "1 or 3 channels"),
+        (_imgs()[:, :, :16], "square"),
+        (_imgs()[0], "NHWC"),
+    ],
+)
 def test_bad_images_are_user_errors(bad, match):
     with pytest.raises(UserError, match=match):
         evaluate_images(bad, "x", reference=_imgs(), metrics="msssim", progress=False)
@@ -41,28 +44,56 @@ def test_resolution_and_channel_mismatch_and_too_few(tmp_path):
     with pytest.raises(UserError, match="unknown metric"):
         evaluate_images(_imgs(), "x", reference=_imgs(), metrics="fud", progress=False)
     # keep-going mode records the error instead of raising
-    out = evaluate_images(_imgs(), "x", reference=_imgs(res=16)[:, :, :, :], metrics="swd,birthday",
-                          progress=False, strict=False, cache_dir=str(tmp_path))
+    out = evaluate_images(
+        _imgs(),
+        "x",
+        reference=_imgs(res=16)[:, :, :, :],
+        metrics="swd,birthday",
+        progress=False,
+        strict=False,
+        cache_dir=str(tmp_path),
+    )
     assert out["skipped"]["swd"].startswith("error:") and "birthday_min_dist_s8" not in out
 
 
 def test_samples_from_another_resolution_than_the_dataset(tmp_path):
     path = tmp_path / "s.npz"
     save_samples(path, _imgs(4, res=64), np.arange(4))
-    code = run_cli(main, ["--samples", str(path), "--dataset", "stacked-digits", "--metrics",
-                          "swd", "--quiet", "--cache-dir", str(tmp_path)])
+    code = run_cli(
+        main,
+        [
+            "--samples",
+            str(path),
+            "--dataset",
+            "stacked-digits",
+            "--metrics",
+            "swd",
+            "--quiet",
+            "--cache-dir",
+            str(tmp_path),
+        ],
+    )
     assert code == 2
 
 
 def test_n_labels():
-    assert [n_label(n) for n in (5000, 16384, 1797, 26000, 500, 8192)] == \
-        ["5k", "16k", "1797", "26k", "500", "8k"]
+    assert [n_label(n) for n in (5000, 16384, 1797, 26000, 500, 8192)] == [
+        "5k",
+        "16k",
+        "1797",
+        "26k",
+        "500",
+        "8k",
+    ]
 
 
 def test_list_help_and_dry_run(capsys):
     assert main(["list"]) == 0
     listed = capsys.readouterr().out
-    assert all(m in listed for m in ("swd", "msssim", "fid", "kid", "isc", "prc", "modes", "ndb", "birthday"))
+    assert all(
+        m in listed
+        for m in ("swd", "msssim", "fid", "kid", "isc", "prc", "modes", "ndb", "birthday")
+    )
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
@@ -77,13 +108,41 @@ def test_cli_end_to_end_on_stacked_digits(tmp_path, capsys):
     samples = tmp_path / "samples.npz"
     save_samples(samples, real[-600:], np.arange(600), {"model": "copy of real data"})
     out = tmp_path / "metrics.json"
-    argv = ["--samples", str(samples), "--dataset", "stacked-digits", "--metrics",
-            "swd,msssim,ndb,birthday,fid", "--swd-n", "64", "--msssim-pairs", "50", "--ndb-n", "600",
-            "--birthday-s", "300", "--ndb-ref-n", "4000", "--out", str(out), "--quiet", "--cache-dir", str(tmp_path)]
+    argv = [
+        "--samples",
+        str(samples),
+        "--dataset",
+        "stacked-digits",
+        "--metrics",
+        "swd,msssim,ndb,birthday,fid",
+        "--swd-n",
+        "64",
+        "--msssim-pairs",
+        "50",
+        "--ndb-n",
+        "600",
+        "--birthday-s",
+        "300",
+        "--ndb-ref-n",
+        "4000",
+        "--out",
+        str(out),
+        "--quiet",
+        "--cache-dir",
+        str(tmp_path),
+    ]
     assert run_cli(main, argv) == 0
     res = json.loads(out.read_text())
-    for key in ("swd_64_32px", "swd_64_16px", "swd_64_avg", "msssim_50_pairs", "msssim_real_50_pairs",
-                "ndb_k10", "ndb_js_k10", "birthday_min_dist_s300"):
+    for key in (
+        "swd_64_32px",
+        "swd_64_16px",
+        "swd_64_avg",
+        "msssim_50_pairs",
+        "msssim_real_50_pairs",
+        "ndb_k10",
+        "ndb_js_k10",
+        "birthday_min_dist_s300",
+    ):
         assert isinstance(res[key], float | int), key
     assert res["protocol"]["swd"]["seconds"] > 0 and res["protocol"]["swd"]["n"] == 64
     assert res["protocol"]["swd"]["reference"]["name"] == "stacked-digits"
@@ -94,9 +153,26 @@ def test_cli_end_to_end_on_stacked_digits(tmp_path, capsys):
 
 def test_real_vs_real_halves_are_disjoint(tmp_path):
     out = tmp_path / "floor.json"
-    argv = ["--real-vs-real", "--split-a", "train", "--split-b", "train", "--dataset", "stacked-digits",
-            "--metrics", "swd,msssim", "--swd-n", "64", "--msssim-pairs", "20", "--out", str(out),
-            "--quiet", "--cache-dir", str(tmp_path)]
+    argv = [
+        "--real-vs-real",
+        "--split-a",
+        "train",
+        "--split-b",
+        "train",
+        "--dataset",
+        "stacked-digits",
+        "--metrics",
+        "swd,msssim",
+        "--swd-n",
+        "64",
+        "--msssim-pairs",
+        "20",
+        "--out",
+        str(out),
+        "--quiet",
+        "--cache-dir",
+        str(tmp_path),
+    ]
     assert run_cli(main, argv) == 0
     res = json.loads(out.read_text())
     ref, smp = res["evaluation"]["reference"], res["evaluation"]["samples"]

@@ -28,7 +28,9 @@ def test_fid_matches_closed_form_on_diagonal_gaussians():
     mu1, mu2 = rng.normal(size=8), rng.normal(size=8)
     v1, v2 = rng.uniform(0.5, 2.0, 8), rng.uniform(0.5, 2.0, 8)
     expected = np.sum((mu1 - mu2) ** 2) + np.sum(v1 + v2 - 2.0 * np.sqrt(v1 * v2))
-    assert frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected, rel=1e-10)
+    assert frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(
+        expected, rel=1e-10
+    )
     # Full covariances: against scipy's matrix square root of S1 S2.
     a, b = rng.normal(size=(8, 8)), rng.normal(size=(8, 8))
     s1, s2 = a @ a.T + np.eye(8), b @ b.T + np.eye(8)
@@ -40,7 +42,9 @@ def test_fid_matches_closed_form_on_diagonal_gaussians():
     y = rng.normal(size=(200_000, 8)) * np.sqrt(v2) + mu2
     sx, sy = fid_statistics(x), fid_statistics(y)
     closed = np.sum((mu1 - mu2) ** 2) + np.sum(v1 + v2 - 2.0 * np.sqrt(v1 * v2))
-    assert frechet_distance(sx["mu"], sx["sigma"], sy["mu"], sy["sigma"]) == pytest.approx(closed, abs=0.02)
+    assert frechet_distance(sx["mu"], sx["sigma"], sy["mu"], sy["sigma"]) == pytest.approx(
+        closed, abs=0.02
+    )
 
 
 def _random_weights(cls_path: str, ctor_args: tuple, path) -> str:
@@ -100,9 +104,11 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def inception_weights(tmp_path_factory) -> str:
-    return _random_weights("torch_fidelity.feature_extractor_inceptionv3.FeatureExtractorInceptionV3",
-                           ("inception-v3-compat", ["2048"]),
-                           tmp_path_factory.mktemp("w") / "inception-random.pth")
+    return _random_weights(
+        "torch_fidelity.feature_extractor_inceptionv3.FeatureExtractorInceptionV3",
+        ("inception-v3-compat", ["2048"]),
+        tmp_path_factory.mktemp("w") / "inception-random.pth",
+    )
 
 
 def _sets(n: int = 16, res: int = 16):
@@ -117,25 +123,54 @@ def test_fid_kid_is_agree_with_torch_fidelity(inception_weights, tmp_path, one_t
     import torch_fidelity
 
     gen, real = _sets()
-    ours = evaluate_images(gen, "random", reference=real, metrics="fid,kid,isc", progress=False,
-                           inception_weights=inception_weights, inception_n=len(gen),
-                           kid_subset_size=len(gen), device="cpu", cache_dir=str(tmp_path))
+    ours = evaluate_images(
+        gen,
+        "random",
+        reference=real,
+        metrics="fid,kid,isc",
+        progress=False,
+        inception_weights=inception_weights,
+        inception_n=len(gen),
+        kid_subset_size=len(gen),
+        device="cpu",
+        cache_dir=str(tmp_path),
+    )
     theirs = torch_fidelity.calculate_metrics(
-        input1=_dataset(gen), input2=_dataset(real), cuda=False, fid=True, kid=True, isc=True,
-        feature_extractor_weights_path=inception_weights, kid_subset_size=len(gen), cache=False,
-        verbose=False, save_cpu_ram=True, batch_size=64)
+        input1=_dataset(gen),
+        input2=_dataset(real),
+        cuda=False,
+        fid=True,
+        kid=True,
+        isc=True,
+        feature_extractor_weights_path=inception_weights,
+        kid_subset_size=len(gen),
+        cache=False,
+        verbose=False,
+        save_cpu_ram=True,
+        batch_size=64,
+    )
     assert ours["skipped"] == {}
     assert ours["fid_16"] > 0
     assert ours["fid_16"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-3)
     assert ours["kid_16_mean"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-3)
     assert ours["is_16_mean"] == pytest.approx(theirs["inception_score_mean"], rel=1e-4)
     proto = ours["protocol"]["fid"]
-    assert proto["n"] == 16 and proto["weights"]["source"] == "flag" and proto["weights"]["sha256_16"]
+    assert (
+        proto["n"] == 16 and proto["weights"]["source"] == "flag" and proto["weights"]["sha256_16"]
+    )
     assert "full-rank covariance" in proto["warnings"][0]  # N=16 < 2048: said, not hidden
     # Reference features were cached on disk; a second run reuses them and gives the same FID.
-    again = evaluate_images(gen, "random", reference=real, metrics="fid", progress=False,
-                            inception_weights=inception_weights, inception_n=len(gen),
-                            device="cpu", cache_dir=str(tmp_path))
+    again = evaluate_images(
+        gen,
+        "random",
+        reference=real,
+        metrics="fid",
+        progress=False,
+        inception_weights=inception_weights,
+        inception_n=len(gen),
+        device="cpu",
+        cache_dir=str(tmp_path),
+    )
     assert again["protocol"]["fid"]["reference_cached"] is True
     assert again["fid_16"] == pytest.approx(ours["fid_16"], rel=1e-9)
 
@@ -145,11 +180,22 @@ def test_missing_weights_offline_are_skipped_fast(tmp_path, monkeypatch):
     monkeypatch.delenv("GANBENCH_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.delenv("GANBENCH_VGG16_WEIGHTS", raising=False)
     gen, real = _sets(16)
-    with mock.patch("benchmarks.metrics.weights.host_reachable", side_effect=AssertionError("no net")):
-        out = evaluate_images(gen, "random", reference=real, metrics="fid,kid,isc,prc", progress=False,
-                              cache_dir=str(tmp_path))
+    with mock.patch(
+        "benchmarks.metrics.weights.host_reachable", side_effect=AssertionError("no net")
+    ):
+        out = evaluate_images(
+            gen,
+            "random",
+            reference=real,
+            metrics="fid,kid,isc,prc",
+            progress=False,
+            cache_dir=str(tmp_path),
+        )
     assert set(out["skipped"]) == {"fid", "kid", "isc", "prc"}
-    assert "GANBENCH_OFFLINE" in out["skipped"]["fid"] and "--inception-weights" in out["skipped"]["fid"]
+    assert (
+        "GANBENCH_OFFLINE" in out["skipped"]["fid"]
+        and "--inception-weights" in out["skipped"]["fid"]
+    )
     assert not any(k.startswith(("fid", "kid", "is_", "precision")) for k in out)  # never a 0
 
 
@@ -158,20 +204,37 @@ def test_unreachable_host_is_skipped(tmp_path, monkeypatch):
     monkeypatch.delenv("GANBENCH_OFFLINE")
     monkeypatch.delenv("GANBENCH_INCEPTION_WEIGHTS", raising=False)
     gen, real = _sets(8)
-    with mock.patch("benchmarks.metrics.weights.host_reachable", return_value=False), \
-            mock.patch("torch.hub.download_url_to_file", side_effect=AssertionError("downloaded")):
-        out = evaluate_images(gen, "random", reference=real, metrics="fid", progress=False,
-                              cache_dir=str(tmp_path))
+    with (
+        mock.patch("benchmarks.metrics.weights.host_reachable", return_value=False),
+        mock.patch("torch.hub.download_url_to_file", side_effect=AssertionError("downloaded")),
+    ):
+        out = evaluate_images(
+            gen, "random", reference=real, metrics="fid", progress=False, cache_dir=str(tmp_path)
+        )
     assert "unreachable" in out["skipped"]["fid"]
 
 
 def test_bad_weights_path_is_a_user_error(tmp_path):
     gen, real = _sets(8)
     with pytest.raises(UserError, match="does not exist"):
-        evaluate_images(gen, "random", reference=real, metrics="fid", progress=False,
-                        inception_weights=str(tmp_path / "nope.pth"), cache_dir=str(tmp_path))
+        evaluate_images(
+            gen,
+            "random",
+            reference=real,
+            metrics="fid",
+            progress=False,
+            inception_weights=str(tmp_path / "nope.pth"),
+            cache_dir=str(tmp_path),
+        )
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a torch file")
     with pytest.raises(UserError, match="not a plain PyTorch state dict"):
-        evaluate_images(gen, "random", reference=real, metrics="fid", progress=False,
-                        inception_weights=str(junk), cache_dir=str(tmp_path))
+        evaluate_images(
+            gen,
+            "random",
+            reference=real,
+            metrics="fid",
+            progress=False,
+            inception_weights=str(junk),
+            cache_dir=str(tmp_path),
+        )

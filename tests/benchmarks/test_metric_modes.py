@@ -33,16 +33,18 @@ def test_collapsed_and_uniform_generators(stacked, cache, monkeypatch):
     _, first = np.unique(labels, return_index=True)
     ten = np.sort(first)[:10]  # 10 images with 10 different digit triples
     collapsed = np.repeat(images[ten], 100, axis=0)  # a generator that only makes those 10
-    out = evaluate_images(collapsed, "stacked-digits", metrics="modes", progress=False,
-                          cache_dir=cache)
+    out = evaluate_images(
+        collapsed, "stacked-digits", metrics="modes", progress=False, cache_dir=cache
+    )
     assert out["modes_covered_1k"] == 10
     assert out["kl_modes_1k"] == pytest.approx(np.log(1000 / 10), abs=1e-9)
     proto = out["protocol"]["modes"]
     assert proto["classifier_heldout_accuracy"] >= 0.95 and proto["classifier_cached"] is False
     assert sorted(m for m, _ in proto["top_modes"]) == sorted(labels[ten].tolist())
 
-    uniform = evaluate_images(images[:5000], "stacked-digits", metrics="modes", progress=False,
-                              cache_dir=cache)
+    uniform = evaluate_images(
+        images[:5000], "stacked-digits", metrics="modes", progress=False, cache_dir=cache
+    )
     assert uniform["protocol"]["modes"]["classifier_cached"] is True
     assert uniform["modes_covered_5k"] >= 985  # 1000 * (1 - e^-5) = 993 expected
     assert uniform["kl_modes_5k"] < 0.15  # sampling alone gives ~999 / (2 * 5000) = 0.1
@@ -61,11 +63,18 @@ def test_low_accuracy_is_refused(stacked, cache, monkeypatch):
     monkeypatch.setattr(digit_classifier, "MIN_ACCURACY", {"digits": 1.01})
     monkeypatch.setattr(digit_classifier, "RECIPE", FAST)
     with pytest.raises(UserError, match="held-out accuracy"):
-        evaluate_images(stacked[0][:10], "stacked-digits", metrics="modes", progress=False,
-                        cache_dir=cache)  # the cached classifier, checked against a raised bar
+        evaluate_images(
+            stacked[0][:10], "stacked-digits", metrics="modes", progress=False, cache_dir=cache
+        )  # the cached classifier, checked against a raised bar
 
 
 def test_other_data_sets_are_skipped(tmp_path):
-    out = evaluate_images(np.zeros((4, 32, 32, 3), np.uint8), "x", reference=np.zeros((4, 32, 32, 3), np.uint8),
-                          metrics="modes", progress=False, cache_dir=str(tmp_path))
+    out = evaluate_images(
+        np.zeros((4, 32, 32, 3), np.uint8),
+        "x",
+        reference=np.zeros((4, 32, 32, 3), np.uint8),
+        metrics="modes",
+        progress=False,
+        cache_dir=str(tmp_path),
+    )
     assert "stacked" in out["skipped"]["modes"]

@@ -35,12 +35,18 @@ def scipy_msssim(a: np.ndarray, b: np.ndarray) -> float:
         s12 = signal.fftconvolve(x * y, win, mode="valid") - mu1 * mu2
         c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
         v1, v2 = 2 * s12 + c2, s11 + s22 + c2
-        mssim.append(np.mean((2 * mu1 * mu2 + c1) * v1 / ((mu1**2 + mu2**2 + c1) * v2), axis=(1, 2, 3)))
+        mssim.append(
+            np.mean((2 * mu1 * mu2 + c1) * v1 / ((mu1**2 + mu2**2 + c1) * v2), axis=(1, 2, 3))
+        )
         mcs.append(np.mean(v1 / v2, axis=(1, 2, 3)))
-        x, y = (0.25 * (t[:, 0::2, 0::2] + t[:, 1::2, 0::2] + t[:, 0::2, 1::2] + t[:, 1::2, 1::2])
-                for t in (x, y))
+        x, y = (
+            0.25 * (t[:, 0::2, 0::2] + t[:, 1::2, 0::2] + t[:, 0::2, 1::2] + t[:, 1::2, 1::2])
+            for t in (x, y)
+        )
     mcs, mssim = np.clip(np.array(mcs), 0, None), np.clip(np.array(mssim), 0, None)
-    return float(np.mean(np.prod(mcs[:-1] ** WEIGHTS[:-1, None], axis=0) * mssim[-1] ** WEIGHTS[-1]))
+    return float(
+        np.mean(np.prod(mcs[:-1] ** WEIGHTS[:-1, None], axis=0) * mssim[-1] ** WEIGHTS[-1])
+    )
 
 
 def test_matches_tensorflow_at_176():
@@ -49,17 +55,23 @@ def test_matches_tensorflow_at_176():
 
     a, b = _images(4, 176, 0), _images(4, 176, 1)
     b[0] = a[0]  # one identical pair: MS-SSIM exactly 1
-    tf_rgb = tf.image.ssim_multiscale(tf.constant(a, tf.float32), tf.constant(b, tf.float32), 255.0,
-                                      power_factors=tuple(WEIGHTS)).numpy()
+    tf_rgb = tf.image.ssim_multiscale(
+        tf.constant(a, tf.float32), tf.constant(b, tf.float32), 255.0, power_factors=tuple(WEIGHTS)
+    ).numpy()
     ours = msssim.msssim_pairs(a, b, channel_mode="per_channel")
     np.testing.assert_allclose(ours, tf_rgb, rtol=1e-4, atol=1e-5)
     assert abs(ours[0] - 1.0) < 1e-6
     # Grey images: the official per-scale channel average equals TF's per-channel result.
     ga, gb = np.repeat(a[..., :1], 3, -1), np.repeat(b[..., :1], 3, -1)
-    tf_grey = tf.image.ssim_multiscale(tf.constant(ga, tf.float32), tf.constant(gb, tf.float32), 255.0,
-                                       power_factors=tuple(WEIGHTS)).numpy()
-    np.testing.assert_allclose(msssim.msssim_pairs(ga, gb, channel_mode="progan"), tf_grey,
-                               rtol=1e-4, atol=1e-5)
+    tf_grey = tf.image.ssim_multiscale(
+        tf.constant(ga, tf.float32),
+        tf.constant(gb, tf.float32),
+        255.0,
+        power_factors=tuple(WEIGHTS),
+    ).numpy()
+    np.testing.assert_allclose(
+        msssim.msssim_pairs(ga, gb, channel_mode="progan"), tf_grey, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_matches_official_procedure_on_small_images():
@@ -67,8 +79,9 @@ def test_matches_official_procedure_on_small_images():
     ours = msssim.msssim_pairs(a, b).mean()
     np.testing.assert_allclose(ours, scipy_msssim(a, b), rtol=1e-4)
     big_a, big_b = _images(2, 64, 4), _images(2, 64, 5)
-    np.testing.assert_allclose(msssim.msssim_pairs(big_a, big_b).mean(), scipy_msssim(big_a, big_b),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        msssim.msssim_pairs(big_a, big_b).mean(), scipy_msssim(big_a, big_b), rtol=1e-4
+    )
 
 
 def test_pairs_are_consecutive_and_diversity_ordering():

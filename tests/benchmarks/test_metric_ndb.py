@@ -20,10 +20,12 @@ def test_collapsed_generator_is_flagged_and_fresh_real_passes(tmp_path):
     real = _mixture(3000, 0)
     fresh = _mixture(1000, 1)
     collapsed = _mixture(1000, 2, modes=[0, 1, 2])
-    good = evaluate_images(fresh, "mix", reference=real, metrics="ndb", progress=False,
-                           cache_dir=str(tmp_path))
-    bad = evaluate_images(collapsed, "mix", reference=real, metrics="ndb", progress=False,
-                          cache_dir=str(tmp_path))
+    good = evaluate_images(
+        fresh, "mix", reference=real, metrics="ndb", progress=False, cache_dir=str(tmp_path)
+    )
+    bad = evaluate_images(
+        collapsed, "mix", reference=real, metrics="ndb", progress=False, cache_dir=str(tmp_path)
+    )
     assert good["protocol"]["ndb"]["k"] == 10  # rule: clip(3000 // 500, 10, 100)
     assert good["ndb_k10"] <= 1 and good["ndb_js_k10"] < 0.01
     assert bad["ndb_k10"] >= 7  # the 7 missing modes' bins (and the over-full ones)

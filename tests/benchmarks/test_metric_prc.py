@@ -25,11 +25,28 @@ def test_prc_agrees_with_torch_fidelity(tmp_path):
     rng = np.random.default_rng(0)
     gen = rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
     real = np.clip(rng.normal(128, 30, (12, 16, 16, 3)), 0, 255).astype(np.uint8)
-    ours = evaluate_images(gen, "random", reference=real, metrics="prc", progress=False,
-                           vgg_weights=str(weights), prc_n=12, device="cpu", cache_dir=str(tmp_path))
+    ours = evaluate_images(
+        gen,
+        "random",
+        reference=real,
+        metrics="prc",
+        progress=False,
+        vgg_weights=str(weights),
+        prc_n=12,
+        device="cpu",
+        cache_dir=str(tmp_path),
+    )
     theirs = torch_fidelity.calculate_metrics(
-        input1=_dataset(gen), input2=_dataset(real), cuda=False, prc=True, feature_extractor="vgg16",
-        feature_extractor_weights_path=str(weights), cache=False, verbose=False, save_cpu_ram=True)
+        input1=_dataset(gen),
+        input2=_dataset(real),
+        cuda=False,
+        prc=True,
+        feature_extractor="vgg16",
+        feature_extractor_weights_path=str(weights),
+        cache=False,
+        verbose=False,
+        save_cpu_ram=True,
+    )
     assert ours["precision_12"] == pytest.approx(theirs["precision"], abs=1e-6)
     assert ours["recall_12"] == pytest.approx(theirs["recall"], abs=1e-6)
     assert ours["protocol"]["prc"]["extractor"] == "vgg16"

@@ -45,7 +45,9 @@ def reference_swd(a_u8: np.ndarray, b_u8: np.ndarray, seed: int) -> list[float]:
             xs = rng.integers(3, r - 3, size=len(images) * 128)
             for k in range(len(images) * 128):
                 i, y, x = k // 128, ys[k], xs[k]
-                patch = np.stack([pyramids[i][c][lv][y - 3 : y + 4, x - 3 : x + 4] for c in range(3)])
+                patch = np.stack(
+                    [pyramids[i][c][lv][y - 3 : y + 4, x - 3 : x + 4] for c in range(3)]
+                )
                 out[lv].append(patch)
         result = []
         for d in out:
@@ -75,7 +77,9 @@ def reference_swd(a_u8: np.ndarray, b_u8: np.ndarray, seed: int) -> list[float]:
 def _smooth_images(n: int, seed: int, res: int = 32) -> np.ndarray:
     rng = np.random.default_rng(seed)
     base = rng.uniform(0, 255, size=(n, res // 4, res // 4, 3))
-    return np.clip(base.repeat(4, 1).repeat(4, 2) + rng.normal(0, 12, (n, res, res, 3)), 0, 255).astype(np.uint8)
+    return np.clip(
+        base.repeat(4, 1).repeat(4, 2) + rng.normal(0, 12, (n, res, res, 3)), 0, 255
+    ).astype(np.uint8)
 
 
 def test_matches_loop_reference():

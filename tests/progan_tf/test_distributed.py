@@ -39,7 +39,7 @@ SCRIPT = textwrap.dedent("""
     before = keras_state_dict(one.D)
     reals = np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 3)).astype(np.float32)
     result = {}
-    for step in range(2):
+    for step in range(1):
         z_d, z_g, u = step_randoms(cfg, step * 8, 8)
         for tag, tr in (("one", one), ("two", two)):
             for m in tr.nets():
@@ -64,13 +64,13 @@ def test_mirrored_two_devices_equal_one_device_doubled_batch(tmp_path):
     assert proc.returncode == 0 and line, proc.stderr[-3000:]
     res = json.loads(line[0][len("RESULT"):])
     assert res["replicas"] == 2
-    for step in range(2):
+    for step in range(1):
         one, two = res["losses"][f"one{step}"], res["losses"][f"two{step}"]
         for key in ("loss_d", "loss_g"):
             assert abs(one[key] - two[key]) <= 1e-4 * max(1.0, abs(one[key])), (key, one, two)
-    assert res["moved"] > 1e-3  # two Adam steps moved D by ~lr each
-    # Two Adam steps of ~lr * sign(g): equal up to float summation order, except weights
+    assert res["moved"] > 5e-4  # the Adam step moved D by ~lr
+    # An Adam step of ~lr * sign(g): equal up to float summation order, except weights
     # whose gradient is at rounding-noise level (see test_parity for the same argument).
     for name, (worst, frac) in res["diffs"].items():
-        assert worst < 2 * 2e-3, (name, worst)  # two steps, each at most 2 lr apart
+        assert worst < 2e-3, (name, worst)  # at most 2 lr apart (a sign at noise level)
         assert frac < 0.03, (name, frac)  # >= 97 % of weights within 0.01 lr

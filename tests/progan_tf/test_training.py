@@ -97,7 +97,7 @@ def test_failed_checkpoint_write_keeps_the_last_good_one(tmp_path, monkeypatch):
 def test_sample_cli_deterministic_and_prefix_stable(tmp_path):
     out = tmp_path / "run"
     flags = ["--preset", "quick", "--max-res", "8", *TINY_FLAGS, "--default-batch", "8",
-             "--stabilize-kimg", "0.008", "--fade-kimg", "0.016", "--kimg", "0.016",
+             "--stabilize-kimg", "0.008", "--fade-kimg", "0.016", "--kimg", "0.024",
              "--random-data", "--out", str(out)]
     assert train_cli.main(flags) == 0
     paths = [tmp_path / f"s{i}.npz" for i in range(3)]
@@ -164,3 +164,41 @@ def test_dry_run_and_help(capsys):
     assert "fade" in text and "32x32" in text
     with pytest.raises(SystemExit):
         train_cli.main(["--help"])
+
+
+def test_bench_smoke(capsys):
+    from progan_tf import bench
+
+    assert bench.main(["--preset", "quick", *TINY_FLAGS, "--max-res", "8", "--res", "4",
+                       "--steps", "1", "--warmup", "0"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "img/s" in line]
+    assert len(rows) == 1 and rows[0].split()[0] == "4"
+
+
+def test_adam_reset_exactly_when_the_official_key_changes():
+    """Moments and iteration count are zeroed at the start and end of every fade, never else."""
+    cfg = tiny_cfg(max_res=8, stabilize_kimg=0.016, fade_kimg=0.016)
+    trainer = Trainer(cfg, 3)
+    sched = cfg.schedule()
+
+    def dirty() -> None:
+        for v in trainer.opt_d.variables:
+            if "learning_rate" not in v.path:
+                v.assign(tf.ones(v.shape, v.dtype))
+
+    def is_reset() -> bool:
+        return int(trainer.opt_d.iterations.numpy()) == 0
+
+    resets = []
+    for nimg in range(0, 64, 8):  # stab 0..16, fade 16..32 (alpha > 0 from 24), stab 8 after
+        dirty()
+        assert trainer.set_schedule_state(sched.state(nimg)) == is_reset()
+        resets.append(is_reset())
+    expected = [sched.state(n).optimizer_key != sched.state(n - 8).optimizer_key if n else False
+                for n in range(0, 64, 8)]
+    assert resets == expected and sum(resets) == 2
+    momentum = [v for v in trainer.opt_d.variables if "momentum" in v.path][0]
+    dirty()
+    trainer.reset_optimizers()
+    assert not momentum.numpy().any()
+    assert float(trainer.opt_d.learning_rate.numpy()) == pytest.approx(cfg.lr)  # lr kept

@@ -61,3 +61,18 @@ def test_script_entry_points_run_from_package_folder():
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "usage: python -m progan_torch.train" in r.stdout
+
+
+def test_bench_prints_a_row_per_phase(capsys, tmp_path):
+    from progan_torch.bench import main
+
+    assert main(["--preset", "quick", "--res", "4,8", "--steps", "1", "--warmup", "0",
+                 "--fmap-max", "8", "--latent-dim", "8", "--device", "cpu",
+                 "--json", str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "stabilize" in out and "fade" in out
+    import json
+
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(r["res"], r["phase"]) for r in rows] == [(4, "stabilize"), (8, "stabilize"), (8, "fade")]
+    assert all(r["img_per_s"] > 0 for r in rows)
