@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 
 import pytest
-from harness_fakes import FakeCommands, calls, read, tiny_profile
+from tests.benchmarks.harness_fakes import FakeCommands, calls, read, tiny_profile
 
 from benchmarks.commands import COMMANDS, RunSpec
 from benchmarks.harness import main as harness_main

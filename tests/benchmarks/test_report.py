@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from harness_fakes import metrics_file, tiny_profile, write_run
+from tests.benchmarks.harness_fakes import metrics_file, tiny_profile, write_run
 
 from benchmarks.harness import main as harness_main
 from benchmarks.report import build_report

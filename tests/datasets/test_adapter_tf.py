@@ -26,7 +26,7 @@ def test_tf_and_torch_same_images_same_order(tmp_path) -> None:
 def test_to_tf_range_and_unlabelled(tmp_path) -> None:
     x = to_tf(np.array([[[[0, 255, 51]]]], dtype=np.uint8)).numpy()
     np.testing.assert_allclose(x.ravel(), [-1.0, 1.0, 51 / 127.5 - 1], atol=1e-6)
-    from conftest import write_image_folder
+    from tests.conftest import write_image_folder
 
     ds = prepare(
         f"folder:{write_image_folder(tmp_path / 'i', 5, size=8)}", cache_dir=tmp_path, max_res=8

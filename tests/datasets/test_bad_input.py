@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_image_folder
+from tests.conftest import write_image_folder
 from PIL import Image
 
 from datasets import prepare

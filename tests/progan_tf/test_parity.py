@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pgtf_helpers import tiny_cfg
+from tests.progan_tf.pgtf_helpers import tiny_cfg
 
 torch = pytest.importorskip("torch")
 tf = pytest.importorskip("tensorflow")

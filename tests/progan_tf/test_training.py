@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from pgtf_helpers import tiny_cfg
+from tests.progan_tf.pgtf_helpers import tiny_cfg
 
 tf = pytest.importorskip("tensorflow")
 
