@@ -70,7 +70,10 @@ def _parser_for(tp: Any, name: str):
 
 
 def add_dataclass_arguments(
-    parser: argparse.ArgumentParser, cls: type, exclude: tuple[str, ...] = (), group_title: str | None = None
+    parser: argparse.ArgumentParser,
+    cls: type,
+    exclude: tuple[str, ...] = (),
+    group_title: str | None = None,
 ) -> None:
     """Add one flag per dataclass field, with help text from ``field(metadata={"help": ...})``."""
     hints = typing.get_type_hints(cls)
@@ -79,19 +82,32 @@ def add_dataclass_arguments(
         if f.name in exclude or not f.init:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+            )
         )
         help_text = f.metadata.get("help", "")
         help_text = f"{help_text} (default: {default!r})" if help_text else f"default: {default!r}"
         help_text = help_text.replace("%", "%%")
         tp, _ = _unwrap_optional(hints[f.name])
         if tp is bool:
-            target.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=argparse.SUPPRESS, help=help_text)
+            target.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
         else:
-            kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text,
-                                      "type": _parser_for(hints[f.name], f.name)}
+            kwargs: dict[str, Any] = {
+                "dest": f.name,
+                "default": argparse.SUPPRESS,
+                "help": help_text,
+                "type": _parser_for(hints[f.name], f.name),
+            }
             if "choices" in f.metadata:
                 kwargs["choices"] = f.metadata["choices"]
             target.add_argument(flag, **kwargs)
@@ -103,8 +119,12 @@ def overrides_from_namespace(ns: argparse.Namespace, cls: type) -> dict[str, Any
     return {k: v for k, v in vars(ns).items() if k in names}
 
 
-def build_config(cls: type[T], presets: dict[str, dict[str, Any]] | None, preset: str | None,
-                 overrides: dict[str, Any] | None = None) -> T:
+def build_config(
+    cls: type[T],
+    presets: dict[str, dict[str, Any]] | None,
+    preset: str | None,
+    overrides: dict[str, Any] | None = None,
+) -> T:
     """Dataclass defaults <- preset values <- CLI overrides, then ``validate()``.
 
     Validation errors become :class:`UserError` so CLIs print them cleanly.

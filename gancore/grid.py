@@ -25,7 +25,9 @@ def nchw_to_nhwc(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(images, (0, 2, 3, 1)))
 
 
-def make_grid(images: np.ndarray, ncol: int | None = None, pad: int = 1, fill: int = 0) -> np.ndarray:
+def make_grid(
+    images: np.ndarray, ncol: int | None = None, pad: int = 1, fill: int = 0
+) -> np.ndarray:
     """Tile uint8 NHWC images into one HWC image, ``ncol`` per row (default: square)."""
     images = np.asarray(images)
     if images.ndim != 4 or images.dtype != np.uint8:
@@ -51,5 +53,7 @@ def save_image(path: str | os.PathLike, image: np.ndarray, upscale_to: int = 0) 
         img.save(tmp, format="PNG")
 
 
-def save_grid(path: str | os.PathLike, images: np.ndarray, ncol: int | None = None, upscale_to: int = 256) -> None:
+def save_grid(
+    path: str | os.PathLike, images: np.ndarray, ncol: int | None = None, upscale_to: int = 256
+) -> None:
     save_image(path, make_grid(images, ncol), upscale_to=upscale_to)

@@ -21,58 +21,161 @@ def _h(text: str, **extra) -> dict:
 @dataclass
 class ProGANConfig:
     # ------------------------------------------------------------------ data
-    dataset: str = field(default="stacked-digits", metadata=_h("data set name (see `python -m datasets --help`)"))
-    data_root: str | None = field(default=None, metadata=_h("where the data set's source files are"))
-    cache_dir: str | None = field(default=None, metadata=_h("prepared-data cache (default $GANBENCH_CACHE or ~/.cache/ganbench)"))
-    split: str = field(default="train", metadata=_h("data split to train on", choices=["train", "test"]))
+    dataset: str = field(
+        default="stacked-digits", metadata=_h("data set name (see `python -m datasets --help`)")
+    )
+    data_root: str | None = field(
+        default=None, metadata=_h("where the data set's source files are")
+    )
+    cache_dir: str | None = field(
+        default=None,
+        metadata=_h("prepared-data cache (default $GANBENCH_CACHE or ~/.cache/ganbench)"),
+    )
+    split: str = field(
+        default="train", metadata=_h("data split to train on", choices=["train", "test"])
+    )
     max_res: int = field(default=32, metadata=_h("final output resolution (power of two, 8..1024)"))
-    start_res: int = field(default=4, metadata=_h("first resolution trained (official lod_initial_resolution; 4 in the paper)"))
-    mirror: bool = field(default=False, metadata=_h("random horizontal flips of reals (paper: on for CelebA-HQ, off for CIFAR-10)"))
-    conditional: bool = field(default=False, metadata=_h("condition on data-set labels: one-hot concatenated to the latent, AC-GAN head on D"))
+    start_res: int = field(
+        default=4,
+        metadata=_h("first resolution trained (official lod_initial_resolution; 4 in the paper)"),
+    )
+    mirror: bool = field(
+        default=False,
+        metadata=_h("random horizontal flips of reals (paper: on for CelebA-HQ, off for CIFAR-10)"),
+    )
+    conditional: bool = field(
+        default=False,
+        metadata=_h(
+            "condition on data-set labels: one-hot concatenated to the latent, AC-GAN head on D"
+        ),
+    )
     # --------------------------------------------------------------- network
-    latent_dim: int = field(default=512, metadata=_h("latent size (paper 512; CIFAR-10 config 128)"))
-    fmap_base: int = field(default=8192, metadata=_h("channels at stage s are min(fmap_base / 2**s, fmap_max) (official nf())"))
+    latent_dim: int = field(
+        default=512, metadata=_h("latent size (paper 512; CIFAR-10 config 128)")
+    )
+    fmap_base: int = field(
+        default=8192,
+        metadata=_h("channels at stage s are min(fmap_base / 2**s, fmap_max) (official nf())"),
+    )
     fmap_max: int = field(default=512, metadata=_h("upper bound on channels per layer"))
-    normalize_latents: bool = field(default=True, metadata=_h("pixel-normalise the latent before the first dense layer (official)"))
-    pixelnorm: bool = field(default=True, metadata=_h("pixelwise feature normalisation in G (ablation switch)"))
-    equalized_lr: bool = field(default=True, metadata=_h("equalised learning rate: N(0,1) weights scaled at run time by gain/sqrt(fan_in) (ablation switch)"))
-    mbstd_group: int = field(default=4, metadata=_h("minibatch-stddev group size; 0 or 1 disables the layer (ablation switch)"))
-    spectral_norm_d: bool = field(default=False, metadata=_h("spectral normalisation on D's layers (not in the paper; an option)"))
+    normalize_latents: bool = field(
+        default=True,
+        metadata=_h("pixel-normalise the latent before the first dense layer (official)"),
+    )
+    pixelnorm: bool = field(
+        default=True, metadata=_h("pixelwise feature normalisation in G (ablation switch)")
+    )
+    equalized_lr: bool = field(
+        default=True,
+        metadata=_h(
+            "equalised learning rate: N(0,1) weights scaled at run time by gain/sqrt(fan_in) (ablation switch)"
+        ),
+    )
+    mbstd_group: int = field(
+        default=4,
+        metadata=_h("minibatch-stddev group size; 0 or 1 disables the layer (ablation switch)"),
+    )
+    spectral_norm_d: bool = field(
+        default=False,
+        metadata=_h("spectral normalisation on D's layers (not in the paper; an option)"),
+    )
     # ------------------------------------------------------------------ loss
     gp_lambda: float = field(default=10.0, metadata=_h("WGAN-GP weight lambda"))
-    gp_gamma: float = field(default=1.0, metadata=_h("WGAN-GP target gradient norm gamma (CIFAR-10 config: 750); penalty scaled by lambda/gamma**2"))
-    drift: float = field(default=0.001, metadata=_h("epsilon_drift * D(real)**2 keeps D's output near 0"))
-    acgan_weight: float = field(default=1.0, metadata=_h("weight of the AC-GAN label loss when --conditional"))
+    gp_gamma: float = field(
+        default=1.0,
+        metadata=_h(
+            "WGAN-GP target gradient norm gamma (CIFAR-10 config: 750); penalty scaled by lambda/gamma**2"
+        ),
+    )
+    drift: float = field(
+        default=0.001, metadata=_h("epsilon_drift * D(real)**2 keeps D's output near 0")
+    )
+    acgan_weight: float = field(
+        default=1.0, metadata=_h("weight of the AC-GAN label loss when --conditional")
+    )
     # ------------------------------------------------------------- optimiser
     lr: float = field(default=0.001, metadata=_h("Adam learning rate (paper 0.001)"))
-    lr_dict: dict[int, float] = field(default_factory=dict, metadata=_h("per-resolution learning-rate overrides, e.g. '1024:0.0015'"))
+    lr_dict: dict[int, float] = field(
+        default_factory=dict,
+        metadata=_h("per-resolution learning-rate overrides, e.g. '1024:0.0015'"),
+    )
     beta1: float = field(default=0.0, metadata=_h("Adam beta1 (paper 0)"))
     beta2: float = field(default=0.99, metadata=_h("Adam beta2 (paper 0.99)"))
     adam_eps: float = field(default=1e-8, metadata=_h("Adam epsilon (paper 1e-8)"))
-    reset_optimizer: bool = field(default=True, metadata=_h("reset Adam state at the start and end of every fade (official reset_opt_for_new_lod)"))
-    ema: bool = field(default=True, metadata=_h("keep an exponential moving average of G for samples and metrics (ablation switch)"))
-    ema_beta: float = field(default=0.999, metadata=_h("EMA decay per minibatch (official G_smoothing 0.999)"))
+    reset_optimizer: bool = field(
+        default=True,
+        metadata=_h(
+            "reset Adam state at the start and end of every fade (official reset_opt_for_new_lod)"
+        ),
+    )
+    ema: bool = field(
+        default=True,
+        metadata=_h(
+            "keep an exponential moving average of G for samples and metrics (ablation switch)"
+        ),
+    )
+    ema_beta: float = field(
+        default=0.999, metadata=_h("EMA decay per minibatch (official G_smoothing 0.999)")
+    )
     # -------------------------------------------------------------- schedule
-    growing: bool = field(default=True, metadata=_h("progressive growing; --no-growing trains at max-res from the start (ablation switch)"))
-    stabilize_kimg: float = field(default=800.0, metadata=_h("thousands of images per stabilisation phase (paper 800)"))
-    fade_kimg: float = field(default=800.0, metadata=_h("thousands of images per fade-in phase (paper 800)"))
-    batch_sizes: dict[int, int] = field(default_factory=dict, metadata=_h("per-resolution minibatch sizes, e.g. '4:128,8:128,16:64'"))
-    default_batch: int = field(default=16, metadata=_h("minibatch size where batch-sizes has no entry (paper 16)"))
-    kimg: float = field(default=12000.0, metadata=_h("total training length in thousands of images shown"))
+    growing: bool = field(
+        default=True,
+        metadata=_h(
+            "progressive growing; --no-growing trains at max-res from the start (ablation switch)"
+        ),
+    )
+    stabilize_kimg: float = field(
+        default=800.0, metadata=_h("thousands of images per stabilisation phase (paper 800)")
+    )
+    fade_kimg: float = field(
+        default=800.0, metadata=_h("thousands of images per fade-in phase (paper 800)")
+    )
+    batch_sizes: dict[int, int] = field(
+        default_factory=dict,
+        metadata=_h("per-resolution minibatch sizes, e.g. '4:128,8:128,16:64'"),
+    )
+    default_batch: int = field(
+        default=16, metadata=_h("minibatch size where batch-sizes has no entry (paper 16)")
+    )
+    kimg: float = field(
+        default=12000.0, metadata=_h("total training length in thousands of images shown")
+    )
     # --------------------------------------------------------------- runtime
     seed: int = field(default=0, metadata=_h("seed for weights, latents and data order"))
     device: str = field(default="auto", metadata=_h("auto, cpu, cuda or cuda:N"))
-    amp: str = field(default="auto", metadata=_h("mixed precision: auto (bf16 on CUDA, off on CPU), bf16, fp16, off", choices=["auto", "bf16", "fp16", "off"]))
-    compile: bool = field(default=False, metadata=_h("torch.compile (PyTorch) / XLA jit_compile (TensorFlow) the training step"))
-    tick_kimg: float = field(default=20.0, metadata=_h("thousands of images between log lines and sample grids"))
-    snapshot_kimg: float = field(default=200.0, metadata=_h("thousands of images between checkpoints"))
-    keep_checkpoints: int = field(default=3, metadata=_h("how many checkpoints to keep (0 keeps all)"))
+    amp: str = field(
+        default="auto",
+        metadata=_h(
+            "mixed precision: auto (bf16 on CUDA, off on CPU), bf16, fp16, off",
+            choices=["auto", "bf16", "fp16", "off"],
+        ),
+    )
+    compile: bool = field(
+        default=False,
+        metadata=_h("torch.compile (PyTorch) / XLA jit_compile (TensorFlow) the training step"),
+    )
+    tick_kimg: float = field(
+        default=20.0, metadata=_h("thousands of images between log lines and sample grids")
+    )
+    snapshot_kimg: float = field(
+        default=200.0, metadata=_h("thousands of images between checkpoints")
+    )
+    keep_checkpoints: int = field(
+        default=3, metadata=_h("how many checkpoints to keep (0 keeps all)")
+    )
     grid_size: int = field(default=36, metadata=_h("images in the fixed-latent sample grids"))
-    max_bad_steps: int = field(default=20, metadata=_h("consecutive non-finite steps (skipped, as the official code does) before the run stops"))
+    max_bad_steps: int = field(
+        default=20,
+        metadata=_h(
+            "consecutive non-finite steps (skipped, as the official code does) before the run stops"
+        ),
+    )
 
     def validate(self) -> None:
         if self.max_res < 8 or self.max_res > 1024 or self.max_res & (self.max_res - 1):
-            raise ValueError(f"max_res must be a power of two between 8 and 1024, got {self.max_res}")
+            raise ValueError(
+                f"max_res must be a power of two between 8 and 1024, got {self.max_res}"
+            )
         if self.latent_dim < 1 or self.fmap_base < 1 or self.fmap_max < 1:
             raise ValueError("latent_dim, fmap_base and fmap_max must be positive")
         if self.mbstd_group < 0:
@@ -111,29 +214,58 @@ PRESETS: dict[str, dict] = {
     # Paper, CelebA-HQ 1024: 800k + 800k images per level, minibatch 16 for 4..128 then
     # 14, 6, 3 at 256, 512, 1024 (paper section A.1), mirror augmentation on.
     "celebahq": {
-        "dataset": "celebahq", "max_res": 1024, "mirror": True, "kimg": 12000.0,
-        "batch_sizes": {256: 14, 512: 6, 1024: 3}, "default_batch": 16,
-        "tick_kimg": 160.0, "snapshot_kimg": 1000.0,
+        "dataset": "celebahq",
+        "max_res": 1024,
+        "mirror": True,
+        "kimg": 12000.0,
+        "batch_sizes": {256: 14, 512: 6, 1024: 3},
+        "default_batch": 16,
+        "tick_kimg": 160.0,
+        "snapshot_kimg": 1000.0,
     },
     # Official config.py "preset-v2-1gpu": larger minibatches at low resolution, 600k + 600k
     # (the official TrainingSchedule defaults) and lr 0.0015 at 1024.
     "celebahq-1gpu": {
-        "dataset": "celebahq", "max_res": 1024, "mirror": True, "kimg": 12000.0,
-        "stabilize_kimg": 600.0, "fade_kimg": 600.0,
+        "dataset": "celebahq",
+        "max_res": 1024,
+        "mirror": True,
+        "kimg": 12000.0,
+        "stabilize_kimg": 600.0,
+        "fade_kimg": 600.0,
         "batch_sizes": {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8, 512: 4},
-        "default_batch": 4, "lr_dict": {1024: 0.0015},
-        "tick_kimg": 160.0, "snapshot_kimg": 1000.0,
+        "default_batch": 4,
+        "lr_dict": {1024: 0.0015},
+        "tick_kimg": 160.0,
+        "snapshot_kimg": 1000.0,
     },
     # Paper CIFAR-10 setting: latent 128, 128 channels everywhere, gamma 750, 400k + 400k, batch 16, no mirror.
     "cifar10": {
-        "dataset": "cifar10", "max_res": 32, "latent_dim": 128, "fmap_base": 2048, "fmap_max": 128,
-        "gp_gamma": 750.0, "stabilize_kimg": 400.0, "fade_kimg": 400.0, "default_batch": 16,
-        "mirror": False, "kimg": 12000.0, "tick_kimg": 40.0, "snapshot_kimg": 400.0,
+        "dataset": "cifar10",
+        "max_res": 32,
+        "latent_dim": 128,
+        "fmap_base": 2048,
+        "fmap_max": 128,
+        "gp_gamma": 750.0,
+        "stabilize_kimg": 400.0,
+        "fade_kimg": 400.0,
+        "default_batch": 16,
+        "mirror": False,
+        "kimg": 12000.0,
+        "tick_kimg": 40.0,
+        "snapshot_kimg": 400.0,
     },
     # Small widths and short phases for CPU runs, the default benchmark and tests (not a paper setting).
     "quick": {
-        "max_res": 32, "latent_dim": 64, "fmap_base": 512, "fmap_max": 64,
-        "stabilize_kimg": 20.0, "fade_kimg": 20.0, "default_batch": 16, "kimg": 160.0,
-        "tick_kimg": 4.0, "snapshot_kimg": 20.0, "grid_size": 36,
+        "max_res": 32,
+        "latent_dim": 64,
+        "fmap_base": 512,
+        "fmap_max": 64,
+        "stabilize_kimg": 20.0,
+        "fade_kimg": 20.0,
+        "default_batch": 16,
+        "kimg": 160.0,
+        "tick_kimg": 4.0,
+        "snapshot_kimg": 20.0,
+        "grid_size": 36,
     },
 }

@@ -157,7 +157,9 @@ class RunDir:
 
     def checkpoint_entries(self) -> list[dict[str, Any]]:
         """Metadata of the checkpoints still on disk, oldest first."""
-        return [e for e in self._index().get("history", []) if (self.checkpoints / e["file"]).exists()]
+        return [
+            e for e in self._index().get("history", []) if (self.checkpoints / e["file"]).exists()
+        ]
 
     def _index(self) -> dict[str, Any]:
         p = self.checkpoints / LATEST

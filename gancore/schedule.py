@@ -149,7 +149,9 @@ class ProgressiveSchedule:
         low = self.start_res * 2**c
         if t <= stab or fade == 0:
             # Official: lod is an integer up to and including the last stabilising image.
-            return self._make(nimg, low, "stabilize", 1.0, 2 * c, c * cycle, c * cycle + stab, max_log2)
+            return self._make(
+                nimg, low, "stabilize", 1.0, 2 * c, c * cycle, c * cycle + stab, max_log2
+            )
         alpha = (t - stab) / fade
         return self._make(
             nimg, 2 * low, "fade", alpha, 2 * c + 1, c * cycle + stab, (c + 1) * cycle, max_log2

@@ -38,8 +38,14 @@ from gancore.io import atomic_write_json  # noqa: E402
 from gancore.progan_config import PRESETS, ProGANConfig  # noqa: E402
 
 
-def bench(cfg: ProGANConfig, steps: int, warmup: int, resolutions: list[int] | None = None,
-          batch: int | None = None, phases: tuple[str, ...] = ("stabilize", "fade")) -> list[dict]:
+def bench(
+    cfg: ProGANConfig,
+    steps: int,
+    warmup: int,
+    resolutions: list[int] | None = None,
+    batch: int | None = None,
+    phases: tuple[str, ...] = ("stabilize", "fade"),
+) -> list[dict]:
     """Rows ``{res, phase, batch, img_per_s, step_ms}`` (default: every resolution)."""
     from progan_tf.train import peak_mem_mb
     from progan_tf.training import RandomSource, Trainer, step_randoms, to_float_images
@@ -68,22 +74,40 @@ def bench(cfg: ProGANConfig, steps: int, warmup: int, resolutions: list[int] | N
                 z_d, z_g, u = step_randoms(cfg, (i + 1) * batch, batch)
                 out = trainer.train_step(reals, None, z_d, z_g, u, level)
             dt = time.perf_counter() - t0  # train_step returns floats: every step is synced
-            rows.append({"res": res, "phase": phase, "batch": batch,
-                         "img_per_s": steps * batch / dt, "step_ms": 1000 * dt / steps,
-                         "loss_d": out["loss_d"], "peak_mem_mb": peak_mem_mb()})
-            print(f"{res:5d} {phase:9s} batch {batch:4d} {rows[-1]['img_per_s']:10.1f} img/s "
-                  f"{rows[-1]['step_ms']:9.1f} ms/step", flush=True)
+            rows.append(
+                {
+                    "res": res,
+                    "phase": phase,
+                    "batch": batch,
+                    "img_per_s": steps * batch / dt,
+                    "step_ms": 1000 * dt / steps,
+                    "loss_d": out["loss_d"],
+                    "peak_mem_mb": peak_mem_mb(),
+                }
+            )
+            print(
+                f"{res:5d} {phase:9s} batch {batch:4d} {rows[-1]['img_per_s']:10.1f} img/s "
+                f"{rows[-1]['step_ms']:9.1f} ms/step",
+                flush=True,
+            )
     return rows
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m progan_tf.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m progan_tf.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     # Same flags as progan_torch.bench (minus --channels-last), so the harness treats both alike.
     p.add_argument("--preset", default="cifar10", choices=sorted(PRESETS))
     p.add_argument("--res", default=None, help="comma list of resolutions (default 4..max-res)")
-    p.add_argument("--batch", type=int, default=None,
-                   help="minibatch for every resolution (default: the schedule's)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="minibatch for every resolution (default: the schedule's)",
+    )
     p.add_argument("--steps", type=int, default=20, help="timed steps per row")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per row (tracing)")
     p.add_argument("--phases", default="stabilize,fade", help="which phases to time")
@@ -109,12 +133,22 @@ def main(argv: list[str] | None = None) -> int:
     from progan_tf.train import select_device
 
     select_device(cfg.device)
-    print(f"progan_tf bench: preset {args.preset}, max_res {cfg.max_res}, amp {cfg.amp}, "
-          f"compile {cfg.compile}, {args.steps} steps after {args.warmup} warm-up")
+    print(
+        f"progan_tf bench: preset {args.preset}, max_res {cfg.max_res}, amp {cfg.amp}, "
+        f"compile {cfg.compile}, {args.steps} steps after {args.warmup} warm-up"
+    )
     rows = bench(cfg, args.steps, args.warmup, res, args.batch, phases)
     if args.json:
-        atomic_write_json(args.json, {"framework": "tf", "preset": args.preset,
-                                      "config": over, "rows": rows, "hardware": describe()})
+        atomic_write_json(
+            args.json,
+            {
+                "framework": "tf",
+                "preset": args.preset,
+                "config": over,
+                "rows": rows,
+                "hardware": describe(),
+            },
+        )
     return 0
 
 

@@ -39,8 +39,13 @@ def _tf_checkpoint(trainer, generator_only: bool = False) -> tf.train.Checkpoint
     if trainer.G_ema is not None:
         parts["G_ema"] = model_variables(trainer.G_ema)
     if not generator_only:
-        parts.update(D=model_variables(trainer.D), opt_g=trainer.opt_g, opt_d=trainer.opt_d,
-                     nimg=trainer.nimg, opt_key=trainer.opt_key)
+        parts.update(
+            D=model_variables(trainer.D),
+            opt_g=trainer.opt_g,
+            opt_d=trainer.opt_d,
+            nimg=trainer.nimg,
+            opt_key=trainer.opt_key,
+        )
     return tf.train.Checkpoint(**parts)
 
 
@@ -61,15 +66,19 @@ def save_checkpoint(run: RunDir, trainer, kimg: float, meta: dict[str, Any], kee
     return final
 
 
-def load_checkpoint(path: str | os.PathLike, trainer, generator_only: bool = False) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, trainer, generator_only: bool = False
+) -> dict[str, Any]:
     """Restore a checkpoint directory into ``trainer``; returns its ``meta.json``.
 
     ``generator_only`` restores what sampling needs (G, G_ema) and ignores the rest.
     """
     path = Path(path)
     if not (path / f"{CKPT_PREFIX}.index").exists():
-        raise UserError(f"{path} is not a progan_tf checkpoint directory (no {CKPT_PREFIX}.index). "
-                        "Pass a directory listed in <run>/checkpoints/latest.json.")
+        raise UserError(
+            f"{path} is not a progan_tf checkpoint directory (no {CKPT_PREFIX}.index). "
+            "Pass a directory listed in <run>/checkpoints/latest.json."
+        )
     if generator_only:
         status = _tf_checkpoint(trainer, generator_only=True).read(str(path / CKPT_PREFIX))
         status.expect_partial().assert_existing_objects_matched()
@@ -86,6 +95,8 @@ def resolve_checkpoint(run: RunDir, checkpoint: str | None = None) -> Path:
         return Path(checkpoint)
     latest = run.latest_checkpoint()
     if latest is None:
-        raise UserError(f"{run.path} has no committed checkpoint (checkpoints/latest.json missing "
-                        "or pointing nowhere); train longer or pass --checkpoint.")
+        raise UserError(
+            f"{run.path} has no committed checkpoint (checkpoints/latest.json missing "
+            "or pointing nowhere); train longer or pass --checkpoint."
+        )
     return latest

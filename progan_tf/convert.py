@@ -57,7 +57,9 @@ def keras_state_dict(model) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, layer in named_layers(model).items():
         if layer.spectral_norm:
-            raise UserError("spectral-norm models cannot be converted (power-iteration state differs)")
+            raise UserError(
+                "spectral-norm models cannot be converted (power-iteration state differs)"
+            )
         out[f"{name}.weight"] = np.ascontiguousarray(_to_torch(np.asarray(layer.weight.numpy())))
         out[f"{name}.bias"] = np.asarray(layer.bias.numpy())
     out["level"] = np.asarray(int(model.level.numpy()), dtype=np.int64)
@@ -73,23 +75,29 @@ def load_state_dict(model, state: dict[str, Any], strict: bool = True) -> None:
     """
     from progan_tf.networks import named_layers
 
-    arrays = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
-              for k, v in state.items()}
+    arrays = {
+        k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
+        for k, v in state.items()
+    }
     if any(".parametrizations." in k for k in arrays):
         raise UserError("spectral-norm models cannot be converted (power-iteration state differs)")
     layers = named_layers(model)
     expected = {f"{n}.{p}" for n in layers for p in ("weight", "bias")} | {"level", "alpha"}
     if strict and set(arrays) != expected:
         missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
-        raise UserError(f"state_dict does not match the network: missing {missing[:5]}, "
-                        f"unexpected {extra[:5]}; was it trained with the same config?")
+        raise UserError(
+            f"state_dict does not match the network: missing {missing[:5]}, "
+            f"unexpected {extra[:5]}; was it trained with the same config?"
+        )
     for name, layer in layers.items():
         for part in ("weight", "bias"):
             value = _to_keras(part, arrays[f"{name}.{part}"])
             var = getattr(layer, part)
             if tuple(var.shape) != value.shape:
-                raise UserError(f"{name}.{part}: torch shape {arrays[f'{name}.{part}'].shape} "
-                                f"does not fit Keras shape {tuple(var.shape)}")
+                raise UserError(
+                    f"{name}.{part}: torch shape {arrays[f'{name}.{part}'].shape} "
+                    f"does not fit Keras shape {tuple(var.shape)}"
+                )
             var.assign(value.astype(np.float32))
     if "level" in arrays:
         model.level.assign(int(arrays["level"]))
@@ -121,12 +129,17 @@ def load_torch_checkpoint(path: str | Path, trainer) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m progan_tf.convert", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m progan_tf.convert",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("torch-to-tf", help="progan_torch .pt checkpoint -> new progan_tf run dir")
     a.add_argument("--checkpoint", required=True, help="progan_torch checkpoint file (.pt)")
-    a.add_argument("--out", required=True, help="run directory to create (config.json + checkpoint)")
+    a.add_argument(
+        "--out", required=True, help="run directory to create (config.json + checkpoint)"
+    )
     b = sub.add_parser("tf-to-torch", help="progan_tf checkpoint -> torch state_dicts (.pt)")
     b.add_argument("--run", required=True, help="progan_tf run directory")
     b.add_argument("--checkpoint", default=None, help="checkpoint directory (default: latest)")
@@ -154,10 +167,20 @@ def main(argv: list[str] | None = None) -> int:
         nimg = int(ckpt["progress"]["nimg"])
         trainer.nimg.assign(nimg)
         run = RunDir(args.out)
-        run.create({**config_to_dict(cfg), "model": "progan", "framework": "tf",
-                    "converted_from": str(args.checkpoint)})
-        path = save_checkpoint(run, trainer, nimg / 1000.0, {**meta, "nimg": nimg,
-                               "converted_from": str(args.checkpoint)})
+        run.create(
+            {
+                **config_to_dict(cfg),
+                "model": "progan",
+                "framework": "tf",
+                "converted_from": str(args.checkpoint),
+            }
+        )
+        path = save_checkpoint(
+            run,
+            trainer,
+            nimg / 1000.0,
+            {**meta, "nimg": nimg, "converted_from": str(args.checkpoint)},
+        )
         print(f"wrote {path} (networks only; optimiser state starts fresh)")
     else:
         run = RunDir(args.run)

@@ -97,8 +97,16 @@ class _Equalized(keras.layers.Layer):
     equalised scale -- a layer normalised to Lipschitz 1 must not be rescaled.
     """
 
-    def __init__(self, kernel_shape: tuple[int, ...], fan_in: int, units_out: int, gain: float,
-                 equalized: bool = True, spectral_norm: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        kernel_shape: tuple[int, ...],
+        fan_in: int,
+        units_out: int,
+        gain: float,
+        equalized: bool = True,
+        spectral_norm: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.gain = float(gain)
         self.fan_in = int(fan_in)
@@ -107,14 +115,21 @@ class _Equalized(keras.layers.Layer):
         self.spectral_norm = bool(spectral_norm)
         std = 1.0 if self.equalized else self.scale
         self.weight = self.add_weight(
-            shape=kernel_shape, name="weight",
-            initializer=keras.initializers.RandomNormal(0.0, std), trainable=True)
-        self.bias = self.add_weight(shape=(units_out,), name="bias", initializer="zeros",
-                                    trainable=True)
+            shape=kernel_shape,
+            name="weight",
+            initializer=keras.initializers.RandomNormal(0.0, std),
+            trainable=True,
+        )
+        self.bias = self.add_weight(
+            shape=(units_out,), name="bias", initializer="zeros", trainable=True
+        )
         if self.spectral_norm:
             self.sn_u = self.add_weight(
-                shape=(units_out,), name="sn_u", trainable=False,
-                initializer=keras.initializers.RandomNormal(0.0, 1.0))
+                shape=(units_out,),
+                name="sn_u",
+                trainable=False,
+                initializer=keras.initializers.RandomNormal(0.0, 1.0),
+            )
         self.built = True  # weights exist from construction: a checkpoint can restore them
 
     def effective_weight(self, training: bool = False) -> tf.Tensor:
@@ -138,12 +153,23 @@ class _Equalized(keras.layers.Layer):
 class EqualizedLinear(_Equalized):
     """Dense layer with equalised learning rate; weight ``(in, out)`` = torch ``(out, in)``.T."""
 
-    def __init__(self, in_features: int, out_features: int, gain: float = math.sqrt(2.0),
-                 bias_shape: int | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        gain: float = math.sqrt(2.0),
+        bias_shape: int | None = None,
+        **kwargs,
+    ) -> None:
         # ``bias_shape``: G's 4x4 dense has one bias per *channel*, added after the reshape.
         self.in_features, self.out_features = int(in_features), int(out_features)
-        super().__init__((in_features, out_features), in_features,
-                         out_features if bias_shape is None else bias_shape, gain, **kwargs)
+        super().__init__(
+            (in_features, out_features),
+            in_features,
+            out_features if bias_shape is None else bias_shape,
+            gain,
+            **kwargs,
+        )
         self.own_bias = bias_shape is None
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
@@ -154,13 +180,20 @@ class EqualizedLinear(_Equalized):
 class EqualizedConv2d(_Equalized):
     """Conv with equalised LR, stride 1, 'same' padding (official ``conv2d`` + ``apply_bias``)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 gain: float = math.sqrt(2.0), **kwargs) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        gain: float = math.sqrt(2.0),
+        **kwargs,
+    ) -> None:
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = int(kernel_size)
         k = self.kernel_size
-        super().__init__((k, k, in_channels, out_channels), k * k * in_channels, out_channels,
-                         gain, **kwargs)
+        super().__init__(
+            (k, k, in_channels, out_channels), k * k * in_channels, out_channels, gain, **kwargs
+        )
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         y = tf.nn.conv2d(x, self.effective_weight(training), strides=1, padding="SAME")

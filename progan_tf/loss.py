@@ -46,12 +46,22 @@ def gradient_penalty(critic, mix: tf.Tensor, gamma: float) -> tuple[tf.Tensor, t
 
 def _acgan_ce(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """Softmax cross-entropy per sample (labels one-hot, as official)."""
-    return tf.nn.softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32),
-                                                   logits=tf.cast(logits, tf.float32))
+    return tf.nn.softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.float32), logits=tf.cast(logits, tf.float32)
+    )
 
 
-def d_loss(G, D, cfg: ProGANConfig, reals: tf.Tensor, labels: tf.Tensor | None, z: tf.Tensor,
-           u: tf.Tensor, level: int, fading: bool) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+def d_loss(
+    G,
+    D,
+    cfg: ProGANConfig,
+    reals: tf.Tensor,
+    labels: tf.Tensor | None,
+    z: tf.Tensor,
+    u: tf.Tensor,
+    level: int,
+    fading: bool,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Mean D loss over the batch and per-term statistics (for the log).
 
     ``reals`` are already faded (:func:`fade_reals`) and at the level's resolution.
@@ -64,20 +74,27 @@ def d_loss(G, D, cfg: ProGANConfig, reals: tf.Tensor, labels: tf.Tensor | None, 
     u = tf.reshape(tf.cast(u, reals.dtype), [-1, 1, 1, 1])
     mix = reals + (fakes - reals) * u
     gp, norms = gradient_penalty(
-        lambda x: D(x, level=level, fading=fading, training=True)[:, 0], mix, cfg.gp_gamma)
+        lambda x: D(x, level=level, fading=fading, training=True)[:, 0], mix, cfg.gp_gamma
+    )
     per_sample = fake_s - real_s + cfg.gp_lambda * gp + cfg.drift * tf.square(real_s)
     if labels is not None and D.num_classes:
-        per_sample += cfg.acgan_weight * (_acgan_ce(real_out[:, 1:], labels)
-                                          + _acgan_ce(fake_out[:, 1:], labels))
+        per_sample += cfg.acgan_weight * (
+            _acgan_ce(real_out[:, 1:], labels) + _acgan_ce(fake_out[:, 1:], labels)
+        )
     loss = tf.reduce_mean(per_sample)
     # Same names and meaning as progan_torch's log statistics (gp includes lambda).
-    stats = {"d_real": tf.reduce_mean(real_s), "d_fake": tf.reduce_mean(fake_s),
-             "gp": cfg.gp_lambda * tf.reduce_mean(gp), "grad_norm": tf.reduce_mean(norms)}
+    stats = {
+        "d_real": tf.reduce_mean(real_s),
+        "d_fake": tf.reduce_mean(fake_s),
+        "gp": cfg.gp_lambda * tf.reduce_mean(gp),
+        "grad_norm": tf.reduce_mean(norms),
+    }
     return loss, stats
 
 
-def g_loss(G, D, cfg: ProGANConfig, labels: tf.Tensor | None, z: tf.Tensor, level: int,
-           fading: bool) -> tf.Tensor:
+def g_loss(
+    G, D, cfg: ProGANConfig, labels: tf.Tensor | None, z: tf.Tensor, level: int, fading: bool
+) -> tf.Tensor:
     """Mean G loss ``-D(G(z))`` (+ AC-GAN term on the fakes)."""
     fakes = G(z, labels, level=level, fading=fading, training=True)
     out = tf.cast(D(fakes, level=level, fading=fading, training=True), tf.float32)

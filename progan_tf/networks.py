@@ -102,15 +102,24 @@ class Generator(keras.Model):
             if k == 0:
                 self.blocks.append(GBlock0(in_dim, nf, pn, eq, name="blocks.0"))
             else:
-                self.blocks.append(GBlock(cfg.channels_at(res // 2), nf, pn, eq, name=f"blocks.{k}"))
-            self.torgb.append(EqualizedConv2d(nf, img_channels, 1, gain=1.0, equalized=eq,
-                                              name=f"torgb.{k}"))
+                self.blocks.append(
+                    GBlock(cfg.channels_at(res // 2), nf, pn, eq, name=f"blocks.{k}")
+                )
+            self.torgb.append(
+                EqualizedConv2d(nf, img_channels, 1, gain=1.0, equalized=eq, name=f"torgb.{k}")
+            )
         self.level = tf.Variable(self.num_levels - 1, trainable=False, dtype=tf.int32, name="level")
         self.alpha = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="alpha")
         self.built = True  # every weight exists now (built for max_res up front)
 
-    def call(self, z: tf.Tensor, labels: tf.Tensor | None = None, level: int | None = None,
-             fading: bool = True, training: bool = False) -> tf.Tensor:
+    def call(
+        self,
+        z: tf.Tensor,
+        labels: tf.Tensor | None = None,
+        level: int | None = None,
+        fading: bool = True,
+        training: bool = False,
+    ) -> tf.Tensor:
         """``level``: block producing the output (Python int; default the variable's value).
 
         ``fading`` False skips the old path (alpha is 1 whenever it is False in training).
@@ -179,18 +188,26 @@ class Discriminator(keras.Model):
         for k in range(self.num_levels):
             res = level_res(k)
             nf = cfg.channels_at(res)
-            self.fromrgb.append(EqualizedConv2d(img_channels, nf, 1, equalized=eq, spectral_norm=sn,
-                                                name=f"fromrgb.{k}"))
+            self.fromrgb.append(
+                EqualizedConv2d(
+                    img_channels, nf, 1, equalized=eq, spectral_norm=sn, name=f"fromrgb.{k}"
+                )
+            )
             if k == 0:
-                self.blocks.append(DBlock0(nf, cfg.mbstd_group, num_classes, eq, sn, name="blocks.0"))
+                self.blocks.append(
+                    DBlock0(nf, cfg.mbstd_group, num_classes, eq, sn, name="blocks.0")
+                )
             else:
-                self.blocks.append(DBlock(nf, cfg.channels_at(res // 2), eq, sn, name=f"blocks.{k}"))
+                self.blocks.append(
+                    DBlock(nf, cfg.channels_at(res // 2), eq, sn, name=f"blocks.{k}")
+                )
         self.level = tf.Variable(self.num_levels - 1, trainable=False, dtype=tf.int32, name="level")
         self.alpha = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="alpha")
         self.built = True  # every weight exists now (built for max_res up front)
 
-    def call(self, img: tf.Tensor, level: int | None = None, fading: bool = True,
-             training: bool = False) -> tf.Tensor:
+    def call(
+        self, img: tf.Tensor, level: int | None = None, fading: bool = True, training: bool = False
+    ) -> tf.Tensor:
         level = int(self.level.numpy()) if level is None else int(level)
         img = tf.convert_to_tensor(img)
         x = lrelu(self.fromrgb[level](img, training=training))
@@ -203,8 +220,9 @@ class Discriminator(keras.Model):
         return x
 
 
-def build_networks(cfg: ProGANConfig, img_channels: int, num_classes: int = 0,
-                   seed: int | None = None) -> tuple[Generator, Discriminator, Generator | None]:
+def build_networks(
+    cfg: ProGANConfig, img_channels: int, num_classes: int = 0, seed: int | None = None
+) -> tuple[Generator, Discriminator, Generator | None]:
     """G, D and (if ``cfg.ema``) G_ema initialised as a copy of G."""
     keras.utils.set_random_seed(cfg.seed if seed is None else seed)
     g = Generator(cfg, img_channels, num_classes, name="G")
@@ -258,5 +276,7 @@ def model_variables(model: keras.Model) -> dict[str, tf.Variable]:
 
 def param_counts(model: keras.Model) -> dict[str, int]:
     """Trainable parameters per layer path, e.g. ``blocks.3.conv0``: the torch-comparable table."""
-    return {name: sum(int(math.prod(v.shape)) for v in (layer.weight, layer.bias))
-            for name, layer in named_layers(model).items()}
+    return {
+        name: sum(int(math.prod(v.shape)) for v in (layer.weight, layer.bias))
+        for name, layer in named_layers(model).items()
+    }

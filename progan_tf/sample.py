@@ -29,39 +29,24 @@ import numpy as np  # noqa: E402
 from gancore.config import config_from_dict  # noqa: E402
 from gancore.errors import UserError, run_cli  # noqa: E402
 from gancore.grid import save_grid, to_uint8  # noqa: E402
+from gancore.latents import (  # noqa: E402, F401 (latents_for re-exported)
+    SEED_STRIDE,
+    interpolation_latents,
+    latents_for,
+)
 from gancore.progan_config import ProGANConfig  # noqa: E402
 from gancore.rundir import RunDir  # noqa: E402
 from gancore.samples import save_samples  # noqa: E402
 
-SEED_STRIDE = 10**6
 
-
-def latents_for(seed: int, indices, dim: int) -> np.ndarray:
-    """Per-image latents: row j is ``default_rng([seed, indices[j]]).standard_normal(dim)``."""
-    return np.stack([np.random.default_rng([seed, int(i)]).standard_normal(dim) for i in indices]
-                    ).astype(np.float32)
-
-
-def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Spherical interpolation between unit vectors ``a`` and ``b`` at fractions ``t``."""
-    omega = np.arccos(np.clip(np.dot(a, b), -1.0, 1.0))
-    t = np.asarray(t, dtype=np.float64)[:, None]
-    if omega < 1e-6:
-        return (1 - t) * a + t * b
-    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-
-
-def interpolation_latents(seed: int, rows: int, steps: int, dim: int) -> np.ndarray:
-    """Row r slerps from latent 2r to 2r+1 of ``seed`` (unit sphere, scaled by sqrt(dim))."""
-    ends = latents_for(seed, range(2 * rows), dim).astype(np.float64)
-    ends /= np.linalg.norm(ends, axis=1, keepdims=True)
-    t = np.linspace(0.0, 1.0, steps)
-    rows_ = [slerp(ends[2 * r], ends[2 * r + 1], t) for r in range(rows)]
-    return (np.concatenate(rows_) * np.sqrt(dim)).astype(np.float32)
-
-
-def generate(G, latents: np.ndarray, labels: np.ndarray | None = None, level: int | None = None,
-             alpha: float | None = None, batch: int = 64) -> np.ndarray:
+def generate(
+    G,
+    latents: np.ndarray,
+    labels: np.ndarray | None = None,
+    level: int | None = None,
+    alpha: float | None = None,
+    batch: int = 64,
+) -> np.ndarray:
     """uint8 NHWC images from ``G`` at ``level``/``alpha`` (default: G's own variables).
 
     ``labels`` are integer class ids (one-hot encoded here, as G expects).
@@ -81,10 +66,10 @@ def generate(G, latents: np.ndarray, labels: np.ndarray | None = None, level: in
 
     out = []
     for s in range(0, len(latents), batch):
-        z = tf.convert_to_tensor(latents[s:s + batch])
+        z = tf.convert_to_tensor(latents[s : s + batch])
         y = None
         if labels is not None:
-            y = tf.one_hot(labels[s:s + batch], G.num_classes, dtype=tf.float32)
+            y = tf.one_hot(labels[s : s + batch], G.num_classes, dtype=tf.float32)
         out.append(to_uint8(run(z, y).numpy()))
     return np.concatenate(out)
 
@@ -122,17 +107,33 @@ def _read_meta(path: Path) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m progan_tf.sample", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m progan_tf.sample",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--run", required=True, help="run directory (uses checkpoints/latest.json)")
-    p.add_argument("--checkpoint", default=None, help="a specific checkpoint directory instead of the latest")
-    p.add_argument("--n", type=int, required=True, help="images to export (rows with --interpolate)")
+    p.add_argument(
+        "--checkpoint", default=None, help="a specific checkpoint directory instead of the latest"
+    )
+    p.add_argument(
+        "--n", type=int, required=True, help="images to export (rows with --interpolate)"
+    )
     p.add_argument("--seed", type=int, default=0, help="latent seed S (image i uses rng([S, i]))")
-    p.add_argument("--out", required=True, help="output .npz (a .png grid is written beside it with --interpolate)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output .npz (a .png grid is written beside it with --interpolate)",
+    )
     p.add_argument("--batch", type=int, default=64, help="generator minibatch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--interpolate", type=int, default=0, metavar="STEPS",
-                   help="write a latent-interpolation grid: --n rows of STEPS images (slerp)")
+    p.add_argument(
+        "--interpolate",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="write a latent-interpolation grid: --n rows of STEPS images (slerp)",
+    )
     return p
 
 
@@ -145,16 +146,26 @@ def main(argv: list[str] | None = None) -> int:
     select_device(args.device)
     G, cfg, ckpt_meta = load_sampler(args.run, args.checkpoint)
     level, alpha = int(G.level.numpy()), float(G.alpha.numpy())
-    meta = {"model": "progan", "framework": "tf", "seed": args.seed, "level": level,
-            "alpha": alpha, "res": 4 * 2**level, "kimg": ckpt_meta.get("kimg"),
-            "ema": cfg.ema, "seeds": "S*10**6+i, latent rng([S, i])"}
+    meta = {
+        "model": "progan",
+        "framework": "tf",
+        "seed": args.seed,
+        "level": level,
+        "alpha": alpha,
+        "res": 4 * 2**level,
+        "kimg": ckpt_meta.get("kimg"),
+        "ema": cfg.ema,
+        "seeds": "S*10**6+i, latent rng([S, i])",
+    }
     if args.interpolate:
         if args.interpolate < 2:
             raise UserError("--interpolate needs at least 2 steps")
         z = interpolation_latents(args.seed, args.n, args.interpolate, cfg.latent_dim)
         ids = np.repeat(np.arange(args.n), args.interpolate)
-        meta.update(interpolate_steps=args.interpolate,
-                    seeds="row index r: slerp(rng([S,2r]), rng([S,2r+1]))")
+        meta.update(
+            interpolate_steps=args.interpolate,
+            seeds="row index r: slerp(rng([S,2r]), rng([S,2r+1]))",
+        )
     else:
         ids = np.arange(args.n)
         z = latents_for(args.seed, ids, cfg.latent_dim)

@@ -46,8 +46,18 @@ from gancore.progan_config import PRESETS, ProGANConfig  # noqa: E402
 from gancore.rundir import RunDir  # noqa: E402
 
 # Fields a resumed run may change (same set as progan_torch): they do not alter the trajectory.
-RESUME_OVERRIDABLE = {"kimg", "device", "tick_kimg", "snapshot_kimg", "keep_checkpoints",
-                      "compile", "data_root", "cache_dir", "max_bad_steps", "grid_size"}
+RESUME_OVERRIDABLE = {
+    "kimg",
+    "device",
+    "tick_kimg",
+    "snapshot_kimg",
+    "keep_checkpoints",
+    "compile",
+    "data_root",
+    "cache_dir",
+    "max_bad_steps",
+    "grid_size",
+}
 
 
 def select_device(device: str) -> None:
@@ -59,7 +69,9 @@ def select_device(device: str) -> None:
         tf.config.set_visible_devices([], "GPU")
     elif device.startswith("cuda"):
         if not gpus:
-            raise UserError(f"--device {device} asked for a GPU but TensorFlow sees none; use --device cpu.")
+            raise UserError(
+                f"--device {device} asked for a GPU but TensorFlow sees none; use --device cpu."
+            )
         idx = int(device.split(":")[1]) if ":" in device else 0
         if idx >= len(gpus):
             raise UserError(f"--device {device}: only {len(gpus)} GPU(s) visible.")
@@ -95,8 +107,14 @@ def peak_mem_mb() -> float:
     return peak_rss_mb()
 
 
-def train(cfg: ProGANConfig, run: RunDir, source, resume: bool = False, strategy=None,
-          max_steps: int | None = None) -> dict:
+def train(
+    cfg: ProGANConfig,
+    run: RunDir,
+    source,
+    resume: bool = False,
+    strategy=None,
+    max_steps: int | None = None,
+) -> dict:
     """The training loop; ``source.batch(res, start, count)`` gives uint8 NHWC reals.
 
     ``max_steps`` stops early (bench/tests) without writing the final checkpoint.
@@ -125,9 +143,13 @@ def train(cfg: ProGANConfig, run: RunDir, source, resume: bool = False, strategy
 
     def checkpoint() -> None:
         nonlocal last_save
-        save_checkpoint(run, trainer, nimg / 1000.0,
-                        {**meta_base, "time_s": time_s, "skipped_steps": skipped, "nimg": nimg},
-                        keep=cfg.keep_checkpoints)
+        save_checkpoint(
+            run,
+            trainer,
+            nimg / 1000.0,
+            {**meta_base, "time_s": time_s, "skipped_steps": skipped, "nimg": nimg},
+            keep=cfg.keep_checkpoints,
+        )
         last_save = nimg
 
     while nimg < total and (max_steps is None or steps < max_steps):
@@ -136,8 +158,9 @@ def train(cfg: ProGANConfig, run: RunDir, source, resume: bool = False, strategy
         images, labels = source.batch(state.res, nimg, state.batch)
         z_d, z_g, u = step_randoms(cfg, nimg, state.batch)
         t0 = time.time()
-        out = trainer.train_step(to_float_images(images), one_hot(labels, source.num_classes),
-                                 z_d, z_g, u, state.level)
+        out = trainer.train_step(
+            to_float_images(images), one_hot(labels, source.num_classes), z_d, z_g, u, state.level
+        )
         tick_step_s += time.time() - t0  # the step only (train_step syncs: it returns floats)
         # time_s: wall-clock seconds of training (grids, data, checkpoints included), summed
         # over resumed sessions -- the same definition as progan_torch.
@@ -154,19 +177,35 @@ def train(cfg: ProGANConfig, run: RunDir, source, resume: bool = False, strategy
             raise UserError(
                 f"{bad_run} consecutive minibatches had non-finite losses or gradients at "
                 f"kimg {nimg / 1000:.1f}; stopping (the last good checkpoint is kept). Lower the "
-                "learning rate (--lr), check the data, or try --amp off.")
+                "learning rate (--lr), check the data, or try --amp off."
+            )
         nxt = sched.state(nimg)
         if nxt.phase_index != state.phase_index or nimg >= total:
-            save_grid(run.samples / f"phase-{state.phase_index:02d}-{state.phase}-{state.res}.png",
-                      grid_images(trainer, cfg))
+            save_grid(
+                run.samples / f"phase-{state.phase_index:02d}-{state.phase}-{state.res}.png",
+                grid_images(trainer, cfg),
+            )
         if nimg // tick_n > prev // tick_n or nimg >= total:
             ld, lg = np.mean(losses, axis=0)
-            run.log({"kimg": nimg / 1000.0, "nimg": nimg, "res": state.res, "phase": state.phase,
-                     "alpha": state.alpha, "level": state.level, "batch": state.batch,
-                     "lr": state.lr, "loss_d": float(ld), "loss_g": float(lg),
-                     "img_per_s": tick_img / max(tick_step_s, 1e-9),  # as progan_torch
-                     "time_s": time_s, "peak_mem_mb": peak_mem_mb(), "skipped_steps": skipped,
-                     **{k: out[k] for k in ("d_real", "d_fake", "gp", "grad_norm")}})
+            run.log(
+                {
+                    "kimg": nimg / 1000.0,
+                    "nimg": nimg,
+                    "res": state.res,
+                    "phase": state.phase,
+                    "alpha": state.alpha,
+                    "level": state.level,
+                    "batch": state.batch,
+                    "lr": state.lr,
+                    "loss_d": float(ld),
+                    "loss_g": float(lg),
+                    "img_per_s": tick_img / max(tick_step_s, 1e-9),  # as progan_torch
+                    "time_s": time_s,
+                    "peak_mem_mb": peak_mem_mb(),
+                    "skipped_steps": skipped,
+                    **{k: out[k] for k in ("d_real", "d_fake", "gp", "grad_norm")},
+                }
+            )
             save_grid(run.samples / f"tick-{nimg / 1000:08.1f}.png", grid_images(trainer, cfg))
             tick_step_s, tick_img, losses = 0.0, 0, []
         if nimg // snap_n > prev // snap_n:
@@ -179,18 +218,36 @@ def train(cfg: ProGANConfig, run: RunDir, source, resume: bool = False, strategy
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m progan_tf.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                   help="named setting (values the flags below override)")
+    p = argparse.ArgumentParser(
+        prog="python -m progan_tf.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help="named setting (values the flags below override)",
+    )
     p.add_argument("--out", default=None, help="run directory to create")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from its latest checkpoint (flags override, e.g. --kimg)")
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its latest checkpoint (flags override, e.g. --kimg)",
+    )
     p.add_argument("--overwrite", action="store_true", help="reuse --out even if it holds a run")
-    p.add_argument("--strategy", default="auto", choices=["auto", "one", "mirrored"],
-                   help="tf.distribute: auto = MirroredStrategy when >1 GPU is visible")
-    p.add_argument("--random-data", action="store_true",
-                   help="train on deterministic random images (smoke tests, no data set needed)")
+    p.add_argument(
+        "--strategy",
+        default="auto",
+        choices=["auto", "one", "mirrored"],
+        help="tf.distribute: auto = MirroredStrategy when >1 GPU is visible",
+    )
+    p.add_argument(
+        "--random-data",
+        action="store_true",
+        help="train on deterministic random images (smoke tests, no data set needed)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     add_dataclass_arguments(p, ProGANConfig, group_title="ProGAN config")
     return p
@@ -202,8 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume:
         bad = sorted(set(overrides) - RESUME_OVERRIDABLE)
         if bad:
-            raise UserError(f"--resume cannot change {', '.join(bad)} (it would change the run's "
-                            f"trajectory); only {', '.join(sorted(RESUME_OVERRIDABLE))} may change.")
+            raise UserError(
+                f"--resume cannot change {', '.join(bad)} (it would change the run's "
+                f"trajectory); only {', '.join(sorted(RESUME_OVERRIDABLE))} may change."
+            )
         run = RunDir(args.resume)
         saved = run.read_config()
         base = dataclasses.asdict(config_from_dict(ProGANConfig, saved))
@@ -217,8 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(format_config(cfg))
         for s in cfg.schedule().phases(int(cfg.kimg * 1000)):
-            print(f"  phase {s.phase_index:2d} {s.phase:9s} {s.res:5d}x{s.res:<5d} from "
-                  f"{s.phase_start_nimg / 1000:9.1f} kimg  batch {s.batch:4d}  lr {s.lr:g}")
+            print(
+                f"  phase {s.phase_index:2d} {s.phase:9s} {s.res:5d}x{s.res:<5d} from "
+                f"{s.phase_start_nimg / 1000:9.1f} kimg  batch {s.batch:4d}  lr {s.lr:g}"
+            )
         return 0
     select_device(cfg.device)
     strategy = make_strategy(args.strategy)
@@ -230,26 +291,45 @@ def main(argv: list[str] | None = None) -> int:
         from datasets import prepare
         from progan_tf.training import DatasetSource
 
-        ds = prepare(cfg.dataset, data_root=cfg.data_root, cache_dir=cfg.cache_dir,
-                     max_res=cfg.max_res, split=cfg.split)
+        ds = prepare(
+            cfg.dataset,
+            data_root=cfg.data_root,
+            cache_dir=cfg.cache_dir,
+            max_res=cfg.max_res,
+            split=cfg.split,
+        )
         source = DatasetSource(ds, cfg.seed, cfg.mirror)
         if not cfg.conditional:
             source.num_classes = 0
         elif source.num_classes == 0:
             raise UserError(f"--conditional needs labels, but data set {cfg.dataset!r} has none.")
     if not args.resume:
-        run.create({**config_to_dict(cfg), "model": "progan", "framework": "tf",
-                    "strategy": args.strategy, "random_data": args.random_data,
-                    "hardware": describe()}, overwrite=args.overwrite)
+        run.create(
+            {
+                **config_to_dict(cfg),
+                "model": "progan",
+                "framework": "tf",
+                "strategy": args.strategy,
+                "random_data": args.random_data,
+                "hardware": describe(),
+            },
+            overwrite=args.overwrite,
+        )
     try:
         result = train(cfg, run, source, resume=bool(args.resume), strategy=strategy)
     except BaseException as exc:
         run.set_status("failed", error=f"{type(exc).__name__}: {exc}")
         raise
-    run.set_status("finished", kimg=result["nimg"] / 1000.0, time_s=result["time_s"],
-                   skipped_steps=result["skipped_steps"])
-    print(f"finished {result['nimg'] / 1000:.3f} kimg in {result['time_s']:.1f} s of training; "
-          f"run directory {run.path}")
+    run.set_status(
+        "finished",
+        kimg=result["nimg"] / 1000.0,
+        time_s=result["time_s"],
+        skipped_steps=result["skipped_steps"],
+    )
+    print(
+        f"finished {result['nimg'] / 1000:.3f} kimg in {result['time_s']:.1f} s of training; "
+        f"run directory {run.path}"
+    )
     return 0
 
 

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gancore import latents
+from gancore.latents import RandomSource  # noqa: F401 (re-exported for callers)
 from gancore.progan_config import ProGANConfig
 from gancore.schedule import ScheduleState
 from progan_tf.loss import d_loss, fade_reals, g_loss
@@ -58,8 +60,13 @@ def ema_update(g_ema: keras.Model, g: keras.Model, beta: float) -> None:
 class Trainer:
     """Networks, optimisers and the compiled step; the training loop lives in ``train.py``."""
 
-    def __init__(self, cfg: ProGANConfig, img_channels: int, num_classes: int = 0,
-                 strategy: tf.distribute.Strategy | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ProGANConfig,
+        img_channels: int,
+        num_classes: int = 0,
+        strategy: tf.distribute.Strategy | None = None,
+    ) -> None:
         self.cfg, self.img_channels, self.num_classes = cfg, img_channels, num_classes
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
@@ -109,9 +116,16 @@ class Trainer:
                     v.assign(tf.zeros(v.shape, v.dtype))
 
     # ------------------------------------------------------------------ step
-    def train_step(self, reals: np.ndarray, labels: np.ndarray | None, z_d: np.ndarray,
-                   z_g: np.ndarray, u: np.ndarray, level: int,
-                   fading: bool | None = None) -> dict[str, float]:
+    def train_step(
+        self,
+        reals: np.ndarray,
+        labels: np.ndarray | None,
+        z_d: np.ndarray,
+        z_g: np.ndarray,
+        u: np.ndarray,
+        level: int,
+        fading: bool | None = None,
+    ) -> dict[str, float]:
         """One minibatch from outside-supplied data and random numbers.
 
         ``reals``: float NHWC in [-1, 1] at the level's resolution, *not yet faded*;
@@ -142,7 +156,7 @@ class Trainer:
 
         def part(ctx: tf.distribute.InputContext):
             i = ctx.replica_id_in_sync_group
-            return tf.convert_to_tensor(array[i * per:(i + 1) * per])
+            return tf.convert_to_tensor(array[i * per : (i + 1) * per])
 
         return self.strategy.experimental_distribute_values_from_function(part)
 
@@ -175,8 +189,10 @@ class Trainer:
             if self.G_ema is not None:
                 ema_update(self.G_ema, G, cfg.ema_beta)  # cross-replica context: all copies
             out.update(strategy.run(g_step, args=(labels, z_g)))
-            return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                    for k, v in out.items()}
+            return {
+                k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                for k, v in out.items()
+            }
 
         # XLA only on one device: merge_call (used to skip bad steps across replicas) cannot
         # be compiled.
@@ -191,14 +207,19 @@ class Trainer:
         # Blocks of other levels get no gradient; Adam leaves them (and their moments) alone.
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
-        bad = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(tf.cast(g, tf.float32)), tf.float32))
-                        for g in grads])
+        bad = tf.add_n(
+            [
+                tf.reduce_sum(tf.cast(~tf.math.is_finite(tf.cast(g, tf.float32)), tf.float32))
+                for g in grads
+            ]
+        )
         ctx = tf.distribute.get_replica_context()
         bad = tf.cast(ctx.all_reduce(tf.distribute.ReduceOp.SUM, bad) > 0, tf.float32)
         if isinstance(opt, keras.optimizers.LossScaleOptimizer):
             opt.apply(grads, variables)
             return bad
         if self.replicas == 1:
+
             def do():
                 opt.apply(grads, variables)
                 return tf.constant(True)
@@ -230,17 +251,9 @@ def _scale(opt, loss: tf.Tensor) -> tf.Tensor:
 
 
 def step_randoms(cfg: ProGANConfig, nimg: int, batch: int, num_classes: int = 0):
-    """Latents for the D and G steps and GP mixing factors for the minibatch at ``nimg``.
-
-    Counter-based (numpy ``default_rng([seed, 1, nimg])``): no generator state to save,
-    a resumed run draws exactly what the uninterrupted one drew.
-    """
-    # float64 draws cast to float32: the same numbers as progan_torch.training.
-    rng = np.random.default_rng([cfg.seed, 1, int(nimg)])
-    z_d = rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32)
-    z_g = rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32)
-    u = rng.random(batch).astype(np.float32)
-    return z_d, z_g, u
+    """Latents for the D and G steps and GP mixing factors for the minibatch at ``nimg``
+    (``gancore.latents.step_randoms``: the same numbers progan_torch draws)."""
+    return latents.step_randoms(cfg.seed, nimg, batch, cfg.latent_dim)
 
 
 def to_float_images(images_u8: np.ndarray) -> np.ndarray:
@@ -268,20 +281,3 @@ class DatasetSource:
 
     def batch(self, res: int, start: int, count: int) -> tuple[np.ndarray, np.ndarray | None]:
         return self.stream.batch(res, start, count)
-
-
-class RandomSource:
-    """Deterministic random reals (bench, tests): image ``p`` is ``pool[p % pool]``;
-    identical to ``progan_torch.training.RandomSource``."""
-
-    def __init__(self, channels: int = 3, num_classes: int = 0, seed: int = 0, pool: int = 64) -> None:
-        self.channels, self.num_classes, self.seed, self.pool = channels, num_classes, seed, pool
-        self._cache: dict[int, np.ndarray] = {}
-
-    def batch(self, res: int, start: int, count: int) -> tuple[np.ndarray, np.ndarray | None]:
-        if res not in self._cache:
-            rng = np.random.default_rng([self.seed, res])
-            self._cache[res] = rng.integers(0, 256, (self.pool, res, res, self.channels), dtype=np.uint8)
-        idx = np.arange(start, start + count) % self.pool
-        labels = (idx % self.num_classes).astype(np.int64) if self.num_classes else None
-        return self._cache[res][idx], labels

@@ -36,8 +36,13 @@ def rng_state() -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "python": [py[0], list(py[1]), py[2]],
     }
 
@@ -47,13 +52,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
     v, inner, gauss = state["python"]
     random.setstate((v, tuple(inner), gauss))
 
 
-def save_checkpoint(run: RunDir, cfg: ProGANConfig, models, runner, progress: dict[str, Any],
-                    meta: dict[str, Any]) -> Path:
+def save_checkpoint(
+    run: RunDir, cfg: ProGANConfig, models, runner, progress: dict[str, Any], meta: dict[str, Any]
+) -> Path:
     """Write and commit a checkpoint at ``progress['nimg']``; returns its path."""
     kimg = progress["nimg"] / 1000.0
     state = {
@@ -75,7 +83,9 @@ def save_checkpoint(run: RunDir, cfg: ProGANConfig, models, runner, progress: di
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
@@ -88,7 +98,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
-def find_checkpoint(run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None) -> Path:
+def find_checkpoint(
+    run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None
+) -> Path:
     """``checkpoint`` if given, else the run's ``latest.json`` pointer."""
     if checkpoint is not None:
         return Path(checkpoint)

@@ -77,7 +77,7 @@ def all_reduce_mean(tensors: list[torch.Tensor], info: DistInfo) -> list[torch.T
     flat /= info.world
     out, i = [], 0
     for t in tensors:
-        out.append(flat[i:i + t.numel()].view_as(t))
+        out.append(flat[i : i + t.numel()].view_as(t))
         i += t.numel()
     return out
 

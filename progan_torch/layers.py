@@ -29,8 +29,9 @@ class _Equalized(nn.Module):
     weight: nn.Parameter
     bias: nn.Parameter | None
 
-    def _init_weight(self, shape: tuple[int, ...], fan_in: int, gain: float, equalized: bool,
-                     bias: bool) -> None:
+    def _init_weight(
+        self, shape: tuple[int, ...], fan_in: int, gain: float, equalized: bool, bias: bool
+    ) -> None:
         self.fan_in = fan_in
         self.gain = gain
         self.equalized = equalized
@@ -48,8 +49,14 @@ class _Equalized(nn.Module):
 class EqualizedLinear(_Equalized):
     """Dense layer ``y = x @ (w * scale).T + b``; weight shape (out, in) as ``nn.Linear``."""
 
-    def __init__(self, in_features: int, out_features: int, gain: float = SQRT2,
-                 equalized: bool = True, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        gain: float = SQRT2,
+        equalized: bool = True,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self._init_weight((out_features, in_features), in_features, gain, equalized, bias)
@@ -58,27 +65,43 @@ class EqualizedLinear(_Equalized):
         return F.linear(x, self.scaled_weight(), self.bias)
 
     def extra_repr(self) -> str:
-        return f"{self.in_features}, {self.out_features}, gain={self.gain:.4g}, scale={self.scale:.4g}"
+        return (
+            f"{self.in_features}, {self.out_features}, gain={self.gain:.4g}, scale={self.scale:.4g}"
+        )
 
 
 class EqualizedConv2d(_Equalized):
     """'Same'-padded stride-1 convolution; weight shape (out, in, k, k) as ``nn.Conv2d``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, gain: float = SQRT2,
-                 equalized: bool = True, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        gain: float = SQRT2,
+        equalized: bool = True,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.in_channels, self.out_channels, self.kernel_size = (
+            in_channels,
+            out_channels,
+            kernel_size,
+        )
         self.padding = kernel_size // 2
         fan_in = kernel_size * kernel_size * in_channels
-        self._init_weight((out_channels, in_channels, kernel_size, kernel_size), fan_in, gain,
-                          equalized, bias)
+        self._init_weight(
+            (out_channels, in_channels, kernel_size, kernel_size), fan_in, gain, equalized, bias
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.scaled_weight(), self.bias, padding=self.padding)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, k={self.kernel_size}, "
-                f"gain={self.gain:.4g}, scale={self.scale:.4g}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, k={self.kernel_size}, "
+            f"gain={self.gain:.4g}, scale={self.scale:.4g}"
+        )
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -117,7 +140,9 @@ def mbstd_group_size(n: int, group: int) -> int:
     return g
 
 
-def minibatch_stddev(x: torch.Tensor, group: int, chunks: int = 1, eps: float = 1e-8) -> torch.Tensor:
+def minibatch_stddev(
+    x: torch.Tensor, group: int, chunks: int = 1, eps: float = 1e-8
+) -> torch.Tensor:
     """Append the minibatch standard deviation as one extra channel (paper section 3).
 
     Official grouping: ``y = x.reshape(G, N // G, C, H, W)``, so sample ``i`` belongs to

@@ -64,7 +64,9 @@ def restore(models: Models, runner: StepRunner, ckpt: dict) -> Progress:
     models.D.load_state_dict(ckpt["D"])
     if models.G_ema is not None:
         if ckpt["G_ema"] is None:
-            raise UserError("the checkpoint has no EMA generator but the config asks for one (--ema)")
+            raise UserError(
+                "the checkpoint has no EMA generator but the config asks for one (--ema)"
+            )
         models.G_ema.load_state_dict(ckpt["G_ema"])
     runner.opt_g.load_state_dict(ckpt["opt_g"])
     runner.opt_d.load_state_dict(ckpt["opt_d"])
@@ -79,7 +81,9 @@ def _crossed(before: int, after: int, every: int) -> bool:
 class GridWriter:
     """Fixed-latent grids from the EMA generator (latent i = rng([seed, i]), as sample.py)."""
 
-    def __init__(self, cfg: ProGANConfig, run: RunDir, models: Models, device: torch.device) -> None:
+    def __init__(
+        self, cfg: ProGANConfig, run: RunDir, models: Models, device: torch.device
+    ) -> None:
         self.run, self.models, self.device = run, models, device
         self.z = latents_for(cfg.seed, range(cfg.grid_size), cfg.latent_dim)
         nc = models.G.num_classes
@@ -126,9 +130,18 @@ def _peak_mem_mb(device: torch.device) -> float:
     return peak_rss_mb()
 
 
-def train(cfg: ProGANConfig, run: RunDir, source, device: torch.device, *, dist: DistInfo | None = None,
-          resume_ckpt: dict | None = None, progress_bar: bool = True, channels_last: bool | None = None,
-          max_steps: int | None = None) -> Progress:
+def train(
+    cfg: ProGANConfig,
+    run: RunDir,
+    source,
+    device: torch.device,
+    *,
+    dist: DistInfo | None = None,
+    resume_ckpt: dict | None = None,
+    progress_bar: bool = True,
+    channels_last: bool | None = None,
+    max_steps: int | None = None,
+) -> Progress:
     """Train until ``cfg.kimg`` thousand images have been shown (or ``max_steps`` minibatches).
 
     ``source.batch(res, start, count)`` gives uint8 NHWC reals by stream position. Only
@@ -153,8 +166,14 @@ def train(cfg: ProGANConfig, run: RunDir, source, device: torch.device, *, dist:
     tick = {"steps": 0, "step_s": 0.0, "nimg": 0}
     bad_streak, steps, pending_snapshot = 0, 0, False
     session_start, time_base = time.perf_counter(), prog.time_s
-    bar = tqdm(total=total, initial=min(prog.nimg, total), unit="img", unit_scale=True,
-               dynamic_ncols=True, disable=not (progress_bar and dist.is_main))
+    bar = tqdm(
+        total=total,
+        initial=min(prog.nimg, total),
+        unit="img",
+        unit_scale=True,
+        dynamic_ncols=True,
+        disable=not (progress_bar and dist.is_main),
+    )
 
     def checkpoint() -> None:
         models.set_stage(prog.last_level, prog.last_alpha)
@@ -165,8 +184,11 @@ def train(cfg: ProGANConfig, run: RunDir, source, device: torch.device, *, dist:
     def end_of_phase_grid() -> None:
         if grids is not None and prog.last_phase is not None:
             last = sched.state(prog.last_step_nimg)
-            grids.write(f"phase-{prog.last_phase:02d}-{last.phase}-{last.res}.png",
-                        prog.last_level, prog.last_alpha)
+            grids.write(
+                f"phase-{prog.last_phase:02d}-{last.phase}-{last.res}.png",
+                prog.last_level,
+                prog.last_alpha,
+            )
 
     reader = Prefetcher(source)
     try:
@@ -205,7 +227,8 @@ def train(cfg: ProGANConfig, run: RunDir, source, device: torch.device, *, dist:
                         f"training diverged: {bad_streak} consecutive non-finite steps at kimg "
                         f"{prog.nimg / 1000:.3f} ({st.phase_name}); the last good checkpoint is "
                         f"{run.latest_checkpoint() or 'none (no checkpoint was written yet)'}. "
-                        "Resume from it with a lower --lr or a larger --gp-lambda.")
+                        "Resume from it with a lower --lr or a larger --gp-lambda."
+                    )
             else:
                 bad_streak = 0
                 for k, v in stats.items():
@@ -217,19 +240,32 @@ def train(cfg: ProGANConfig, run: RunDir, source, device: torch.device, *, dist:
                 bar.set_postfix_str(
                     f"{st.res}px {st.phase} a={st.alpha:.2f} kimg={prog.nimg / 1000:.1f} "
                     f"D={stats['loss_d']:.3f} G={stats['loss_g']:.3f} "
-                    f"{tick['nimg'] / max(tick['step_s'], 1e-9):.0f}img/s", refresh=False)
+                    f"{tick['nimg'] / max(tick['step_s'], 1e-9):.0f}img/s",
+                    refresh=False,
+                )
 
             done = prog.nimg >= total or (max_steps is not None and steps >= max_steps)
             if _crossed(before, prog.nimg, tick_nimg) or done:
                 prog.time_s = time_base + time.perf_counter() - session_start
                 n = max(tick["steps"], 1)
-                rec = {"kimg": prog.nimg / 1000.0, "nimg": prog.nimg, "res": st.res,
-                       "phase": st.phase, "alpha": st.alpha, "lr": st.lr, "batch": st.batch,
-                       "img_per_s": tick["nimg"] / max(tick["step_s"], 1e-9),
-                       "time_s": prog.time_s, "peak_mem_mb": _peak_mem_mb(device),
-                       "skipped_steps": prog.skipped_steps, "world": dist.world,
-                       **{k: (acc[k] / n if tick["steps"] else math.nan)
-                          for k in ("loss_d", "loss_g", "d_real", "d_fake", "gp", "grad_norm")}}
+                rec = {
+                    "kimg": prog.nimg / 1000.0,
+                    "nimg": prog.nimg,
+                    "res": st.res,
+                    "phase": st.phase,
+                    "alpha": st.alpha,
+                    "lr": st.lr,
+                    "batch": st.batch,
+                    "img_per_s": tick["nimg"] / max(tick["step_s"], 1e-9),
+                    "time_s": prog.time_s,
+                    "peak_mem_mb": _peak_mem_mb(device),
+                    "skipped_steps": prog.skipped_steps,
+                    "world": dist.world,
+                    **{
+                        k: (acc[k] / n if tick["steps"] else math.nan)
+                        for k in ("loss_d", "loss_g", "d_real", "d_fake", "gp", "grad_norm")
+                    },
+                }
                 if dist.is_main:
                     run.log(rec)
                     grids.write(f"tick-{prog.nimg / 1000:08.1f}.png", st.level, st.alpha)

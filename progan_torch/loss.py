@@ -19,7 +19,9 @@ from gancore.progan_config import ProGANConfig
 from progan_torch.layers import lerp
 
 
-def gradient_penalty(critic, mixed: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gradient_penalty(
+    critic, mixed: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample ``lam / gamma**2 * (||dD/dx||_2 - gamma)**2`` at ``mixed`` and the norms.
 
     ``critic(x)`` returns the (N, 1 + classes) output; only column 0 (the score) is
@@ -39,8 +41,17 @@ def _acgan(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     return F.cross_entropy(logits.float(), labels.long(), reduction="none")
 
 
-def d_loss(D, reals: torch.Tensor, fakes: torch.Tensor, labels: torch.Tensor | None, u: torch.Tensor,
-           cfg: ProGANConfig, level: int, alpha, D_eager=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def d_loss(
+    D,
+    reals: torch.Tensor,
+    fakes: torch.Tensor,
+    labels: torch.Tensor | None,
+    u: torch.Tensor,
+    cfg: ProGANConfig,
+    level: int,
+    alpha,
+    D_eager=None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Discriminator loss (scalar) and detached per-term means for the log.
 
     Reals and fakes go through D in ONE forward on ``cat([reals, fakes])``; minibatch
@@ -55,19 +66,27 @@ def d_loss(D, reals: torch.Tensor, fakes: torch.Tensor, labels: torch.Tensor | N
     out = D(torch.cat([reals, fakes.detach()]), level, alpha, chunks=2).float()
     real_out, fake_out = out[:n], out[n:]
     mixed = lerp(reals, fakes.detach(), u.view(-1, 1, 1, 1).to(reals.dtype))
-    gp, norms = gradient_penalty(lambda x: D_eager(x, level, alpha), mixed, cfg.gp_gamma, cfg.gp_lambda)
+    gp, norms = gradient_penalty(
+        lambda x: D_eager(x, level, alpha), mixed, cfg.gp_gamma, cfg.gp_lambda
+    )
     real_s, fake_s = real_out[:, 0], fake_out[:, 0]
     drift = real_s.square() * cfg.drift
     loss = fake_s - real_s + gp + drift
     label = _acgan(real_out[:, 1:], labels) + _acgan(fake_out[:, 1:], labels)
     loss = loss + label * cfg.acgan_weight
-    stats = {"d_real": real_s.mean(), "d_fake": fake_s.mean(), "gp": gp.mean(),
-             "grad_norm": norms.mean(), "d_label": label.mean()}
+    stats = {
+        "d_real": real_s.mean(),
+        "d_fake": fake_s.mean(),
+        "gp": gp.mean(),
+        "grad_norm": norms.mean(),
+        "d_label": label.mean(),
+    }
     return loss.mean(), {k: v.detach() for k, v in stats.items()}
 
 
-def g_loss(D, fakes: torch.Tensor, labels: torch.Tensor | None, cfg: ProGANConfig, level: int,
-           alpha) -> torch.Tensor:
+def g_loss(
+    D, fakes: torch.Tensor, labels: torch.Tensor | None, cfg: ProGANConfig, level: int, alpha
+) -> torch.Tensor:
     """Generator loss ``-D(G(z))`` (+ AC-GAN cross-entropy on the fakes' labels)."""
     out = D(fakes, level, alpha).float()
     loss = -out[:, 0] + _acgan(out[:, 1:], labels) * cfg.acgan_weight

@@ -82,7 +82,9 @@ class LatentToMap(EqualizedLinear):
 
     def __init__(self, in_features: int, channels: int, equalized: bool = True) -> None:
         # gain sqrt(2)/4: the official override "to match the original Theano implementation"
-        super().__init__(in_features, channels * 16, gain=SQRT2 / 4, equalized=equalized, bias=False)
+        super().__init__(
+            in_features, channels * 16, gain=SQRT2 / 4, equalized=equalized, bias=False
+        )
         self.channels = channels
         self.bias = nn.Parameter(torch.zeros(channels))
 
@@ -124,7 +126,11 @@ class Generator(_StageState):
 
     def __init__(self, cfg: ProGANConfig, img_channels: int = 3, num_classes: int = 0) -> None:
         super().__init__()
-        self.latent_dim, self.num_classes, self.img_channels = cfg.latent_dim, num_classes, img_channels
+        self.latent_dim, self.num_classes, self.img_channels = (
+            cfg.latent_dim,
+            num_classes,
+            img_channels,
+        )
         self.normalize_latents = cfg.normalize_latents
         eq = cfg.equalized_lr
         pn = pixel_norm if cfg.pixelnorm else _identity
@@ -134,8 +140,9 @@ class Generator(_StageState):
         blocks += [GBlock(nf[k - 1], nf[k], eq, pn) for k in range(1, levels)]
         self.blocks = nn.ModuleList(blocks)
         # toRGB: 1x1, gain 1, linear (official torgb: conv2d(x, num_channels, 1, gain=1)).
-        self.torgb = nn.ModuleList(EqualizedConv2d(nf[k], img_channels, 1, gain=1.0, equalized=eq)
-                                   for k in range(levels))
+        self.torgb = nn.ModuleList(
+            EqualizedConv2d(nf[k], img_channels, 1, gain=1.0, equalized=eq) for k in range(levels)
+        )
         self._init_state(levels)
 
     def embed(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -147,8 +154,13 @@ class Generator(_StageState):
             z = torch.cat([z, F.one_hot(labels.long(), self.num_classes).to(z.dtype)], dim=1)
         return pixel_norm(z) if self.normalize_latents else z
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None,
-                level: int | None = None, alpha: Alpha | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        level: int | None = None,
+        alpha: Alpha | None = None,
+    ) -> torch.Tensor:
         level, alpha = self._resolve(level, alpha)
         h = self.blocks[0](self.embed(z, labels))
         for k in range(1, level):
@@ -222,8 +234,13 @@ class Discriminator(_StageState):
         if cfg.spectral_norm_d:
             apply_spectral_norm(self)
 
-    def forward(self, img: torch.Tensor, level: int | None = None, alpha: Alpha | None = None,
-                chunks: int = 1) -> torch.Tensor:
+    def forward(
+        self,
+        img: torch.Tensor,
+        level: int | None = None,
+        alpha: Alpha | None = None,
+        chunks: int = 1,
+    ) -> torch.Tensor:
         """``chunks``: the batch is that many independent sub-batches (see minibatch_stddev)."""
         level, alpha = self._resolve(level, alpha)
         x = self.fromrgb[level](img)

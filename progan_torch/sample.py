@@ -26,50 +26,27 @@ import torch
 
 from gancore.errors import UserError, run_cli
 from gancore.grid import nchw_to_nhwc, save_grid, to_uint8
+from gancore.latents import SEED_STRIDE, interpolation_latents, latents_for  # noqa: F401 (re-exported)
 from gancore.samples import save_samples
 from progan_torch.checkpoint import config_of, find_checkpoint, load_checkpoint
 from progan_torch.networks import Generator
 
-SEED_STRIDE = 10**6
-
-
-def latents_for(seed: int, indices, dim: int) -> np.ndarray:
-    """Per-image latents: row j is ``default_rng([seed, indices[j]]).standard_normal(dim)``."""
-    return np.stack([np.random.default_rng([seed, int(i)]).standard_normal(dim) for i in indices]
-                    ).astype(np.float32)
-
-
-def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Spherical interpolation between unit vectors ``a`` and ``b`` at fractions ``t`` -> (T, dim)."""
-    omega = np.arccos(np.clip(np.dot(a, b), -1.0, 1.0))
-    t = np.asarray(t, dtype=np.float64)[:, None]
-    if omega < 1e-6:
-        return (1 - t) * a + t * b
-    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-
-
-def interpolation_latents(seed: int, rows: int, steps: int, dim: int) -> np.ndarray:
-    """``rows`` x ``steps`` latents: row r slerps from latent 2r to latent 2r+1 of ``seed``.
-
-    Endpoints are normalised to the unit sphere (G pixel-normalises its input, so only
-    the direction matters) and scaled back by sqrt(dim), the typical norm of N(0, I).
-    """
-    ends = latents_for(seed, range(2 * rows), dim).astype(np.float64)
-    ends /= np.linalg.norm(ends, axis=1, keepdims=True)
-    t = np.linspace(0.0, 1.0, steps)
-    rows_ = [slerp(ends[2 * r], ends[2 * r + 1], t) for r in range(rows)]
-    return (np.concatenate(rows_) * np.sqrt(dim)).astype(np.float32)
-
 
 @torch.no_grad()
-def generate(G: Generator, latents: np.ndarray, labels: np.ndarray | None = None,
-             level: int | None = None, alpha: float | None = None, batch: int = 64,
-             device: torch.device | str = "cpu") -> np.ndarray:
+def generate(
+    G: Generator,
+    latents: np.ndarray,
+    labels: np.ndarray | None = None,
+    level: int | None = None,
+    alpha: float | None = None,
+    batch: int = 64,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
     """uint8 NHWC images from ``G`` at ``level``/``alpha`` (default: G's own buffers)."""
     out = []
     for s in range(0, len(latents), batch):
-        z = torch.from_numpy(latents[s:s + batch]).to(device)
-        y = None if labels is None else torch.from_numpy(labels[s:s + batch]).to(device)
+        z = torch.from_numpy(latents[s : s + batch]).to(device)
+        y = None if labels is None else torch.from_numpy(labels[s : s + batch]).to(device)
         x = G(z, y, level, alpha).float().cpu().numpy()
         out.append(to_uint8(nchw_to_nhwc(x)))
     return np.concatenate(out)
@@ -84,17 +61,33 @@ def load_sampler(run: str, checkpoint: str | None, device: torch.device) -> tupl
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m progan_torch.sample", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m progan_torch.sample",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--run", required=True, help="run directory (uses checkpoints/latest.json)")
-    p.add_argument("--checkpoint", default=None, help="a specific checkpoint file instead of the latest")
-    p.add_argument("--n", type=int, required=True, help="images to export (rows with --interpolate)")
+    p.add_argument(
+        "--checkpoint", default=None, help="a specific checkpoint file instead of the latest"
+    )
+    p.add_argument(
+        "--n", type=int, required=True, help="images to export (rows with --interpolate)"
+    )
     p.add_argument("--seed", type=int, default=0, help="latent seed S (image i uses rng([S, i]))")
-    p.add_argument("--out", required=True, help="output .npz (a .png grid is written beside it with --interpolate)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output .npz (a .png grid is written beside it with --interpolate)",
+    )
     p.add_argument("--batch", type=int, default=64, help="generator minibatch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--interpolate", type=int, default=0, metavar="STEPS",
-                   help="write a latent-interpolation grid: --n rows of STEPS images (slerp)")
+    p.add_argument(
+        "--interpolate",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="write a latent-interpolation grid: --n rows of STEPS images (slerp)",
+    )
     return p
 
 
@@ -102,19 +95,33 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.n < 1 or args.batch < 1:
         raise UserError("--n and --batch must be positive")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     G, ckpt = load_sampler(args.run, args.checkpoint, device)
     level, alpha = int(G.level), float(G.alpha)
-    meta = {"model": "progan", "framework": "torch", "seed": args.seed, "level": level,
-            "alpha": alpha, "res": 4 * 2**level, "kimg": ckpt["progress"]["nimg"] / 1000.0,
-            "ema": ckpt["G_ema"] is not None, "seeds": "S*10**6+i, latent rng([S, i])"}
+    meta = {
+        "model": "progan",
+        "framework": "torch",
+        "seed": args.seed,
+        "level": level,
+        "alpha": alpha,
+        "res": 4 * 2**level,
+        "kimg": ckpt["progress"]["nimg"] / 1000.0,
+        "ema": ckpt["G_ema"] is not None,
+        "seeds": "S*10**6+i, latent rng([S, i])",
+    }
     if args.interpolate:
         if args.interpolate < 2:
             raise UserError("--interpolate needs at least 2 steps")
         z = interpolation_latents(args.seed, args.n, args.interpolate, G.latent_dim)
         ids = np.repeat(np.arange(args.n), args.interpolate)
-        meta.update(interpolate_steps=args.interpolate, seeds="row index r: slerp(rng([S,2r]), rng([S,2r+1]))")
+        meta.update(
+            interpolate_steps=args.interpolate,
+            seeds="row index r: slerp(rng([S,2r]), rng([S,2r+1]))",
+        )
     else:
         ids = np.arange(args.n)
         z = latents_for(args.seed, ids, G.latent_dim)

@@ -30,31 +30,63 @@ from gancore.progan_config import PRESETS, ProGANConfig
 from gancore.rundir import RunDir
 
 # Fields a resumed run may change: they do not alter the training trajectory.
-RESUME_OVERRIDABLE = {"kimg", "device", "tick_kimg", "snapshot_kimg", "keep_checkpoints",
-                      "compile", "data_root", "cache_dir", "max_bad_steps", "grid_size"}
+RESUME_OVERRIDABLE = {
+    "kimg",
+    "device",
+    "tick_kimg",
+    "snapshot_kimg",
+    "keep_checkpoints",
+    "compile",
+    "data_root",
+    "cache_dir",
+    "max_bad_steps",
+    "grid_size",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m progan_torch.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="named settings: " + ", ".join(sorted(PRESETS)))
+    p = argparse.ArgumentParser(
+        prog="python -m progan_torch.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="named settings: " + ", ".join(sorted(PRESETS)),
+    )
     p.add_argument("--out", default=None, help="run directory to create (required unless --resume)")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue this run from its latest checkpoint")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and phase table, then exit")
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue this run from its latest checkpoint",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved config and phase table, then exit",
+    )
     p.add_argument("--overwrite", action="store_true", help="reuse --out even if it holds a run")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (logs still written)"
+    )
     add_dataclass_arguments(p, ProGANConfig, group_title="ProGAN configuration")
     return p
 
 
 def phase_table(cfg: ProGANConfig) -> str:
     total = int(round(cfg.kimg * 1000))
-    lines = [f"{'#':>3} {'phase':<10} {'res':>5} {'batch':>6} {'lr':>8} {'start kimg':>11} {'end kimg':>9}"]
+    lines = [
+        f"{'#':>3} {'phase':<10} {'res':>5} {'batch':>6} {'lr':>8} {'start kimg':>11} {'end kimg':>9}"
+    ]
     for st in cfg.schedule().phases(total):
         end = "end" if st.phase_end_nimg is None else f"{min(st.phase_end_nimg, total) / 1000:.1f}"
-        lines.append(f"{st.phase_index:>3} {st.phase:<10} {st.res:>5} {st.batch:>6} {st.lr:>8.4g} "
-                     f"{st.phase_start_nimg / 1000:>11.1f} {end:>9}")
+        lines.append(
+            f"{st.phase_index:>3} {st.phase:<10} {st.res:>5} {st.batch:>6} {st.lr:>8.4g} "
+            f"{st.phase_start_nimg / 1000:>11.1f} {end:>9}"
+        )
     lines.append(f"total: {cfg.kimg:g} kimg")
     return "\n".join(lines)
 
@@ -66,11 +98,15 @@ def resolve_config(args: argparse.Namespace) -> ProGANConfig:
         changed = {k for k, v in overrides.items() if getattr(saved, k) != v}
         bad = sorted(changed - RESUME_OVERRIDABLE)
         if bad or args.preset:
-            raise UserError(f"--resume continues the saved config; these flags would change the run: "
-                            f"{bad or ['--preset']}. Allowed on resume: {sorted(RESUME_OVERRIDABLE)}")
+            raise UserError(
+                f"--resume continues the saved config; these flags would change the run: "
+                f"{bad or ['--preset']}. Allowed on resume: {sorted(RESUME_OVERRIDABLE)}"
+            )
         values = config_to_dict(saved)
         values.update(overrides)
-        return build_config(ProGANConfig, None, None, config_from_dict(ProGANConfig, values).__dict__)
+        return build_config(
+            ProGANConfig, None, None, config_from_dict(ProGANConfig, values).__dict__
+        )
     return build_config(ProGANConfig, PRESETS, args.preset, overrides)
 
 
@@ -78,12 +114,19 @@ def make_source(cfg: ProGANConfig):
     from datasets import prepare
     from progan_torch.training import DatasetSource
 
-    ds = prepare(cfg.dataset, data_root=cfg.data_root, cache_dir=cfg.cache_dir, max_res=cfg.max_res,
-                 split=cfg.split)
+    ds = prepare(
+        cfg.dataset,
+        data_root=cfg.data_root,
+        cache_dir=cfg.cache_dir,
+        max_res=cfg.max_res,
+        split=cfg.split,
+    )
     needed = [st.res for st in cfg.schedule().phases()]
     missing = [r for r in needed if r not in ds.resolutions]
     if missing:
-        raise UserError(f"data set {cfg.dataset!r} lacks resolutions {missing} (has {ds.resolutions})")
+        raise UserError(
+            f"data set {cfg.dataset!r} lacks resolutions {missing} (has {ds.resolutions})"
+        )
     return DatasetSource(ds, cfg.seed, cfg.mirror, cfg.conditional)
 
 
@@ -113,16 +156,22 @@ def main(argv: list[str] | None = None) -> int:
             run.truncate_log(ckpt["progress"]["nimg"] / 1000.0)
             from gancore.io import atomic_write_json
 
-            atomic_write_json(run.config_path, {"model": "progan", "framework": "torch", **config_to_dict(cfg)})
+            atomic_write_json(
+                run.config_path, {"model": "progan", "framework": "torch", **config_to_dict(cfg)}
+            )
     elif dist.is_main:
-        run.create({"model": "progan", "framework": "torch", **config_to_dict(cfg)}, overwrite=args.overwrite)
+        run.create(
+            {"model": "progan", "framework": "torch", **config_to_dict(cfg)},
+            overwrite=args.overwrite,
+        )
     barrier(dist)
     source = make_source(cfg)
     if dist.is_main:
         run.set_status("running", world=dist.world)
     try:
-        prog = train(cfg, run, source, device, dist=dist, resume_ckpt=ckpt,
-                     progress_bar=not args.no_progress)
+        prog = train(
+            cfg, run, source, device, dist=dist, resume_ckpt=ckpt, progress_bar=not args.no_progress
+        )
     except BaseException as exc:
         if dist.is_main:
             run.set_status("failed", error=f"{type(exc).__name__}: {exc}")
@@ -131,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         shutdown(dist)
     if dist.is_main:
         run.set_status("finished", kimg=prog.nimg / 1000.0, skipped_steps=prog.skipped_steps)
-        print(f"finished at {prog.nimg / 1000:g} kimg ({prog.nimg} images); run directory {run.path}")
+        print(
+            f"finished at {prog.nimg / 1000:g} kimg ({prog.nimg} images); run directory {run.path}"
+        )
     return 0
 
 

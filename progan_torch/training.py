@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from gancore.errors import UserError
+from gancore.latents import RandomSource, step_randoms  # noqa: F401 (re-exported for callers)
 from gancore.progan_config import ProGANConfig
 from progan_torch.distributed import DistInfo, all_reduce_mean
 from progan_torch.layers import downsample2x, lerp, upsample2x
@@ -29,7 +30,9 @@ def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise UserError(f"--device {name} requested but CUDA is not available; use --device cpu")
+            raise UserError(
+                f"--device {name} requested but CUDA is not available; use --device cpu"
+            )
         if dist is not None and dist.active:
             return torch.device("cuda", dist.local_rank)
     return torch.device(name)
@@ -72,8 +75,13 @@ class Models:
                 m.set_stage(level, alpha)
 
 
-def build_models(cfg: ProGANConfig, img_channels: int, num_classes: int, device: torch.device,
-                 channels_last: bool = True) -> Models:
+def build_models(
+    cfg: ProGANConfig,
+    img_channels: int,
+    num_classes: int,
+    device: torch.device,
+    channels_last: bool = True,
+) -> Models:
     """Networks for ``cfg.max_res`` seeded from ``cfg.seed`` (identical on every rank)."""
     torch.manual_seed(cfg.seed)
     G = Generator(cfg, img_channels, num_classes)
@@ -97,19 +105,6 @@ def make_optimizer(module: nn.Module, cfg: ProGANConfig, lr: float) -> torch.opt
 
 
 # -------------------------------------------------------------------------------- data
-def step_randoms(seed: int, nimg: int, batch: int, latent_dim: int) -> tuple[np.ndarray, ...]:
-    """Latents for the D and G steps and the penalty's mixing factors at stream position ``nimg``.
-
-    A pure function of (seed, nimg) over the GLOBAL batch, so a resumed run, a run on W
-    processes (each takes its rows) and the TensorFlow twin all draw the same numbers.
-    """
-    rng = np.random.default_rng([seed, 1, nimg])
-    z_d = rng.standard_normal((batch, latent_dim)).astype(np.float32)
-    z_g = rng.standard_normal((batch, latent_dim)).astype(np.float32)
-    u = rng.random(batch).astype(np.float32)
-    return z_d, z_g, u
-
-
 class DatasetSource:
     """Reals from a prepared data set through the position-indexed :class:`ImageStream`."""
 
@@ -130,22 +125,6 @@ class DatasetSource:
         return images, (labels if self.conditional else None)
 
 
-class RandomSource:
-    """Deterministic random reals (benchmarks, tests): image ``p`` is pool[p % pool_size]."""
-
-    def __init__(self, channels: int = 3, num_classes: int = 0, seed: int = 0, pool: int = 64) -> None:
-        self.channels, self.num_classes, self.seed, self.pool = channels, num_classes, seed, pool
-        self._cache: dict[int, np.ndarray] = {}
-
-    def batch(self, res: int, start: int, count: int) -> tuple[np.ndarray, np.ndarray | None]:
-        if res not in self._cache:
-            rng = np.random.default_rng([self.seed, res])
-            self._cache[res] = rng.integers(0, 256, (self.pool, res, res, self.channels), dtype=np.uint8)
-        idx = np.arange(start, start + count) % self.pool
-        labels = (idx % self.num_classes).astype(np.int64) if self.num_classes else None
-        return self._cache[res][idx], labels
-
-
 def to_device_reals(u8_nhwc: np.ndarray, device: torch.device, channels_last: bool) -> torch.Tensor:
     from datasets.torch_adapter import to_torch
 
@@ -163,8 +142,14 @@ def fade_reals(reals: torch.Tensor, level: int, alpha: float | torch.Tensor) -> 
 class StepRunner:
     """Optimisers plus the per-minibatch update; holds no schedule or run-directory logic."""
 
-    def __init__(self, models: Models, cfg: ProGANConfig, device: torch.device,
-                 dist: DistInfo | None = None, channels_last: bool = True) -> None:
+    def __init__(
+        self,
+        models: Models,
+        cfg: ProGANConfig,
+        device: torch.device,
+        dist: DistInfo | None = None,
+        channels_last: bool = True,
+    ) -> None:
         self.m, self.cfg, self.device = models, cfg, device
         self.dist = dist or DistInfo()
         self.channels_last = channels_last
@@ -181,8 +166,9 @@ class StepRunner:
             import torch._dynamo as dynamo
 
             # one graph per (level, fading) and network: raise the recompile limit accordingly
-            dynamo.config.cache_size_limit = max(dynamo.config.cache_size_limit,
-                                                 4 * num_levels(cfg.max_res) + 8)
+            dynamo.config.cache_size_limit = max(
+                dynamo.config.cache_size_limit, 4 * num_levels(cfg.max_res) + 8
+            )
             self.G_fwd, self.D_fwd = torch.compile(models.G), torch.compile(models.D)
             # the gradient penalty's double backward runs the eager D (AOTAutograd has none)
         self.opt_g = self.opt_d = None
@@ -223,8 +209,16 @@ class StepRunner:
             return None
         return x[self.dist.local_slice(batch)] if self.dist.active else x
 
-    def train_step(self, reals: torch.Tensor, labels: torch.Tensor | None, z_d: np.ndarray,
-                   z_g: np.ndarray, u: np.ndarray, level: int, alpha: float) -> dict[str, float]:
+    def train_step(
+        self,
+        reals: torch.Tensor,
+        labels: torch.Tensor | None,
+        z_d: np.ndarray,
+        z_g: np.ndarray,
+        u: np.ndarray,
+        level: int,
+        alpha: float,
+    ) -> dict[str, float]:
         """One D step, EMA update and G step.
 
         ``reals``: this rank's raw reals at resolution 4 * 2**level, float NCHW in [-1, 1]

@@ -55,7 +55,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def write_image_folder(folder: Path, n: int, size: int = 40, seed: int = 0, ext: str = ".png") -> Path:
+def write_image_folder(
+    folder: Path, n: int, size: int = 40, seed: int = 0, ext: str = ".png"
+) -> Path:
     """Write ``n`` random RGB images (smooth blobs, so box filters have something to do)."""
     from PIL import Image
 

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from gancore.errors import UserError
 from gancore.grid import save_grid
+from gancore.latents import latents_for
 from gancore.rundir import RunDir
 
 
@@ -46,17 +47,9 @@ class TrainingDiverged(RuntimeError):
 
 
 def latents(seed: int, indices: np.ndarray | range, z_dim: int) -> np.ndarray:
-    """Per-image latents: image i of a ``--seed S`` export uses ``default_rng([S, i])``.
-
-    The project-wide convention (team brief): same seed -> same latents in both
-    frameworks and at any N.
-    """
-    return np.stack(
-        [
-            np.random.default_rng([int(seed), int(i)]).standard_normal(z_dim).astype(np.float32)
-            for i in indices
-        ]
-    )
+    """Per-image latents: image i of a ``--seed S`` export uses ``default_rng([S, i])``
+    (the project-wide convention in ``gancore.latents``)."""
+    return latents_for(seed, indices, z_dim)
 
 
 def step_latents(seed: int, step: int, n_dis: int, batch: int, z_dim: int) -> np.ndarray:

@@ -10,7 +10,6 @@ import io
 from pathlib import Path
 
 import pytest
-from tests.benchmarks.harness_fakes import FakeCommands, calls, read, tiny_profile
 
 from benchmarks.commands import COMMANDS, RunSpec
 from benchmarks.harness import main as harness_main
@@ -18,6 +17,7 @@ from benchmarks.profiles import list_profiles, load_profile, parse_profile
 from benchmarks.progress import Progress, fmt_duration
 from benchmarks.runner import Runner, plan
 from gancore import UserError
+from tests.benchmarks.harness_fakes import FakeCommands, calls, read, tiny_profile
 
 
 # ------------------------------------------------------------------ profiles

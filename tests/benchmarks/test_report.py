@@ -9,11 +9,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from tests.benchmarks.harness_fakes import metrics_file, tiny_profile, write_run
 
 from benchmarks.harness import main as harness_main
 from benchmarks.report import build_report
 from gancore.io import atomic_write_json
+from tests.benchmarks.harness_fakes import metrics_file, tiny_profile, write_run
 
 MODELS = {"dcgan": {"batch": 4}, "sndcgan": {"batch": 4}, "progan": {"preset": "quick"}}
 # swd per (model, framework, seed): ProGAN torch is best; dcgan-tf-s1 failed.

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import write_image_folder
 from PIL import Image
 
 from datasets import prepare
 from datasets.cli import main as cli_main
 from gancore.errors import UserError, run_cli
+from tests.conftest import write_image_folder
 
 
 def test_missing_data_names_set_place_and_remedy(tmp_path: Path) -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import write_image_folder
 from PIL import Image
 
 from datasets import open_prepared, prepare, prepare_report
 from datasets.cache import MANIFEST
 from datasets.imageops import box_downsample, quantize
 from gancore.errors import UserError
+from tests.conftest import write_image_folder
 
 
 def test_stacked_digits_contract(tmp_path: Path) -> None:

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from gancore import UserError
-from gancore.config import add_dataclass_arguments, build_config, config_from_dict, config_to_dict, overrides_from_namespace
+from gancore.config import (
+    add_dataclass_arguments,
+    build_config,
+    config_from_dict,
+    config_to_dict,
+    overrides_from_namespace,
+)
 from gancore.grid import make_grid, to_uint8
 from gancore.io import atomic_path, atomic_write_json, read_json
 from gancore.rundir import RunDir
@@ -15,9 +21,11 @@ from gancore.samples import load_samples, save_samples
 
 
 def test_gancore_imports_no_framework():
-    code = ("import sys, gancore, gancore.config, gancore.rundir, gancore.schedule, gancore.grid, "
-            "gancore.samples, gancore.hardware; "
-            "print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))")
+    code = (
+        "import sys, gancore, gancore.config, gancore.rundir, gancore.schedule, gancore.grid, "
+        "gancore.samples, gancore.hardware; "
+        "print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

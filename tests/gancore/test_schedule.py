@@ -4,8 +4,14 @@ from gancore.schedule import ProgressiveSchedule
 
 
 def test_phase_boundaries_and_alpha():
-    s = ProgressiveSchedule(max_res=16, start_res=4, stabilize_kimg=1, fade_kimg=2,
-                            batch_sizes={4: 8, 8: 4}, default_batch=2)
+    s = ProgressiveSchedule(
+        max_res=16,
+        start_res=4,
+        stabilize_kimg=1,
+        fade_kimg=2,
+        batch_sizes={4: 8, 8: 4},
+        default_batch=2,
+    )
     # stabilise 4: images [0, 1000]; fade 8: (1000, 3000); stabilise 8: [3000, 4000]; ...
     st = s.state(0)
     assert (st.res, st.phase, st.alpha, st.batch) == (4, "stabilize", 1.0, 8)
@@ -23,8 +29,15 @@ def test_phase_boundaries_and_alpha():
 def test_phases_list_and_optimizer_resets():
     s = ProgressiveSchedule(max_res=32, stabilize_kimg=1, fade_kimg=1)
     names = [p.phase_name for p in s.phases()]
-    assert names == ["stabilize-4", "fade-8", "stabilize-8", "fade-16", "stabilize-16",
-                     "fade-32", "stabilize-32"]
+    assert names == [
+        "stabilize-4",
+        "fade-8",
+        "stabilize-8",
+        "fade-16",
+        "stabilize-16",
+        "fade-32",
+        "stabilize-32",
+    ]
     # the official code resets Adam at the start and the end of every fade
     keys = [s.state(n).optimizer_key for n in range(0, 6001, 10)]
     changes = sum(1 for a, b in zip(keys, keys[1:]) if a != b)

@@ -58,11 +58,16 @@ SCRIPT = textwrap.dedent("""
 
 def test_mirrored_two_devices_equal_one_device_doubled_batch(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT)], capture_output=True,
-                          text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(ROOT)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
     assert proc.returncode == 0 and line, proc.stderr[-3000:]
-    res = json.loads(line[0][len("RESULT"):])
+    res = json.loads(line[0][len("RESULT") :])
     assert res["replicas"] == 2
     for step in range(1):
         one, two = res["losses"][f"one{step}"], res["losses"][f"two{step}"]

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from tests.progan_tf.pgtf_helpers import tiny_cfg
 
 tf = pytest.importorskip("tensorflow")
@@ -74,19 +75,24 @@ def test_fade_properties_generator_and_discriminator():
         g.alpha.assign(0.0)
         d.alpha.assign(0.0)
         low = g(z, level=level - 1, fading=False).numpy()
-        np.testing.assert_allclose(g(z, level=level).numpy(),
-                                   layers.upsample2x(low).numpy(), atol=1e-6)
+        np.testing.assert_allclose(
+            g(z, level=level).numpy(), layers.upsample2x(low).numpy(), atol=1e-6
+        )
         res = 4 * 2**level
         x = tf.image.resize(img, (res, res), "area")
-        np.testing.assert_allclose(d(x, level=level).numpy(),
-                                   d(layers.downsample2x(x), level=level - 1, fading=False).numpy(),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            d(x, level=level).numpy(),
+            d(layers.downsample2x(x), level=level - 1, fading=False).numpy(),
+            atol=1e-5,
+        )
         g.alpha.assign(1.0)
         d.alpha.assign(1.0)
-        np.testing.assert_allclose(g(z, level=level).numpy(),
-                                   g(z, level=level, fading=False).numpy(), atol=1e-6)
-        np.testing.assert_allclose(d(x, level=level).numpy(),
-                                   d(x, level=level, fading=False).numpy(), atol=1e-6)
+        np.testing.assert_allclose(
+            g(z, level=level).numpy(), g(z, level=level, fading=False).numpy(), atol=1e-6
+        )
+        np.testing.assert_allclose(
+            d(x, level=level).numpy(), d(x, level=level, fading=False).numpy(), atol=1e-6
+        )
         g.alpha.assign(0.5)  # and in between the two differ (the fade does something)
         assert not np.allclose(g(z, level=level).numpy(), g(z, level=level, fading=False).numpy())
 

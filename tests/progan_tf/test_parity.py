@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from tests.progan_tf.pgtf_helpers import tiny_cfg
 
 torch = pytest.importorskip("torch")
@@ -110,16 +111,26 @@ def test_building_blocks_agree():
     tlin, klin = tl.EqualizedLinear(5, 3, gain=1.0), layers.EqualizedLinear(5, 3, gain=1.0)
     klin.weight.assign(tlin.weight.detach().numpy().T)
     v = x[:, 0, 0, :]
-    np.testing.assert_allclose(klin(v).numpy(), tlin(torch.from_numpy(v)).detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        klin(v).numpy(), tlin(torch.from_numpy(v)).detach().numpy(), atol=1e-6
+    )
     # pixel norm, minibatch stddev (batch 6, group 4 -> 3: the ragged rule), fades
-    np.testing.assert_allclose(layers.pixel_norm(x).numpy(), nhwc(tl.pixel_norm(nchw(x))), atol=1e-6)
+    np.testing.assert_allclose(
+        layers.pixel_norm(x).numpy(), nhwc(tl.pixel_norm(nchw(x))), atol=1e-6
+    )
     for group in (4, 2, 6):
-        np.testing.assert_allclose(layers.minibatch_stddev(x, group).numpy(),
-                                   nhwc(tl.minibatch_stddev(nchw(x), group)), atol=1e-6)
+        np.testing.assert_allclose(
+            layers.minibatch_stddev(x, group).numpy(),
+            nhwc(tl.minibatch_stddev(nchw(x), group)),
+            atol=1e-6,
+        )
     from progan_torch.training import fade_reals as t_fade
 
-    np.testing.assert_allclose(loss.fade_reals(tf.constant(x), 0.3).numpy(),
-                               nhwc(t_fade(nchw(x), 2, torch.tensor(0.3))), atol=1e-6)
+    np.testing.assert_allclose(
+        loss.fade_reals(tf.constant(x), 0.3).numpy(),
+        nhwc(t_fade(nchw(x), 2, torch.tensor(0.3))),
+        atol=1e-6,
+    )
 
 
 def test_gradient_penalty_and_ema_agree(pair):
@@ -128,7 +139,9 @@ def test_gradient_penalty_and_ema_agree(pair):
 
     kd.alpha.assign(0.5)
     x = np.random.default_rng(9).uniform(-1, 1, (8, 8, 8, 3)).astype(np.float32)
-    gp_k, n_k = loss.gradient_penalty(lambda m: kd(m, level=1, fading=True)[:, 0], tf.constant(x), 1.0)
+    gp_k, n_k = loss.gradient_penalty(
+        lambda m: kd(m, level=1, fading=True)[:, 0], tf.constant(x), 1.0
+    )
     gp_t, n_t = t_gp(lambda m: td(m, 1, 0.5), nchw(x), 1.0, 1.0)
     np.testing.assert_allclose(n_k.numpy(), n_t.detach().numpy(), rtol=1e-4)
     np.testing.assert_allclose(gp_k.numpy(), gp_t.detach().numpy(), rtol=1e-4, atol=1e-6)
@@ -165,8 +178,9 @@ def _step_both(cfg, level: int, alpha: float, conditional: bool):
     for m in trainer.nets():
         m.level.assign(level)
         m.alpha.assign(alpha)
-    t_out = runner.train_step(nchw(reals), None if labels is None else torch.from_numpy(labels),
-                              z_d, z_g, u, level, alpha)
+    t_out = runner.train_step(
+        nchw(reals), None if labels is None else torch.from_numpy(labels), z_d, z_g, u, level, alpha
+    )
     k_out = trainer.train_step(reals, one_hot(labels, classes), z_d, z_g, u, level, alpha < 1)
     return models, trainer, before, t_out, k_out
 
@@ -227,14 +241,27 @@ def test_torch_checkpoint_converts_and_samples_identically(tmp_path):
     g, d, g_ema = tn.Generator(cfg, 3), tn.Discriminator(cfg, 3), tn.Generator(cfg, 3)
     for m in (g, d, g_ema):
         m.set_stage(1, 0.25)
-    ckpt = {"format": 1, "G": g.state_dict(), "D": d.state_dict(), "G_ema": g_ema.state_dict(),
-            "config": config_to_dict(cfg), "meta": {"img_channels": 3, "num_classes": 0},
-            "progress": {"nimg": 1234}}
+    ckpt = {
+        "format": 1,
+        "G": g.state_dict(),
+        "D": d.state_dict(),
+        "G_ema": g_ema.state_dict(),
+        "config": config_to_dict(cfg),
+        "meta": {"img_channels": 3, "num_classes": 0},
+        "progress": {"nimg": 1234},
+    }
     torch.save(ckpt, tmp_path / "ckpt.pt")
     out = tmp_path / "tfrun"
-    assert convert.main(["torch-to-tf", "--checkpoint", str(tmp_path / "ckpt.pt"), "--out", str(out)]) == 0
-    assert sample_cli.main(["--run", str(out), "--n", "6", "--seed", "4",
-                            "--out", str(tmp_path / "s.npz")]) == 0
+    assert (
+        convert.main(["torch-to-tf", "--checkpoint", str(tmp_path / "ckpt.pt"), "--out", str(out)])
+        == 0
+    )
+    assert (
+        sample_cli.main(
+            ["--run", str(out), "--n", "6", "--seed", "4", "--out", str(tmp_path / "s.npz")]
+        )
+        == 0
+    )
     images, _, meta = load_samples(tmp_path / "s.npz")
     assert meta["res"] == 8 and meta["alpha"] == 0.25
     with torch.no_grad():

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from tests.progan_tf.pgtf_helpers import tiny_cfg
 
 tf = pytest.importorskip("tensorflow")
@@ -24,21 +25,55 @@ TINY_FLAGS = ["--latent-dim", "8", "--fmap-base", "64", "--fmap-max", "16", "--s
 def test_one_step_per_phase_4_to_32_via_cli(tmp_path):
     """Every phase from 4x4 to 32x32 runs (batch 4: one or two steps each) and trains every block."""
     out = tmp_path / "run"
-    flags = ["--preset", "quick", "--max-res", "32", *TINY_FLAGS, "--default-batch", "4",
-             "--stabilize-kimg", "0.004", "--fade-kimg", "0.008", "--kimg", "0.040",
-             "--tick-kimg", "0.004", "--snapshot-kimg", "1", "--random-data", "--out", str(out)]
+    flags = [
+        "--preset",
+        "quick",
+        "--max-res",
+        "32",
+        *TINY_FLAGS,
+        "--default-batch",
+        "4",
+        "--stabilize-kimg",
+        "0.004",
+        "--fade-kimg",
+        "0.008",
+        "--kimg",
+        "0.040",
+        "--tick-kimg",
+        "0.004",
+        "--snapshot-kimg",
+        "1",
+        "--random-data",
+        "--out",
+        str(out),
+    ]
     assert train_cli.main(flags) == 0
     run = RunDir(out)
     assert run.status()["state"] == "finished"
     log = run.read_log()
     seen = {(r["phase"], r["res"]) for r in log}
     assert {("fade", 8), ("stabilize", 8), ("fade", 16), ("fade", 32), ("stabilize", 32)} <= seen
-    for key in ("kimg", "nimg", "res", "phase", "alpha", "loss_d", "loss_g", "img_per_s", "time_s",
-                "peak_mem_mb", "skipped_steps"):
+    for key in (
+        "kimg",
+        "nimg",
+        "res",
+        "phase",
+        "alpha",
+        "loss_d",
+        "loss_g",
+        "img_per_s",
+        "time_s",
+        "peak_mem_mb",
+        "skipped_steps",
+    ):
         assert key in log[-1]
     assert all(np.isfinite(r["loss_d"]) and np.isfinite(r["loss_g"]) for r in log)
     names = sorted(p.name for p in run.samples.iterdir())
-    assert "final.png" in names and "phase-05-fade-32.png" in names and "phase-00-stabilize-4.png" in names
+    assert (
+        "final.png" in names
+        and "phase-05-fade-32.png" in names
+        and "phase-00-stabilize-4.png" in names
+    )
     # every block of G and D moved away from its (seeded, reproducible) initial value
     cfg = tiny_cfg(max_res=32)
     g0, d0, _ = build_networks(cfg, 3)
@@ -52,8 +87,14 @@ def test_one_step_per_phase_4_to_32_via_cli(tmp_path):
 
 
 def _resume_cfg(kimg: float):
-    return tiny_cfg(max_res=8, stabilize_kimg=0.016, fade_kimg=0.032, kimg=kimg,
-                    snapshot_kimg=0.032, tick_kimg=0.016)
+    return tiny_cfg(
+        max_res=8,
+        stabilize_kimg=0.016,
+        fade_kimg=0.032,
+        kimg=kimg,
+        snapshot_kimg=0.032,
+        tick_kimg=0.016,
+    )
 
 
 def test_resume_mid_fade_equals_uninterrupted(tmp_path):
@@ -72,7 +113,9 @@ def test_resume_mid_fade_equals_uninterrupted(tmp_path):
     b = train_cli.train(_resume_cfg(0.048), part, source, resume=True)["trainer"]
     for name in ("G", "D", "G_ema"):
         for va, vb in zip(getattr(a, name).weights, getattr(b, name).weights):
-            np.testing.assert_allclose(va.numpy(), vb.numpy(), atol=1e-6, err_msg=f"{name} {va.path}")
+            np.testing.assert_allclose(
+                va.numpy(), vb.numpy(), atol=1e-6, err_msg=f"{name} {va.path}"
+            )
     for va, vb in zip(a.opt_d.variables, b.opt_d.variables):
         np.testing.assert_allclose(va.numpy(), vb.numpy(), atol=1e-6, err_msg=va.path)
     assert [r["kimg"] for r in part.read_log()] == [r["kimg"] for r in full.read_log()]
@@ -96,19 +139,38 @@ def test_failed_checkpoint_write_keeps_the_last_good_one(tmp_path, monkeypatch):
 
 def test_sample_cli_deterministic_and_prefix_stable(tmp_path):
     out = tmp_path / "run"
-    flags = ["--preset", "quick", "--max-res", "8", *TINY_FLAGS, "--default-batch", "8",
-             "--stabilize-kimg", "0.008", "--fade-kimg", "0.016", "--kimg", "0.024",
-             "--random-data", "--out", str(out)]
+    flags = [
+        "--preset",
+        "quick",
+        "--max-res",
+        "8",
+        *TINY_FLAGS,
+        "--default-batch",
+        "8",
+        "--stabilize-kimg",
+        "0.008",
+        "--fade-kimg",
+        "0.016",
+        "--kimg",
+        "0.024",
+        "--random-data",
+        "--out",
+        str(out),
+    ]
     assert train_cli.main(flags) == 0
     paths = [tmp_path / f"s{i}.npz" for i in range(3)]
     for p, n in zip(paths, (5, 5, 3)):
-        assert sample_cli.main(["--run", str(out), "--n", str(n), "--seed", "7", "--out", str(p)]) == 0
+        assert (
+            sample_cli.main(["--run", str(out), "--n", str(n), "--seed", "7", "--out", str(p)]) == 0
+        )
     (a, sa, meta), (b, _, _), (c, _, _) = (load_samples(p) for p in paths)
     assert a.shape == (5, 8, 8, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a[:3], c)  # image i depends on (seed, i) only
     assert list(sa) == [7 * 10**6 + i for i in range(5)] and meta["framework"] == "tf"
-    assert sample_cli.main(["--run", str(out), "--n", "2", "--seed", "8", "--out", str(paths[2])]) == 0
+    assert (
+        sample_cli.main(["--run", str(out), "--n", "2", "--seed", "8", "--out", str(paths[2])]) == 0
+    )
     assert not np.array_equal(load_samples(paths[2])[0], a[:2])
 
 
@@ -142,8 +204,16 @@ def test_non_finite_step_is_skipped_and_counted(tmp_path):
 
 
 def test_ablation_switches_and_conditioning_step():
-    cfg = tiny_cfg(max_res=8, conditional=True, mbstd_group=0, pixelnorm=False,
-                   equalized_lr=False, spectral_norm_d=True, ema=False, normalize_latents=False)
+    cfg = tiny_cfg(
+        max_res=8,
+        conditional=True,
+        mbstd_group=0,
+        pixelnorm=False,
+        equalized_lr=False,
+        spectral_norm_d=True,
+        ema=False,
+        normalize_latents=False,
+    )
     trainer = Trainer(cfg, 1, num_classes=3)
     assert trainer.G_ema is None
     labels = np.eye(3, dtype=np.float32)[np.arange(8) % 3]
@@ -169,8 +239,24 @@ def test_dry_run_and_help(capsys):
 def test_bench_smoke(capsys):
     from progan_tf import bench
 
-    assert bench.main(["--preset", "quick", *TINY_FLAGS, "--max-res", "8", "--res", "4",
-                       "--steps", "1", "--warmup", "0"]) == 0
+    assert (
+        bench.main(
+            [
+                "--preset",
+                "quick",
+                *TINY_FLAGS,
+                "--max-res",
+                "8",
+                "--res",
+                "4",
+                "--steps",
+                "1",
+                "--warmup",
+                "0",
+            ]
+        )
+        == 0
+    )
     rows = [line for line in capsys.readouterr().out.splitlines() if "img/s" in line]
     assert len(rows) == 1 and rows[0].split()[0] == "4"
 
@@ -194,8 +280,10 @@ def test_adam_reset_exactly_when_the_official_key_changes():
         dirty()
         assert trainer.set_schedule_state(sched.state(nimg)) == is_reset()
         resets.append(is_reset())
-    expected = [sched.state(n).optimizer_key != sched.state(n - 8).optimizer_key if n else False
-                for n in range(0, 64, 8)]
+    expected = [
+        sched.state(n).optimizer_key != sched.state(n - 8).optimizer_key if n else False
+        for n in range(0, 64, 8)
+    ]
     assert resets == expected and sum(resets) == 2
     momentum = [v for v in trainer.opt_d.variables if "momentum" in v.path][0]
     dirty()

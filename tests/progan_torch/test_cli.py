@@ -11,19 +11,56 @@ from gancore.errors import UserError
 from gancore.rundir import RunDir
 from progan_torch import train as train_cli
 
-TINY = ["--max-res", "8", "--latent-dim", "8", "--fmap-base", "32", "--fmap-max", "8",
-        "--default-batch", "4", "--stabilize-kimg", "0.008", "--fade-kimg", "0.008",
-        "--tick-kimg", "0.008", "--snapshot-kimg", "0.012", "--grid-size", "4",
-        "--device", "cpu", "--no-progress"]
+TINY = [
+    "--max-res",
+    "8",
+    "--latent-dim",
+    "8",
+    "--fmap-base",
+    "32",
+    "--fmap-max",
+    "8",
+    "--default-batch",
+    "4",
+    "--stabilize-kimg",
+    "0.008",
+    "--fade-kimg",
+    "0.008",
+    "--tick-kimg",
+    "0.008",
+    "--snapshot-kimg",
+    "0.012",
+    "--grid-size",
+    "4",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 def test_help_lists_every_config_field(capsys):
     with pytest.raises(SystemExit):
         train_cli.main(["--help"])
     out = capsys.readouterr().out
-    for flag in ["--dataset", "--preset", "--max-res", "--kimg", "--seed", "--out", "--resume",
-                 "--dry-run", "--no-pixelnorm", "--no-equalized-lr", "--mbstd-group", "--no-ema",
-                 "--no-growing", "--spectral-norm-d", "--conditional", "--start-res", "--amp"]:
+    for flag in [
+        "--dataset",
+        "--preset",
+        "--max-res",
+        "--kimg",
+        "--seed",
+        "--out",
+        "--resume",
+        "--dry-run",
+        "--no-pixelnorm",
+        "--no-equalized-lr",
+        "--mbstd-group",
+        "--no-ema",
+        "--no-growing",
+        "--spectral-norm-d",
+        "--conditional",
+        "--start-res",
+        "--amp",
+    ]:
         assert flag in out
 
 
@@ -36,7 +73,17 @@ def test_dry_run_prints_config_and_phases(capsys):
 
 def test_train_resume_and_sample_end_to_end(tmp_path):
     out = tmp_path / "run"
-    args = ["--dataset", "stacked-digits", "--kimg", "0.024", "--seed", "1", "--out", str(out), *TINY]
+    args = [
+        "--dataset",
+        "stacked-digits",
+        "--kimg",
+        "0.024",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+        *TINY,
+    ]
     assert train_cli.main(args) == 0
     run = RunDir(out)
     assert run.status()["state"] == "finished"
@@ -57,8 +104,9 @@ def test_script_entry_points_run_from_package_folder():
     from pathlib import Path
 
     pkg = Path(train_cli.__file__).parent
-    r = subprocess.run([sys.executable, "train.py", "--help"], cwd=pkg, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "train.py", "--help"], cwd=pkg, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert "usage: python -m progan_torch.train" in r.stdout
 
@@ -66,13 +114,37 @@ def test_script_entry_points_run_from_package_folder():
 def test_bench_prints_a_row_per_phase(capsys, tmp_path):
     from progan_torch.bench import main
 
-    assert main(["--preset", "quick", "--res", "4,8", "--steps", "1", "--warmup", "0",
-                 "--fmap-max", "8", "--latent-dim", "8", "--device", "cpu",
-                 "--json", str(tmp_path / "b.json")]) == 0
+    assert (
+        main(
+            [
+                "--preset",
+                "quick",
+                "--res",
+                "4,8",
+                "--steps",
+                "1",
+                "--warmup",
+                "0",
+                "--fmap-max",
+                "8",
+                "--latent-dim",
+                "8",
+                "--device",
+                "cpu",
+                "--json",
+                str(tmp_path / "b.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "stabilize" in out and "fade" in out
     import json
 
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
-    assert [(r["res"], r["phase"]) for r in rows] == [(4, "stabilize"), (8, "stabilize"), (8, "fade")]
+    assert [(r["res"], r["phase"]) for r in rows] == [
+        (4, "stabilize"),
+        (8, "stabilize"),
+        (8, "fade"),
+    ]
     assert all(r["img_per_s"] > 0 for r in rows)

@@ -24,8 +24,13 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, cfg_dict: dict, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
     torch.set_num_threads(1)
     info = init_from_env("cpu")
     run = RunDir(out)
@@ -33,8 +38,14 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict, out: str) -> None:
         run.create({})
     barrier(info)
     try:
-        train(ProGANConfig(**cfg_dict), run, RandomSource(3), torch.device("cpu"), dist=info,
-              progress_bar=False)
+        train(
+            ProGANConfig(**cfg_dict),
+            run,
+            RandomSource(3),
+            torch.device("cpu"),
+            dist=info,
+            progress_bar=False,
+        )
     finally:
         shutdown(info)
 
@@ -45,7 +56,9 @@ def test_two_gloo_ranks_equal_one_process(tiny_cfg, tmp_path):
     # when split over two ranks of 2, so the feature (correctly) differs. Everything else
     # -- stream slices, latent rows, gradient averaging, Adam, EMA, fades -- must match.
     cfg = tiny_cfg(mbstd_group=0, default_batch=4, kimg=0.032, snapshot_kimg=1.0)
-    mp.spawn(_worker, args=(2, _free_port(), asdict(cfg), str(tmp_path / "ddp")), nprocs=2, join=True)
+    mp.spawn(
+        _worker, args=(2, _free_port(), asdict(cfg), str(tmp_path / "ddp")), nprocs=2, join=True
+    )
     single = RunDir(tmp_path / "single")
     single.create({})
     train(cfg, single, RandomSource(3), torch.device("cpu"), progress_bar=False)

@@ -26,11 +26,16 @@ def test_alpha0_equals_previous_level(nets, level):
     assert grown.shape[-1] == 4 * 2**level
     torch.testing.assert_close(grown, upsample2x(G(z, level=level - 1, alpha=1.0)), rtol=0, atol=0)
     img = torch.randn(4, 3, 4 * 2**level, 4 * 2**level)
-    torch.testing.assert_close(D(img, level=level, alpha=torch.tensor(0.0)),
-                               D(downsample2x(img), level=level - 1, alpha=1.0), rtol=0, atol=0)
+    torch.testing.assert_close(
+        D(img, level=level, alpha=torch.tensor(0.0)),
+        D(downsample2x(img), level=level - 1, alpha=1.0),
+        rtol=0,
+        atol=0,
+    )
     # reals shown to D fade the same way
-    torch.testing.assert_close(fade_reals(img, level, torch.tensor(0.0)),
-                               upsample2x(downsample2x(img)))
+    torch.testing.assert_close(
+        fade_reals(img, level, torch.tensor(0.0)), upsample2x(downsample2x(img))
+    )
     assert fade_reals(img, level, 1.0) is img
 
 
@@ -55,13 +60,24 @@ def test_stage_buffers_and_state_dict_names(nets):
     sd = G.state_dict()
     assert int(sd["level"]) == 2 and float(sd["alpha"]) == 0.25
     assert G(torch.randn(2, cfg.latent_dim)).shape == (2, 3, 16, 16)  # uses the buffers
-    for key in ["blocks.0.dense.weight", "blocks.0.dense.bias", "blocks.0.conv.weight",
-                "blocks.3.conv0.weight", "blocks.3.conv1.bias", "torgb.3.weight"]:
+    for key in [
+        "blocks.0.dense.weight",
+        "blocks.0.dense.bias",
+        "blocks.0.conv.weight",
+        "blocks.3.conv0.weight",
+        "blocks.3.conv1.bias",
+        "torgb.3.weight",
+    ]:
         assert key in sd
     assert sd["blocks.0.dense.bias"].shape == (cfg.channels_at(4),)  # per channel, after reshape
     dsd = D.state_dict()
-    for key in ["fromrgb.0.weight", "blocks.0.conv.weight", "blocks.0.dense0.weight",
-                "blocks.0.dense1.bias", "blocks.2.conv1.weight"]:
+    for key in [
+        "fromrgb.0.weight",
+        "blocks.0.conv.weight",
+        "blocks.0.dense0.weight",
+        "blocks.0.dense1.bias",
+        "blocks.2.conv1.weight",
+    ]:
         assert key in dsd
     G2 = Generator(cfg, 3)
     G2.load_state_dict(sd)

@@ -28,9 +28,15 @@ def test_preset_schedules():
     assert cifar.latent_dim == 128 and cifar.gp_gamma == 750.0 and not cifar.mirror
     s = cifar.schedule()
     names = [(p.phase, p.res, p.batch, p.phase_start_nimg) for p in s.phases()]
-    assert names == [("stabilize", 4, 16, 0), ("fade", 8, 16, 400_000), ("stabilize", 8, 16, 800_000),
-                     ("fade", 16, 16, 1_200_000), ("stabilize", 16, 16, 1_600_000),
-                     ("fade", 32, 16, 2_000_000), ("stabilize", 32, 16, 2_400_000)]
+    assert names == [
+        ("stabilize", 4, 16, 0),
+        ("fade", 8, 16, 400_000),
+        ("stabilize", 8, 16, 800_000),
+        ("fade", 16, 16, 1_200_000),
+        ("stabilize", 16, 16, 1_600_000),
+        ("fade", 32, 16, 2_000_000),
+        ("stabilize", 32, 16, 2_400_000),
+    ]
     assert s.state(600_000).alpha == pytest.approx(0.5)
     hq = ProGANConfig(**PRESETS["celebahq"])
     assert [hq.channels_at(4 * 2**k) for k in range(9)] == [512] * 4 + [256, 128, 64, 32, 16]
@@ -55,7 +61,9 @@ def test_one_step_per_phase_changes_parameters(tiny_cfg):
     source = RandomSource(3, seed=1)
     sched = cfg.schedule()
     for st in sched.phases():
-        mid = sched.state(st.phase_start_nimg + (cfg.schedule()._fade_nimg // 2 if st.phase == "fade" else 0))
+        mid = sched.state(
+            st.phase_start_nimg + (cfg.schedule()._fade_nimg // 2 if st.phase == "fade" else 0)
+        )
         assert mid.phase == st.phase
         g_before = [p.detach().clone() for p in models.G.torgb[mid.level].parameters()]
         d_before = models.D.fromrgb[mid.level].weight.detach().clone()
@@ -63,7 +71,9 @@ def test_one_step_per_phase_changes_parameters(tiny_cfg):
         assert all(np.isfinite(v) for v in stats.values()), (mid.phase_name, stats)
         assert stats["d_skipped"] == 0 and stats["g_skipped"] == 0
         assert not torch.equal(models.D.fromrgb[mid.level].weight, d_before)
-        assert any(not torch.equal(p, b) for p, b in zip(models.G.torgb[mid.level].parameters(), g_before))
+        assert any(
+            not torch.equal(p, b) for p, b in zip(models.G.torgb[mid.level].parameters(), g_before)
+        )
         assert models.G.torgb[mid.level].weight.grad is None  # grads are not left behind
     # EMA (beta 0.999) runs after the D step with the G weights the step started from
     w1 = models.G.torgb[3].weight.detach().clone()
@@ -111,8 +121,13 @@ def test_diverging_run_stops_and_keeps_last_good_checkpoint(tiny_cfg, tmp_path, 
 
 def _final_states(run: RunDir) -> dict:
     ckpt = load_checkpoint(run.latest_checkpoint())
-    return {"G": ckpt["G"], "D": ckpt["D"], "G_ema": ckpt["G_ema"],
-            "opt_d": ckpt["opt_d"]["state"], "nimg": ckpt["progress"]["nimg"]}
+    return {
+        "G": ckpt["G"],
+        "D": ckpt["D"],
+        "G_ema": ckpt["G_ema"],
+        "opt_d": ckpt["opt_d"]["state"],
+        "nimg": ckpt["progress"]["nimg"],
+    }
 
 
 def test_resume_mid_fade_is_exact(tiny_cfg, tmp_path):
@@ -121,7 +136,10 @@ def test_resume_mid_fade_is_exact(tiny_cfg, tmp_path):
         cfg = tiny_cfg(kimg=0.064)  # 16 steps of 4: stabilize-4, fade-8, stabilize-8, fade-16
         sched = cfg.schedule()
         n_first = 5  # step 5 starts at image 16: inside fade-8, alpha 0.25
-        assert sched.state(4 * (n_first - 1)).phase == "fade" and sched.state(4 * n_first).phase == "fade"
+        assert (
+            sched.state(4 * (n_first - 1)).phase == "fade"
+            and sched.state(4 * n_first).phase == "fade"
+        )
         a = RunDir(tmp_path / "a")
         a.create({})
         train(cfg, a, RandomSource(3), CPU, progress_bar=False)
@@ -139,7 +157,9 @@ def test_resume_mid_fade_is_exact(tiny_cfg, tmp_path):
         for k in sa[net]:
             torch.testing.assert_close(sb[net][k], sa[net][k], rtol=0, atol=1e-6, msg=f"{net}.{k}")
     for pid, st in sa["opt_d"].items():
-        torch.testing.assert_close(sb["opt_d"][pid]["exp_avg_sq"], st["exp_avg_sq"], rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            sb["opt_d"][pid]["exp_avg_sq"], st["exp_avg_sq"], rtol=0, atol=1e-6
+        )
     # and training did move away from the initial weights
     init = build_models(cfg, 3, 0, CPU, False).G.state_dict()
     assert not torch.equal(init["torgb.2.weight"], sa["G"]["torgb.2.weight"])
@@ -156,7 +176,18 @@ def tiny_run(tmp_path_factory, tiny_cfg):
 
 def test_run_directory_contract(tiny_run):
     log = tiny_run.read_log()
-    keys = {"kimg", "nimg", "res", "phase", "alpha", "loss_d", "loss_g", "img_per_s", "time_s", "peak_mem_mb"}
+    keys = {
+        "kimg",
+        "nimg",
+        "res",
+        "phase",
+        "alpha",
+        "loss_d",
+        "loss_g",
+        "img_per_s",
+        "time_s",
+        "peak_mem_mb",
+    }
     assert log and keys <= set(log[-1])
     names = {p.name for p in tiny_run.samples.iterdir()}
     assert "final.png" in names and "phase-00-stabilize-4.png" in names
@@ -169,7 +200,20 @@ def test_sample_cli_is_deterministic(tiny_run, tmp_path):
     from progan_torch.sample import main
 
     main(["--run", str(tiny_run.path), "--n", "5", "--seed", "7", "--out", str(tmp_path / "a.npz")])
-    main(["--run", str(tiny_run.path), "--n", "3", "--seed", "7", "--out", str(tmp_path / "b.npz"), "--batch", "2"])
+    main(
+        [
+            "--run",
+            str(tiny_run.path),
+            "--n",
+            "3",
+            "--seed",
+            "7",
+            "--out",
+            str(tmp_path / "b.npz"),
+            "--batch",
+            "2",
+        ]
+    )
     main(["--run", str(tiny_run.path), "--n", "3", "--seed", "8", "--out", str(tmp_path / "c.npz")])
     a, seeds_a, meta = load_samples(tmp_path / "a.npz")
     b, _, _ = load_samples(tmp_path / "b.npz")
@@ -177,8 +221,20 @@ def test_sample_cli_is_deterministic(tiny_run, tmp_path):
     assert a.dtype == np.uint8 and a.shape[0] == 5 and a.shape[-1] == 3
     assert np.array_equal(a[:3], b) and not np.array_equal(a[:3], c)
     assert list(seeds_a) == [7_000_000 + i for i in range(5)] and meta["ema"]
-    main(["--run", str(tiny_run.path), "--n", "2", "--interpolate", "4", "--seed", "1",
-          "--out", str(tmp_path / "i.npz")])
+    main(
+        [
+            "--run",
+            str(tiny_run.path),
+            "--n",
+            "2",
+            "--interpolate",
+            "4",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path / "i.npz"),
+        ]
+    )
     i, _, _ = load_samples(tmp_path / "i.npz")
     assert i.shape[0] == 8 and (tmp_path / "i.png").exists()
 
@@ -194,9 +250,17 @@ def test_slerp_endpoints_and_norm():
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 4.0, rtol=1e-5)  # stays on the sphere
 
 
-@pytest.mark.parametrize("switch", [
-    {"conditional": True}, {"spectral_norm_d": True}, {"ema": False, "pixelnorm": False},
-    {"equalized_lr": False, "mbstd_group": 0}, {"growing": False}, {"start_res": 16}])
+@pytest.mark.parametrize(
+    "switch",
+    [
+        {"conditional": True},
+        {"spectral_norm_d": True},
+        {"ema": False, "pixelnorm": False},
+        {"equalized_lr": False, "mbstd_group": 0},
+        {"growing": False},
+        {"start_res": 16},
+    ],
+)
 def test_switches_train(tiny_cfg, switch):
     """Each paper ablation / option takes finite steps through the schedule's first phases."""
     cfg = tiny_cfg(**{k: v for k, v in switch.items() if k != "conditional"})
@@ -210,7 +274,9 @@ def test_switches_train(tiny_cfg, switch):
         u8, labels = source.batch(st.res, nimg, st.batch)
         y = None if labels is None else torch.from_numpy(labels)
         z_d, z_g, u = step_randoms(cfg.seed, nimg, st.batch, cfg.latent_dim)
-        stats = runner.train_step(to_device_reals(u8, CPU, False), y, z_d, z_g, u, st.level, st.alpha)
+        stats = runner.train_step(
+            to_device_reals(u8, CPU, False), y, z_d, z_g, u, st.level, st.alpha
+        )
         assert all(np.isfinite(v) for v in stats.values()) and not stats["d_skipped"]
         if classes:
             assert stats["d_label"] > 0
