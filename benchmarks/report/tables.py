@@ -123,6 +123,10 @@ def missing_reason(runs: list[dict[str, Any]], key: str) -> str:
         for metric, reason in (r.get("skipped") or {}).items():
             if key.startswith(metric) or metric in key:
                 return f"skipped: {reason}"
+    if any(key in (r.get("metrics") or {}) and r["metrics"][key] is None for r in runs):
+        # The metric ran and wrote null: it has no estimate (e.g. the birthday test found
+        # no duplicate pair, so the support is only known to be larger than it can resolve).
+        return "no estimate: the metric wrote null (see its protocol)"
     return "not computed by this evaluation"
 
 

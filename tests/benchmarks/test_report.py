@@ -221,3 +221,21 @@ def test_report_cli_on_empty_runs_dir_says_not_run(tmp_path, capsys):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "not run" in md and "0 finished" in md
     assert Path(tmp_path / "rep" / "report.html").exists()
+
+
+def test_null_metric_is_no_estimate_not_missing(tmp_path):
+    """The birthday metric writes null when it finds no duplicate: say so, never invent a value."""
+    prof = tiny_profile(name="nul", models={"dcgan": {"batch": 4}}, frameworks=["torch"])
+    m = metrics_file(swd=3.0, msssim=0.1)
+    m["birthday_support_s1k"] = None
+    m["birthday_dup_pairs_s1k"] = 0
+    write_run(tmp_path / "runs" / "dcgan-torch-s0", "dcgan", "torch", 0, m)
+    md = build_report(prof, tmp_path / "runs", tmp_path / "reports")["md"].read_text()
+    row = next(
+        line
+        for line in md.splitlines()
+        if "birthday_support_s1k" in md
+        and line.startswith("| DCGAN (PyTorch)")
+        and "no estimate" in line
+    )
+    assert "not computed by this evaluation" not in row

@@ -97,3 +97,14 @@ def test_grid_and_samples_roundtrip(tmp_path):
     assert np.array_equal(back, imgs) and list(seeds) == [0, 1, 2, 3, 4]
     with pytest.raises(UserError, match="uint8"):
         save_samples(tmp_path / "bad.npz", imgs.astype(np.float32), np.arange(5))
+
+
+def test_atomic_write_has_normal_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "p.json", {"a": 1})
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "p.json").stat().st_mode & 0o777 == 0o644
