@@ -126,7 +126,7 @@ def missing_reason(runs: list[dict[str, Any]], key: str) -> str:
     if any(key in (r.get("metrics") or {}) and r["metrics"][key] is None for r in runs):
         # The metric ran and wrote null: it has no estimate (e.g. the birthday test found
         # no duplicate pair, so the support is only known to be larger than it can resolve).
-        return "no estimate: the metric wrote null (see its protocol)"
+        return "no estimate: the metric wrote null; see its protocol"
     return "not computed by this evaluation"
 
 
