@@ -34,6 +34,7 @@ from gancore.latents import (  # noqa: E402, F401 (latents_for re-exported)
     interpolation_latents,
     latents_for,
 )
+from gancore.progan_cli import sample_parser  # noqa: E402
 from gancore.progan_config import ProGANConfig  # noqa: E402
 from gancore.rundir import RunDir  # noqa: E402
 from gancore.samples import save_samples  # noqa: E402
@@ -107,34 +108,11 @@ def _read_meta(path: Path) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m progan_tf.sample",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    return sample_parser(
+        "python -m progan_tf.sample",
+        __doc__,
+        "a specific checkpoint directory instead of the latest",
     )
-    p.add_argument("--run", required=True, help="run directory (uses checkpoints/latest.json)")
-    p.add_argument(
-        "--checkpoint", default=None, help="a specific checkpoint directory instead of the latest"
-    )
-    p.add_argument(
-        "--n", type=int, required=True, help="images to export (rows with --interpolate)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="latent seed S (image i uses rng([S, i]))")
-    p.add_argument(
-        "--out",
-        required=True,
-        help="output .npz (a .png grid is written beside it with --interpolate)",
-    )
-    p.add_argument("--batch", type=int, default=64, help="generator minibatch")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument(
-        "--interpolate",
-        type=int,
-        default=0,
-        metavar="STEPS",
-        help="write a latent-interpolation grid: --n rows of STEPS images (slerp)",
-    )
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

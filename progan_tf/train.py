@@ -18,7 +18,6 @@ reals come from the position-indexed stream at image ``nimg``, latents from the 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -33,31 +32,19 @@ import numpy as np  # noqa: E402
 
 from gancore.config import (  # noqa: E402
     add_dataclass_arguments,
-    build_config,
-    config_from_dict,
     config_to_dict,
     format_config,
-    overrides_from_namespace,
 )
 from gancore.errors import UserError, run_cli  # noqa: E402
 from gancore.grid import save_grid  # noqa: E402
 from gancore.hardware import describe, peak_rss_mb  # noqa: E402
+from gancore.progan_cli import (  # noqa: E402, F401 (RESUME_OVERRIDABLE re-exported)
+    RESUME_OVERRIDABLE,
+    phase_table,
+    resolve_train_config,
+)
 from gancore.progan_config import PRESETS, ProGANConfig  # noqa: E402
 from gancore.rundir import RunDir  # noqa: E402
-
-# Fields a resumed run may change (same set as progan_torch): they do not alter the trajectory.
-RESUME_OVERRIDABLE = {
-    "kimg",
-    "device",
-    "tick_kimg",
-    "snapshot_kimg",
-    "keep_checkpoints",
-    "compile",
-    "data_root",
-    "cache_dir",
-    "max_bad_steps",
-    "grid_size",
-}
 
 
 def select_device(device: str) -> None:
@@ -255,31 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = overrides_from_namespace(args, ProGANConfig)
+    cfg = resolve_train_config(args)
     if args.resume:
-        bad = sorted(set(overrides) - RESUME_OVERRIDABLE)
-        if bad:
-            raise UserError(
-                f"--resume cannot change {', '.join(bad)} (it would change the run's "
-                f"trajectory); only {', '.join(sorted(RESUME_OVERRIDABLE))} may change."
-            )
         run = RunDir(args.resume)
-        saved = run.read_config()
-        base = dataclasses.asdict(config_from_dict(ProGANConfig, saved))
-        cfg = build_config(ProGANConfig, None, None, {**base, **overrides})
-        args.random_data = args.random_data or bool(saved.get("random_data"))
+        args.random_data = args.random_data or bool(run.read_config().get("random_data"))
     else:
         if not args.out and not args.dry_run:
             raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")
-        cfg = build_config(ProGANConfig, PRESETS, args.preset, overrides)
         run = RunDir(args.out) if args.out else None
     if args.dry_run:
         print(format_config(cfg))
-        for s in cfg.schedule().phases(int(cfg.kimg * 1000)):
-            print(
-                f"  phase {s.phase_index:2d} {s.phase:9s} {s.res:5d}x{s.res:<5d} from "
-                f"{s.phase_start_nimg / 1000:9.1f} kimg  batch {s.batch:4d}  lr {s.lr:g}"
-            )
+        print(phase_table(cfg))
         return 0
     select_device(cfg.device)
     strategy = make_strategy(args.strategy)

@@ -27,6 +27,7 @@ import torch
 from gancore.errors import UserError, run_cli
 from gancore.grid import nchw_to_nhwc, save_grid, to_uint8
 from gancore.latents import SEED_STRIDE, interpolation_latents, latents_for  # noqa: F401 (re-exported)
+from gancore.progan_cli import sample_parser
 from gancore.samples import save_samples
 from progan_torch.checkpoint import config_of, find_checkpoint, load_checkpoint
 from progan_torch.networks import Generator
@@ -61,34 +62,9 @@ def load_sampler(run: str, checkpoint: str | None, device: torch.device) -> tupl
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m progan_torch.sample",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    return sample_parser(
+        "python -m progan_torch.sample", __doc__, "a specific checkpoint file instead of the latest"
     )
-    p.add_argument("--run", required=True, help="run directory (uses checkpoints/latest.json)")
-    p.add_argument(
-        "--checkpoint", default=None, help="a specific checkpoint file instead of the latest"
-    )
-    p.add_argument(
-        "--n", type=int, required=True, help="images to export (rows with --interpolate)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="latent seed S (image i uses rng([S, i]))")
-    p.add_argument(
-        "--out",
-        required=True,
-        help="output .npz (a .png grid is written beside it with --interpolate)",
-    )
-    p.add_argument("--batch", type=int, default=64, help="generator minibatch")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument(
-        "--interpolate",
-        type=int,
-        default=0,
-        metavar="STEPS",
-        help="write a latent-interpolation grid: --n rows of STEPS images (slerp)",
-    )
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,29 +19,14 @@ if __package__ in (None, ""):  # `python train.py` from inside progan_torch/
 
 from gancore.config import (
     add_dataclass_arguments,
-    build_config,
-    config_from_dict,
     config_to_dict,
     format_config,
-    overrides_from_namespace,
 )
 from gancore.errors import UserError, run_cli
+from gancore.progan_cli import RESUME_OVERRIDABLE, phase_table  # noqa: F401 (re-exported)
+from gancore.progan_cli import resolve_train_config as resolve_config
 from gancore.progan_config import PRESETS, ProGANConfig
 from gancore.rundir import RunDir
-
-# Fields a resumed run may change: they do not alter the training trajectory.
-RESUME_OVERRIDABLE = {
-    "kimg",
-    "device",
-    "tick_kimg",
-    "snapshot_kimg",
-    "keep_checkpoints",
-    "compile",
-    "data_root",
-    "cache_dir",
-    "max_bad_steps",
-    "grid_size",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,40 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_dataclass_arguments(p, ProGANConfig, group_title="ProGAN configuration")
     return p
-
-
-def phase_table(cfg: ProGANConfig) -> str:
-    total = int(round(cfg.kimg * 1000))
-    lines = [
-        f"{'#':>3} {'phase':<10} {'res':>5} {'batch':>6} {'lr':>8} {'start kimg':>11} {'end kimg':>9}"
-    ]
-    for st in cfg.schedule().phases(total):
-        end = "end" if st.phase_end_nimg is None else f"{min(st.phase_end_nimg, total) / 1000:.1f}"
-        lines.append(
-            f"{st.phase_index:>3} {st.phase:<10} {st.res:>5} {st.batch:>6} {st.lr:>8.4g} "
-            f"{st.phase_start_nimg / 1000:>11.1f} {end:>9}"
-        )
-    lines.append(f"total: {cfg.kimg:g} kimg")
-    return "\n".join(lines)
-
-
-def resolve_config(args: argparse.Namespace) -> ProGANConfig:
-    overrides = overrides_from_namespace(args, ProGANConfig)
-    if args.resume:
-        saved = config_from_dict(ProGANConfig, RunDir(args.resume).read_config())
-        changed = {k for k, v in overrides.items() if getattr(saved, k) != v}
-        bad = sorted(changed - RESUME_OVERRIDABLE)
-        if bad or args.preset:
-            raise UserError(
-                f"--resume continues the saved config; these flags would change the run: "
-                f"{bad or ['--preset']}. Allowed on resume: {sorted(RESUME_OVERRIDABLE)}"
-            )
-        values = config_to_dict(saved)
-        values.update(overrides)
-        return build_config(
-            ProGANConfig, None, None, config_from_dict(ProGANConfig, values).__dict__
-        )
-    return build_config(ProGANConfig, PRESETS, args.preset, overrides)
 
 
 def make_source(cfg: ProGANConfig):
