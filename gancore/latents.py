@@ -81,3 +81,27 @@ class RandomSource:
         idx = np.arange(start, start + count) % self.pool
         labels = (idx % self.num_classes).astype(np.int64) if self.num_classes else None
         return self._cache[res][idx], labels
+
+
+def export_latents(
+    seed: int, n: int, interpolate: int, dim: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """Latents, per-image ids and metadata for a ``sample`` CLI export (both frameworks).
+
+    ``interpolate`` 0: image i uses latent i of ``seed``; else ``n`` slerp rows of
+    ``interpolate`` steps each (ids = row index).
+    """
+    if interpolate:
+        if interpolate < 2:
+            from gancore.errors import UserError
+
+            raise UserError("--interpolate needs at least 2 steps")
+        z = interpolation_latents(seed, n, interpolate, dim)
+        ids = np.repeat(np.arange(n), interpolate)
+        meta = {
+            "interpolate_steps": interpolate,
+            "seeds": "row index r: slerp(rng([S,2r]), rng([S,2r+1]))",
+        }
+        return z, ids, meta
+    ids = np.arange(n)
+    return latents_for(seed, ids, dim), ids, {}

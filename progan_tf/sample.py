@@ -31,6 +31,7 @@ from gancore.errors import UserError, run_cli  # noqa: E402
 from gancore.grid import save_grid, to_uint8  # noqa: E402
 from gancore.latents import (  # noqa: E402, F401 (latents_for re-exported)
     SEED_STRIDE,
+    export_latents,
     interpolation_latents,
     latents_for,
 )
@@ -135,18 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         "ema": cfg.ema,
         "seeds": "S*10**6+i, latent rng([S, i])",
     }
-    if args.interpolate:
-        if args.interpolate < 2:
-            raise UserError("--interpolate needs at least 2 steps")
-        z = interpolation_latents(args.seed, args.n, args.interpolate, cfg.latent_dim)
-        ids = np.repeat(np.arange(args.n), args.interpolate)
-        meta.update(
-            interpolate_steps=args.interpolate,
-            seeds="row index r: slerp(rng([S,2r]), rng([S,2r+1]))",
-        )
-    else:
-        ids = np.arange(args.n)
-        z = latents_for(args.seed, ids, cfg.latent_dim)
+    z, ids, extra = export_latents(args.seed, args.n, args.interpolate, cfg.latent_dim)
+    meta.update(extra)
     labels = (ids % G.num_classes).astype(np.int64) if G.num_classes else None
     images = generate(G, z, labels, level, alpha, args.batch)
     save_samples(args.out, images, args.seed * SEED_STRIDE + ids, meta)

@@ -78,7 +78,8 @@ def make_strategy(name: str):
 
 def grid_images(trainer, cfg: ProGANConfig) -> np.ndarray:
     """The fixed grid: latent i = rng([seed, i]) (as every sample export), EMA generator."""
-    from progan_tf.sample import generate, latents_for
+    from gancore.latents import latents_for
+    from progan_tf.sample import generate
 
     G = trainer.G_ema if trainer.G_ema is not None else trainer.G
     ids = np.arange(cfg.grid_size)

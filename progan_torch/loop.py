@@ -22,11 +22,12 @@ from tqdm import tqdm
 from gancore.errors import UserError
 from gancore.grid import save_grid
 from gancore.hardware import peak_rss_mb
+from gancore.latents import latents_for
 from gancore.progan_config import ProGANConfig
 from gancore.rundir import RunDir
 from progan_torch.checkpoint import save_checkpoint, set_rng_state
 from progan_torch.distributed import DistInfo, barrier
-from progan_torch.sample import generate, latents_for
+from progan_torch.sample import generate
 from progan_torch.training import (
     Models,
     StepRunner,

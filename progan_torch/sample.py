@@ -26,7 +26,10 @@ import torch
 
 from gancore.errors import UserError, run_cli
 from gancore.grid import nchw_to_nhwc, save_grid, to_uint8
-from gancore.latents import SEED_STRIDE, interpolation_latents, latents_for  # noqa: F401 (re-exported)
+from gancore.latents import (
+    SEED_STRIDE,
+    export_latents,
+)
 from gancore.progan_cli import sample_parser
 from gancore.samples import save_samples
 from progan_torch.checkpoint import config_of, find_checkpoint, load_checkpoint
@@ -89,18 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         "ema": ckpt["G_ema"] is not None,
         "seeds": "S*10**6+i, latent rng([S, i])",
     }
-    if args.interpolate:
-        if args.interpolate < 2:
-            raise UserError("--interpolate needs at least 2 steps")
-        z = interpolation_latents(args.seed, args.n, args.interpolate, G.latent_dim)
-        ids = np.repeat(np.arange(args.n), args.interpolate)
-        meta.update(
-            interpolate_steps=args.interpolate,
-            seeds="row index r: slerp(rng([S,2r]), rng([S,2r+1]))",
-        )
-    else:
-        ids = np.arange(args.n)
-        z = latents_for(args.seed, ids, G.latent_dim)
+    z, ids, extra = export_latents(args.seed, args.n, args.interpolate, G.latent_dim)
+    meta.update(extra)
     labels = (ids % G.num_classes).astype(np.int64) if G.num_classes else None
     images = generate(G, z, labels, level, alpha, args.batch, device)
     save_samples(args.out, images, args.seed * SEED_STRIDE + ids, meta)

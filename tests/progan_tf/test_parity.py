@@ -232,9 +232,9 @@ def test_torch_checkpoint_converts_and_samples_identically(tmp_path):
     the images progan_torch's G_ema makes from the same per-image latents (uint8, +-1)."""
     from gancore.config import config_to_dict
     from gancore.grid import to_uint8
+    from gancore.latents import latents_for
     from gancore.samples import load_samples
     from progan_tf import sample as sample_cli
-    from progan_tf.sample import latents_for
 
     cfg = tiny_cfg(max_res=8)
     torch.manual_seed(1)

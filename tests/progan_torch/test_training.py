@@ -240,7 +240,7 @@ def test_sample_cli_is_deterministic(tiny_run, tmp_path):
 
 
 def test_slerp_endpoints_and_norm():
-    from progan_torch.sample import interpolation_latents, latents_for
+    from gancore.latents import interpolation_latents, latents_for
 
     z = interpolation_latents(3, rows=2, steps=5, dim=16)
     ends = latents_for(3, range(4), 16)
