@@ -8,7 +8,8 @@ never share a process), with the model's preset (same widths in both
 frameworks), random uint8 images and the real training step (n_dis D updates +
 one G update), after ``--warmup`` untimed steps (tracing, cudnn autotuning).
 Prints images/s (real images shown to D per second) and the torch/tf ratio.
-``--frameworks torch,tf,torch-ref`` adds a pytorch/examples-style loop on the same
+``tf`` follows ``--jit-compile`` (on by default, as in training); ``tf-graph`` is
+the same step without XLA. ``--frameworks torch,tf,torch-ref`` adds a pytorch/examples-style loop on the same
 networks (``_ReferenceTrainer``), so the comparison with that example is made on the
 same machine under the same load.
 
@@ -87,13 +88,13 @@ def _worker(spec: dict) -> dict:
     """Measure one model x framework in this process; returns a result dict."""
     values = preset_for(spec["model"])
     values.update(
-        framework="torch" if spec["framework"] == "torch-ref" else spec["framework"],
+        framework={"torch-ref": "torch", "tf-graph": "tf"}.get(spec["framework"], spec["framework"]),
         res=spec["res"],
         batch=spec["batch"],
         width=spec["width"],
         threads=spec["threads"],
         device=spec["device"],
-        jit_compile=spec["jit_compile"],
+        jit_compile=spec["jit_compile"] and spec["framework"] != "tf-graph",
         channels_last=spec["channels_last"],
         bf16=spec["bf16"] and spec["framework"] == "torch",
     )
@@ -139,14 +140,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--frameworks",
         default="torch,tf",
-        help="comma list of frameworks: torch, tf, torch-ref (pytorch/examples-style loop)",
+        help="comma list of frameworks: torch, tf, torch-ref (pytorch/examples-style loop), "
+        "tf-graph (tf without XLA, whatever --jit-compile says)",
     )
     ap.add_argument("--steps", type=int, default=20, help="timed training steps")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--width", type=int, default=64, help="base width (ngf = ndf)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: framework default)")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="device")
-    ap.add_argument("--jit-compile", action="store_true", help="tf: XLA-compile the step")
+    ap.add_argument(
+        "--jit-compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tf: XLA-compile the step (the training default; --no-jit-compile for plain graph)",
+    )
     ap.add_argument("--no-channels-last", action="store_true", help="torch: NCHW memory format")
     ap.add_argument("--bf16", action="store_true", help="torch: bf16 autocast (CUDA only)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -157,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     models = [m for m in args.models.split(",") if m]
     frameworks = [f for f in args.frameworks.split(",") if f]
-    known = (*FRAMEWORKS, "torch-ref")
+    known = (*FRAMEWORKS, "torch-ref", "tf-graph")
     bad = [m for m in models if m not in MODELS] + [f for f in frameworks if f not in known]
     if bad:
-        raise UserError(f"unknown model/framework {bad}; models {MODELS}, frameworks {FRAMEWORKS}")
+        raise UserError(f"unknown model/framework {bad}; models {MODELS}, frameworks {known}")
     results = []
     for model in models:
         for fw in frameworks:
@@ -193,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             res = json.loads(line[-1][7:])
             results.append(res)
             print(
-                f"{model:8s} {fw:6s} res {args.res} batch {args.batch} width {args.width}: "
+                f"{model:8s} {fw:9s} res {args.res} batch {args.batch} width {args.width}: "
                 f"{res['img_per_s']:8.1f} img/s",
                 flush=True,
             )
@@ -201,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         by_fw = {r["framework"]: r["img_per_s"] for r in results if r["model"] == model}
         if "torch" in by_fw and "tf" in by_fw:
             print(f"{model}: torch/tf = {by_fw['torch'] / by_fw['tf']:.2f}")
-        for fw in ("torch", "tf"):
+        for fw in ("torch", "tf", "tf-graph"):
             if fw in by_fw and "torch-ref" in by_fw:
                 print(f"{model}: {fw}/torch-ref = {by_fw[fw] / by_fw['torch-ref']:.2f}")
     if args.json:
