@@ -120,6 +120,8 @@ def _worker(spec: dict) -> dict:
     dt = time.perf_counter() - t0
     return {
         **spec,
+        # What the trainer really used (XLA applies to TF only; tf-graph turns it off).
+        "jit_compile": cfg.jit_compile if cfg.framework == "tf" else None,
         "img_per_s": spec["steps"] * cfg.batch * cfg.n_dis / dt,
         "seconds": dt,
         "device_used": str(getattr(trainer, "device", "tf")),
