@@ -102,6 +102,24 @@ def _check_contract(run: RunDir, kimg: float) -> None:
     ] == pytest.approx(kimg)
 
 
+def _check_tensorboard(folder, n_ticks: int) -> None:
+    """The event files hold one value per log tick for each scalar, whichever framework wrote them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert list(folder.glob("events.out.tfevents.*")), f"no event file in {folder}"
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for name in ("loss_d", "loss_g", "img_per_s"):
+        # torch's SummaryWriter writes simple scalars, tf.summary writes scalar tensors.
+        if name in tags["scalars"]:
+            steps = [e.step for e in acc.Scalars(name)]
+        else:
+            assert name in tags["tensors"], f"{name} missing from {tags}"
+            steps = [e.step for e in acc.Tensors(name)]
+        assert len(steps) == n_ticks and steps == sorted(steps) and steps[-1] > 0
+
+
 def _sample(run, tmp_path, n: int, seed: int, name: str) -> tuple[np.ndarray, np.ndarray]:
     out = tmp_path / name
     assert (
@@ -128,9 +146,10 @@ def _sample(run, tmp_path, n: int, seed: int, name: str) -> tuple[np.ndarray, np
 @pytest.mark.parametrize("framework", ["torch", "tf"])
 def test_train_resume_and_sample(framework, image_folder, tmp_path):
     out = tmp_path / "run"
-    assert train.main(_train_args(framework, image_folder, out)) == 0
+    assert train.main([*_train_args(framework, image_folder, out), "--tensorboard"]) == 0
     run = RunDir(out)
     _check_contract(run, 0.032)
+    _check_tensorboard(out / "tensorboard", n_ticks=len(run.read_log()))
     with pytest.raises(UserError, match="already holds a run"):
         train.main(_train_args(framework, image_folder, out))
     with pytest.raises(UserError, match="cannot change"):
