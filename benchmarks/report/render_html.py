@@ -34,6 +34,7 @@ tr.floor td { background: #f3f3fb; font-style: italic; }
 tr.published td { background: #fbf7ea; font-style: italic; }
 tr.failed td { background: #fbecec; }
 ul.notes { font-size: 12px; color: #555; margin-top: 0; }
+div.scroll { overflow-x: auto; max-width: 100%; }
 pre { background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: 12px; }
 figure { display: inline-block; margin: .5em; vertical-align: top; text-align: center; }
 figure img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ddd; }
@@ -71,7 +72,9 @@ def _inline(text: str) -> str:
 
 
 def table_html(t: Table) -> str:
-    parts = [f'<table id="{_slug(t.title)}"><caption>{html.escape(t.title)}</caption><thead><tr>']
+    # Wide tables (the diversity table has 12 columns) scroll inside their own box instead of
+    # spilling past the page (seen in a headless-chromium screenshot of a real report).
+    parts = [f'<div class="scroll"><table id="{_slug(t.title)}"><caption>{html.escape(t.title)}</caption><thead><tr>']
     parts += [f"<th>{html.escape(c)}</th>" for c in t.columns]
     parts.append("</tr></thead><tbody>")
     for row in t.rows:
@@ -80,7 +83,7 @@ def table_html(t: Table) -> str:
             cls = ' class="best"' if c.best else ""
             parts.append(f"<td{cls}>{html.escape(c.text)}</td>")
         parts.append("</tr>")
-    parts.append("</tbody></table>")
+    parts.append("</tbody></table></div>")
     if t.notes:
         parts.append(
             '<ul class="notes">' + "".join(f"<li>{_inline(n)}</li>" for n in t.notes) + "</ul>"
