@@ -147,7 +147,13 @@ def train(
         z_d, z_g, u = step_randoms(cfg, nimg, state.batch)
         t0 = time.time()
         out = trainer.train_step(
-            to_float_images(images), one_hot(labels, source.num_classes), z_d, z_g, u, state.level
+            to_float_images(images),
+            one_hot(labels, source.num_classes),
+            z_d,
+            z_g,
+            u,
+            state.level,
+            ema_beta=cfg.ema_beta_at(nimg, state.batch),
         )
         tick_step_s += time.time() - t0  # the step only (train_step syncs: it returns floats)
         # time_s: wall-clock seconds of training (grids, data, checkpoints included), summed

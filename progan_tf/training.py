@@ -125,6 +125,7 @@ class Trainer:
         u: np.ndarray,
         level: int,
         fading: bool | None = None,
+        ema_beta: float | None = None,
     ) -> dict[str, float]:
         """One minibatch from outside-supplied data and random numbers.
 
@@ -132,7 +133,8 @@ class Trainer:
         ``labels``: one-hot (N, classes) or None; ``z_d``/``z_g``: latents for the D and G
         steps; ``u``: (N,) GP mixing factors. ``fading`` None (the loop's choice) evaluates
         the fade whenever level > 0 (one trace per level); False skips the old path.
-        Returns the step's losses as floats.
+        ``ema_beta``: this step's EMA decay (``cfg.ema_beta_at``; default ``cfg.ema_beta``),
+        passed as a tensor so a changing value never retraces. Returns the losses as floats.
         """
         fading = level > 0 if fading is None else bool(fading) and level > 0
         key = (int(level), fading, labels is not None)
@@ -143,7 +145,8 @@ class Trainer:
             args = tuple(self._distribute(a) for a in args)
         else:
             args = tuple(None if a is None else tf.convert_to_tensor(a) for a in args)
-        out = self._steps[key](*args)
+        beta = tf.constant(self.cfg.ema_beta if ema_beta is None else ema_beta, tf.float32)
+        out = self._steps[key](*args, beta)
         return {k: float(v) for k, v in out.items()}
 
     def _distribute(self, array: np.ndarray | None):
@@ -184,10 +187,10 @@ class Trainer:
             bad = self._apply(self.opt_g, grads, G.trainable_variables)
             return {"loss_g": loss, "bad_g": bad}
 
-        def step(reals, labels, z_d, z_g, u):
+        def step(reals, labels, z_d, z_g, u, ema_beta):
             out = strategy.run(d_step, args=(reals, labels, z_d, u))
             if self.G_ema is not None:
-                ema_update(self.G_ema, G, cfg.ema_beta)  # cross-replica context: all copies
+                ema_update(self.G_ema, G, ema_beta)  # cross-replica context: all copies
             out.update(strategy.run(g_step, args=(labels, z_g)))
             return {
                 k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)

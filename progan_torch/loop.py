@@ -212,7 +212,8 @@ def train(
             y = None if labels is None else torch.from_numpy(np.asarray(labels)).to(device)
             z_d, z_g, u = step_randoms(cfg.seed, prog.nimg, st.batch, cfg.latent_dim)
             t0 = time.perf_counter()
-            stats = runner.train_step(reals, y, z_d, z_g, u, st.level, st.alpha)
+            beta = cfg.ema_beta_at(prog.nimg, st.batch)
+            stats = runner.train_step(reals, y, z_d, z_g, u, st.level, st.alpha, beta)
             tick["step_s"] += time.perf_counter() - t0
 
             before = prog.nimg

@@ -218,12 +218,14 @@ class StepRunner:
         u: np.ndarray,
         level: int,
         alpha: float,
+        ema_beta: float | None = None,
     ) -> dict[str, float]:
         """One D step, EMA update and G step.
 
         ``reals``: this rank's raw reals at resolution 4 * 2**level, float NCHW in [-1, 1]
         (faded here). ``z_d``, ``z_g``, ``u``: the GLOBAL batch's randoms (this rank takes its
-        rows). Returns the losses and which updates were skipped as non-finite.
+        rows). ``ema_beta``: this step's EMA decay (``cfg.ema_beta_at``; default
+        ``cfg.ema_beta``). Returns the losses and which updates were skipped as non-finite.
         """
         dev, cfg = self.device, self.cfg
         n = z_d.shape[0]
@@ -246,7 +248,8 @@ class StepRunner:
         # --- EMA of G (official Gs update runs with the D step, before the G step)
         if self.ema_pairs is not None:
             with torch.no_grad():
-                torch._foreach_lerp_(self.ema_pairs[0], self.ema_pairs[1], 1.0 - cfg.ema_beta)
+                beta = cfg.ema_beta if ema_beta is None else ema_beta
+                torch._foreach_lerp_(self.ema_pairs[0], self.ema_pairs[1], 1.0 - beta)
 
         # --- G step
         with autocast(dev, self.amp):

@@ -61,3 +61,21 @@ def test_no_growing_and_validation():
         ProgressiveSchedule(max_res=48)
     with pytest.raises(ValueError, match="exceeds"):
         ProgressiveSchedule(max_res=8, start_res=16)
+
+
+def test_ema_rampup_caps_the_half_life():
+    from gancore.progan_config import PRESETS, ProGANConfig
+
+    paper = ProGANConfig(**PRESETS["cifar10"])
+    assert paper.ema_rampup == 0 and paper.ema_beta_at(0, 16) == paper.ema_beta_at(10**6, 16)
+    cfg = ProGANConfig(ema_beta=0.999, ema_rampup=0.05)
+    # By hand: half-life of 0.999 at batch 16 is 16 * ln 0.5 / ln 0.999 = 11,085 images;
+    # at 1,000 images shown the cap is 0.05 * 1000 = 50 images -> beta = 0.5 ** (16 / 50).
+    assert cfg.ema_beta_at(1000, 16) == pytest.approx(0.5**0.32, rel=1e-12)
+    assert cfg.ema_beta_at(0, 16) == 0.0  # the EMA starts as a copy of G
+    betas = [cfg.ema_beta_at(n, 16) for n in (0, 1_000, 50_000, 200_000, 10**6)]
+    assert betas == sorted(betas) and betas[-2] < 0.999
+    assert betas[-1] == pytest.approx(0.999, rel=1e-12)  # past 222k images: the paper's decay
+    assert ProGANConfig(**PRESETS["quick"]).ema_rampup == 0.05
+    with pytest.raises(ValueError, match="ema_rampup"):
+        ProGANConfig(ema_rampup=-1).validate()

@@ -290,3 +290,20 @@ def test_adam_reset_exactly_when_the_official_key_changes():
     trainer.reset_optimizers()
     assert not momentum.numpy().any()
     assert float(trainer.opt_d.learning_rate.numpy()) == pytest.approx(cfg.lr)  # lr kept
+
+
+def test_ema_decay_per_step():
+    """The EMA runs after the D step from the G weights the step started with; a per-step
+    decay (``ema_beta``, from cfg.ema_beta_at) overrides cfg.ema_beta without a retrace."""
+    cfg = tiny_cfg(max_res=8)
+    trainer = Trainer(cfg, 3)
+    reals = np.random.default_rng(0).uniform(-1, 1, (8, 4, 4, 3)).astype(np.float32)
+    for step, beta in enumerate((None, 0.25, 0.9)):
+        z_d, z_g, u = step_randoms(cfg, 8 * step, 8)
+        w = [v.numpy().copy() for v in trainer.G.trainable_variables]
+        e = [v.numpy().copy() for v in trainer.G_ema.trainable_variables]
+        trainer.train_step(reals, None, z_d, z_g, u, 0, False, ema_beta=beta)
+        b = cfg.ema_beta if beta is None else beta
+        for w0, e0, v in zip(w, e, trainer.G_ema.trainable_variables):
+            np.testing.assert_allclose(v.numpy(), w0 + (e0 - w0) * b, rtol=1e-5, atol=1e-7)
+    assert len(trainer._steps) == 1  # one trace for every decay

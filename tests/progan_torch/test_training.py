@@ -81,6 +81,11 @@ def test_one_step_per_phase_changes_parameters(tiny_cfg):
     assert not torch.equal(w1, e1)
     runner.train_step(*_step_args(cfg, sched.state(10_000), source))
     torch.testing.assert_close(models.G_ema.torgb[3].weight, e1 + (w1 - e1) * (1 - 0.999))
+    # A per-step decay (the ema_rampup schedule) overrides cfg.ema_beta for that step only.
+    w2 = models.G.torgb[3].weight.detach().clone()
+    e2 = models.G_ema.torgb[3].weight.detach().clone()
+    runner.train_step(*_step_args(cfg, sched.state(10_000), source), ema_beta=0.25)
+    torch.testing.assert_close(models.G_ema.torgb[3].weight, e2 + (w2 - e2) * (1 - 0.25))
 
 
 def test_nonfinite_step_is_skipped(tiny_cfg):
