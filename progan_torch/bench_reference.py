@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=16, help="minibatch size")
     p.add_argument("--steps", type=int, default=8, help="timed steps per row and implementation")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per row")
-    p.add_argument("--rounds", type=int, default=2, help="alternate ours/reference this many times per row")
+    p.add_argument(
+        "--rounds", type=int, default=2, help="alternate ours/reference this many times per row"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for weights and random data")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     return p
@@ -85,7 +87,9 @@ class Reference:
         # required num_spatial_dims argument.
         base = torch.nn.ConvTranspose2d._output_padding
 
-        def output_padding(self, inp, size, stride, padding, kernel, num_spatial_dims=2, dilation=None):
+        def output_padding(
+            self, inp, size, stride, padding, kernel, num_spatial_dims=2, dilation=None
+        ):
             return base(self, inp, size, stride, padding, kernel, num_spatial_dims, dilation)
 
         custom_layers.EqualizedConvTranspose2d._output_padding = output_padding
@@ -119,8 +123,8 @@ class Reference:
 
 class Ours:
     def __init__(self, max_res: int, channels: int, latent: int, seed: int):
-        from gancore.progan_config import PRESETS, ProGANConfig
         from gancore.config import build_config
+        from gancore.progan_config import PRESETS, ProGANConfig
         from progan_torch.training import StepRunner, build_models, resolve_device
 
         overrides = {

@@ -88,7 +88,9 @@ def _worker(spec: dict) -> dict:
     """Measure one model x framework in this process; returns a result dict."""
     values = preset_for(spec["model"])
     values.update(
-        framework={"torch-ref": "torch", "tf-graph": "tf"}.get(spec["framework"], spec["framework"]),
+        framework={"torch-ref": "torch", "tf-graph": "tf"}.get(
+            spec["framework"], spec["framework"]
+        ),
         res=spec["res"],
         batch=spec["batch"],
         width=spec["width"],

@@ -74,7 +74,9 @@ def _inline(text: str) -> str:
 def table_html(t: Table) -> str:
     # Wide tables (the diversity table has 12 columns) scroll inside their own box instead of
     # spilling past the page (seen in a headless-chromium screenshot of a real report).
-    parts = [f'<div class="scroll"><table id="{_slug(t.title)}"><caption>{html.escape(t.title)}</caption><thead><tr>']
+    parts = [
+        f'<div class="scroll"><table id="{_slug(t.title)}"><caption>{html.escape(t.title)}</caption><thead><tr>'
+    ]
     parts += [f"<th>{html.escape(c)}</th>" for c in t.columns]
     parts.append("</tr></thead><tbody>")
     for row in t.rows:
