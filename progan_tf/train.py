@@ -29,6 +29,7 @@ if __package__ in (None, ""):  # `python train.py` from inside progan_tf/
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from gancore.config import (  # noqa: E402
     add_dataclass_arguments,
@@ -102,6 +103,7 @@ def train(
     resume: bool = False,
     strategy=None,
     max_steps: int | None = None,
+    progress_bar: bool = False,
 ) -> dict:
     """The training loop; ``source.batch(res, start, count)`` gives uint8 NHWC reals.
 
@@ -128,6 +130,14 @@ def train(
     tick_step_s, tick_img, losses, steps = 0.0, 0, [], 0
     session_start, time_base = time.perf_counter(), time_s
     last_save = nimg if resume else -1
+    bar = tqdm(
+        total=total,
+        initial=min(nimg, total),
+        unit="img",
+        unit_scale=True,
+        dynamic_ncols=True,
+        disable=not progress_bar,
+    )
 
     def checkpoint() -> None:
         nonlocal last_save
@@ -164,6 +174,13 @@ def train(
         trainer.nimg.assign(nimg)
         tick_img += state.batch
         losses.append((out["loss_d"], out["loss_g"]))
+        bar.update(min(nimg, total) - min(prev, total))
+        bar.set_postfix_str(
+            f"{state.res}px {state.phase} a={state.alpha:.2f} kimg={nimg / 1000:.1f} "
+            f"D={out['loss_d']:.3f} G={out['loss_g']:.3f} "
+            f"{tick_img / max(tick_step_s, 1e-9):.0f}img/s",
+            refresh=False,
+        )
         bad = out["bad_d"] > 0 or out["bad_g"] > 0
         skipped += int(bad)
         bad_run = bad_run + 1 if bad else 0
@@ -204,6 +221,7 @@ def train(
             tick_step_s, tick_img, losses = 0.0, 0, []
         if nimg // snap_n > prev // snap_n:
             checkpoint()
+    bar.close()
     if nimg >= total:
         if last_save != nimg:
             checkpoint()
@@ -243,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on deterministic random images (smoke tests, no data set needed)",
     )
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (logs still written)"
+    )
     add_dataclass_arguments(p, ProGANConfig, group_title="ProGAN config")
     return p
 
@@ -296,7 +317,14 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
         )
     try:
-        result = train(cfg, run, source, resume=bool(args.resume), strategy=strategy)
+        result = train(
+            cfg,
+            run,
+            source,
+            resume=bool(args.resume),
+            strategy=strategy,
+            progress_bar=not args.no_progress,
+        )
     except BaseException as exc:
         run.set_status("failed", error=f"{type(exc).__name__}: {exc}")
         raise

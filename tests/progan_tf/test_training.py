@@ -22,7 +22,7 @@ from progan_tf.training import RandomSource, Trainer, step_randoms  # noqa: E402
 TINY_FLAGS = ["--latent-dim", "8", "--fmap-base", "64", "--fmap-max", "16", "--seed", "3"]
 
 
-def test_one_step_per_phase_4_to_32_via_cli(tmp_path):
+def test_one_step_per_phase_4_to_32_via_cli(tmp_path, capsys):
     """Every phase from 4x4 to 32x32 runs (batch 4: one or two steps each) and trains every block."""
     out = tmp_path / "run"
     flags = [
@@ -48,6 +48,8 @@ def test_one_step_per_phase_4_to_32_via_cli(tmp_path):
         str(out),
     ]
     assert train_cli.main(flags) == 0
+    bar = capsys.readouterr().err  # the progress bar: resolution, phase, alpha, losses, img/s
+    assert "32px stabilize a=1.00 kimg=0.0" in bar and "img/s" in bar
     run = RunDir(out)
     assert run.status()["state"] == "finished"
     log = run.read_log()
@@ -154,6 +156,7 @@ def test_sample_cli_deterministic_and_prefix_stable(tmp_path):
         "--kimg",
         "0.024",
         "--random-data",
+        "--no-progress",
         "--out",
         str(out),
     ]
