@@ -97,6 +97,7 @@ def _worker(spec: dict) -> dict:
         threads=spec["threads"],
         device=spec["device"],
         jit_compile=spec["jit_compile"] and spec["framework"] != "tf-graph",
+        xla_legacy_cpu_runtime=spec.get("xla_legacy_cpu_runtime", True),
         channels_last=spec["channels_last"],
         bf16=spec["bf16"] and spec["framework"] == "torch",
     )
@@ -124,6 +125,7 @@ def _worker(spec: dict) -> dict:
         **spec,
         # What the trainer really used (XLA applies to TF only; tf-graph turns it off).
         "jit_compile": cfg.jit_compile if cfg.framework == "tf" else None,
+        "xla_flags": os.environ.get("XLA_FLAGS", "") if cfg.framework == "tf" else None,
         "img_per_s": spec["steps"] * cfg.batch * cfg.n_dis / dt,
         "seconds": dt,
         "device_used": str(getattr(trainer, "device", "tf")),
@@ -158,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="tf: XLA-compile the step (the training default; --no-jit-compile for plain graph)",
     )
+    ap.add_argument(
+        "--xla-legacy-cpu-runtime",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tf + XLA on TF 2.21: XLA's older CPU runtime (the training default)",
+    )
     ap.add_argument("--no-channels-last", action="store_true", help="torch: NCHW memory format")
     ap.add_argument("--bf16", action="store_true", help="torch: bf16 autocast (CUDA only)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -184,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 threads=args.threads,
                 device=args.device,
                 jit_compile=args.jit_compile,
+                xla_legacy_cpu_runtime=args.xla_legacy_cpu_runtime,
                 channels_last=not args.no_channels_last,
                 bf16=args.bf16,
                 steps=args.steps,

@@ -151,6 +151,18 @@ class TrainConfig:
         default=True,
         metadata={"help": "tf: XLA-compile the train step (--no-jit-compile: plain tf.function)"},
     )
+    # TF 2.21's XLA CPU backend runs compiled code through its newer "thunk" runtime; on the
+    # 2-core development CPU the older runtime (XLA flag xla_cpu_use_thunk_runtime=false) ran
+    # DCGAN 8-12% faster at 32x32 and 64x64 and SN-DCGAN the same (same-session bench runs,
+    # vanilla_gan/README.md "Speed"). Set only for the TF version it was measured on (an
+    # unknown XLA flag aborts the process) and only when XLA_FLAGS does not already choose.
+    xla_legacy_cpu_runtime: bool = field(
+        default=True,
+        metadata={
+            "help": "tf + XLA on TF 2.21: use XLA's older CPU runtime (faster here); "
+            "--no-xla-legacy-cpu-runtime keeps TF's default"
+        },
+    )
     deterministic: bool = field(
         default=False,
         metadata={

@@ -33,6 +33,25 @@ from gancore.io import atomic_path  # noqa: E402
 from vanilla_gan import tf_nets  # noqa: E402
 from vanilla_gan.config import TrainConfig  # noqa: E402
 
+LEGACY_RUNTIME_FLAG = "--xla_cpu_use_thunk_runtime=false"
+LEGACY_RUNTIME_TF = ("2.21.",)  # versions the flag was measured on (an unknown flag aborts XLA)
+
+
+def use_legacy_xla_cpu_runtime() -> bool:
+    """Ask XLA's CPU backend for its older runtime (``TrainConfig.xla_legacy_cpu_runtime``).
+
+    XLA reads ``XLA_FLAGS`` once, at its first compilation in the process, so this works when
+    called before the first XLA-compiled step. Returns whether the flag is now set.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_use_thunk_runtime" in flags:
+        return LEGACY_RUNTIME_FLAG in flags.split()
+    if not tf.__version__.startswith(LEGACY_RUNTIME_TF):
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {LEGACY_RUNTIME_FLAG}".strip()
+    return True
+
+
 # ----------------------------------------------------------------------------- losses
 
 
@@ -67,6 +86,8 @@ class TFTrainer:
             )
         self.cfg, self.channels = cfg, channels
         self._device = "/CPU:0" if device == "cpu" else None
+        if cfg.jit_compile and cfg.xla_legacy_cpu_runtime:
+            use_legacy_xla_cpu_runtime()
         if cfg.threads:
             try:
                 tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)

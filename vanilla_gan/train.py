@@ -40,6 +40,7 @@ RESUMABLE_OVERRIDES = (
     "tick_kimg",
     "device",
     "threads",
+    "xla_legacy_cpu_runtime",
     "tensorboard",
     "debug_nan_at_kimg",
 )
