@@ -168,6 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-channels-last", action="store_true", help="torch: NCHW memory format")
     ap.add_argument("--bf16", action="store_true", help="torch: bf16 autocast (CUDA only)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every model x framework this many times, interleaved (round 1 of all, "
+        "then round 2 ...), and compare medians: evens out a shared machine's drift",
+    )
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -180,45 +187,61 @@ def main(argv: list[str] | None = None) -> int:
     bad = [m for m in models if m not in MODELS] + [f for f in frameworks if f not in known]
     if bad:
         raise UserError(f"unknown model/framework {bad}; models {MODELS}, frameworks {known}")
+    if args.rounds < 1:
+        raise UserError(f"--rounds must be >= 1, got {args.rounds}")
     results = []
+    # Each measurement runs in its own process; rounds interleave (all of round 1, then 2 ...).
+    for rnd, model, fw in (
+        (r, m, f) for r in range(args.rounds) for m in models for f in frameworks
+    ):
+        spec = dict(
+            model=model,
+            framework=fw,
+            res=args.res,
+            batch=args.batch,
+            width=args.width,
+            threads=args.threads,
+            device=args.device,
+            jit_compile=args.jit_compile,
+            xla_legacy_cpu_runtime=args.xla_legacy_cpu_runtime,
+            channels_last=not args.no_channels_last,
+            bf16=args.bf16,
+            steps=args.steps,
+            warmup=args.warmup,
+        )
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "vanilla_gan.bench", "--worker", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode or not line:
+            print(f"{model}/{fw}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+            continue
+        res = {**json.loads(line[-1][7:]), "round": rnd}
+        results.append(res)
+        print(
+            f"{model:8s} {fw:9s} res {args.res} batch {args.batch} width {args.width}: "
+            f"{res['img_per_s']:8.1f} img/s" + (f"  (round {rnd + 1})" if args.rounds > 1 else ""),
+            flush=True,
+        )
+    medians = {}
     for model in models:
-        for fw in frameworks:
-            spec = dict(
-                model=model,
-                framework=fw,
-                res=args.res,
-                batch=args.batch,
-                width=args.width,
-                threads=args.threads,
-                device=args.device,
-                jit_compile=args.jit_compile,
-                xla_legacy_cpu_runtime=args.xla_legacy_cpu_runtime,
-                channels_last=not args.no_channels_last,
-                bf16=args.bf16,
-                steps=args.steps,
-                warmup=args.warmup,
+        by_fw = {
+            fw: float(
+                np.median(
+                    [r["img_per_s"] for r in results if (r["model"], r["framework"]) == (model, fw)]
+                )
             )
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-            proc = subprocess.run(
-                [sys.executable, "-m", "vanilla_gan.bench", "--worker", json.dumps(spec)],
-                capture_output=True,
-                text=True,
-                env=env,
-                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-            )
-            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-            if proc.returncode or not line:
-                print(f"{model}/{fw}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
-                continue
-            res = json.loads(line[-1][7:])
-            results.append(res)
-            print(
-                f"{model:8s} {fw:9s} res {args.res} batch {args.batch} width {args.width}: "
-                f"{res['img_per_s']:8.1f} img/s",
-                flush=True,
-            )
-    for model in models:
-        by_fw = {r["framework"]: r["img_per_s"] for r in results if r["model"] == model}
+            for fw in frameworks
+            if any((r["model"], r["framework"]) == (model, fw) for r in results)
+        }
+        medians[model] = by_fw
+        if args.rounds > 1:
+            print(f"{model}: median img/s " + ", ".join(f"{k} {v:.1f}" for k, v in by_fw.items()))
         if "torch" in by_fw and "tf" in by_fw:
             print(f"{model}: torch/tf = {by_fw['torch'] / by_fw['tf']:.2f}")
         for fw in ("torch", "tf", "tf-graph"):
@@ -228,7 +251,15 @@ def main(argv: list[str] | None = None) -> int:
         from gancore.hardware import describe
         from gancore.io import atomic_write_json
 
-        atomic_write_json(args.json, {"results": results, "hardware": describe()})
+        atomic_write_json(
+            args.json,
+            {
+                "results": results,
+                "median_img_per_s": medians,
+                "rounds": args.rounds,
+                "hardware": describe(),
+            },
+        )
     return 0 if results else 1
 
 

@@ -168,3 +168,27 @@ def test_train_resume_and_sample(framework, image_folder, tmp_path):
     if framework == "torch":
         a2, _ = _sample(out, tmp_path, 5, 2, "a2.npz")
         assert np.array_equal(a, a2)
+
+
+def test_bench_rounds_and_json(tmp_path, capsys):
+    """bench measures in subprocesses, interleaves rounds and reports the median per framework."""
+    from vanilla_gan import bench
+
+    out = tmp_path / "bench.json"
+    args = ["--models", "dcgan", "--frameworks", "torch,torch-ref", "--width", "8"]
+    args += ["--steps", "1", "--warmup", "0", "--rounds", "2", "--threads", "1", "--json", str(out)]
+    assert bench.main(args) == 0
+    data = json.loads(out.read_text())
+    rows = data["results"]
+    assert [(r["round"], r["framework"]) for r in rows] == [
+        (0, "torch"),
+        (0, "torch-ref"),
+        (1, "torch"),
+        (1, "torch-ref"),
+    ]
+    assert all(r["img_per_s"] > 0 and r["jit_compile"] is None for r in rows)
+    torch_rates = sorted(r["img_per_s"] for r in rows if r["framework"] == "torch")
+    assert data["median_img_per_s"]["dcgan"]["torch"] == pytest.approx(np.median(torch_rates))
+    assert "dcgan: torch/torch-ref = " in capsys.readouterr().out
+    with pytest.raises(UserError, match="rounds"):
+        bench.main(["--rounds", "0"])
