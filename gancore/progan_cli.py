@@ -63,6 +63,28 @@ def phase_table(cfg: ProGANConfig) -> str:
     return "\n".join(lines)
 
 
+def progress_bar(total: int, done: int, enabled: bool):
+    """The training progress bar of both ProGAN loops (images shown out of ``total``)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=min(done, total),
+        unit="img",
+        unit_scale=True,
+        dynamic_ncols=True,
+        disable=not enabled,
+    )
+
+
+def progress_text(state, nimg: int, loss_d: float, loss_g: float, img_per_s: float) -> str:
+    """The bar's postfix: resolution, phase, alpha, kimg, losses, images/s."""
+    return (
+        f"{state.res}px {state.phase} a={state.alpha:.2f} kimg={nimg / 1000:.1f} "
+        f"D={loss_d:.3f} G={loss_g:.3f} {img_per_s:.0f}img/s"
+    )
+
+
 def sample_parser(
     prog: str, description: str | None, checkpoint_help: str
 ) -> argparse.ArgumentParser:

@@ -29,7 +29,6 @@ if __package__ in (None, ""):  # `python train.py` from inside progan_tf/
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from gancore.config import (  # noqa: E402
     add_dataclass_arguments,
@@ -42,8 +41,10 @@ from gancore.hardware import describe, peak_rss_mb  # noqa: E402
 from gancore.progan_cli import (  # noqa: E402, F401 (RESUME_OVERRIDABLE re-exported)
     RESUME_OVERRIDABLE,
     phase_table,
+    progress_text,
     resolve_train_config,
 )
+from gancore.progan_cli import progress_bar as make_progress_bar  # noqa: E402
 from gancore.progan_config import PRESETS, ProGANConfig  # noqa: E402
 from gancore.rundir import RunDir  # noqa: E402
 
@@ -130,14 +131,6 @@ def train(
     tick_step_s, tick_img, losses, steps = 0.0, 0, [], 0
     session_start, time_base = time.perf_counter(), time_s
     last_save = nimg if resume else -1
-    bar = tqdm(
-        total=total,
-        initial=min(nimg, total),
-        unit="img",
-        unit_scale=True,
-        dynamic_ncols=True,
-        disable=not progress_bar,
-    )
 
     def checkpoint() -> None:
         nonlocal last_save
@@ -150,78 +143,79 @@ def train(
         )
         last_save = nimg
 
-    while nimg < total and (max_steps is None or steps < max_steps):
-        state = sched.state(nimg)
-        trainer.set_schedule_state(state)
-        images, labels = source.batch(state.res, nimg, state.batch)
-        z_d, z_g, u = step_randoms(cfg, nimg, state.batch)
-        t0 = time.time()
-        out = trainer.train_step(
-            to_float_images(images),
-            one_hot(labels, source.num_classes),
-            z_d,
-            z_g,
-            u,
-            state.level,
-            ema_beta=cfg.ema_beta_at(nimg, state.batch),
-        )
-        tick_step_s += time.time() - t0  # the step only (train_step syncs: it returns floats)
-        # time_s: wall-clock seconds of training (grids, data, checkpoints included), summed
-        # over resumed sessions -- the same definition as progan_torch.
-        time_s = time_base + time.perf_counter() - session_start
-        steps += 1
-        prev, nimg = nimg, nimg + state.batch
-        trainer.nimg.assign(nimg)
-        tick_img += state.batch
-        losses.append((out["loss_d"], out["loss_g"]))
-        bar.update(min(nimg, total) - min(prev, total))
-        bar.set_postfix_str(
-            f"{state.res}px {state.phase} a={state.alpha:.2f} kimg={nimg / 1000:.1f} "
-            f"D={out['loss_d']:.3f} G={out['loss_g']:.3f} "
-            f"{tick_img / max(tick_step_s, 1e-9):.0f}img/s",
-            refresh=False,
-        )
-        bad = out["bad_d"] > 0 or out["bad_g"] > 0
-        skipped += int(bad)
-        bad_run = bad_run + 1 if bad else 0
-        if bad_run >= cfg.max_bad_steps:
-            raise UserError(
-                f"{bad_run} consecutive minibatches had non-finite losses or gradients at "
-                f"kimg {nimg / 1000:.1f}; stopping (the last good checkpoint is kept). Lower the "
-                "learning rate (--lr), check the data, or try --amp off."
+    bar = make_progress_bar(total, nimg, progress_bar)
+    try:
+        while nimg < total and (max_steps is None or steps < max_steps):
+            state = sched.state(nimg)
+            trainer.set_schedule_state(state)
+            images, labels = source.batch(state.res, nimg, state.batch)
+            z_d, z_g, u = step_randoms(cfg, nimg, state.batch)
+            t0 = time.time()
+            out = trainer.train_step(
+                to_float_images(images),
+                one_hot(labels, source.num_classes),
+                z_d,
+                z_g,
+                u,
+                state.level,
+                ema_beta=cfg.ema_beta_at(nimg, state.batch),
             )
-        nxt = sched.state(nimg)
-        if nxt.phase_index != state.phase_index or nimg >= total:
-            save_grid(
-                run.samples / f"phase-{state.phase_index:02d}-{state.phase}-{state.res}.png",
-                grid_images(trainer, cfg),
+            tick_step_s += time.time() - t0  # the step only (train_step syncs: it returns floats)
+            # time_s: wall-clock seconds of training (grids, data, checkpoints included), summed
+            # over resumed sessions -- the same definition as progan_torch.
+            time_s = time_base + time.perf_counter() - session_start
+            steps += 1
+            prev, nimg = nimg, nimg + state.batch
+            trainer.nimg.assign(nimg)
+            tick_img += state.batch
+            losses.append((out["loss_d"], out["loss_g"]))
+            bar.update(min(nimg, total) - min(prev, total))
+            rate = tick_img / max(tick_step_s, 1e-9)
+            bar.set_postfix_str(
+                progress_text(state, nimg, out["loss_d"], out["loss_g"], rate), refresh=False
             )
-        if nimg // tick_n > prev // tick_n or nimg >= total:
-            ld, lg = np.mean(losses, axis=0)
-            run.log(
-                {
-                    "kimg": nimg / 1000.0,
-                    "nimg": nimg,
-                    "res": state.res,
-                    "phase": state.phase,
-                    "alpha": state.alpha,
-                    "level": state.level,
-                    "batch": state.batch,
-                    "lr": state.lr,
-                    "loss_d": float(ld),
-                    "loss_g": float(lg),
-                    "img_per_s": tick_img / max(tick_step_s, 1e-9),  # as progan_torch
-                    "time_s": time_s,
-                    "peak_mem_mb": peak_mem_mb(),
-                    "skipped_steps": skipped,
-                    **{k: out[k] for k in ("d_real", "d_fake", "gp", "grad_norm")},
-                }
-            )
-            save_grid(run.samples / f"tick-{nimg / 1000:08.1f}.png", grid_images(trainer, cfg))
-            tick_step_s, tick_img, losses = 0.0, 0, []
-        if nimg // snap_n > prev // snap_n:
-            checkpoint()
-    bar.close()
+            bad = out["bad_d"] > 0 or out["bad_g"] > 0
+            skipped += int(bad)
+            bad_run = bad_run + 1 if bad else 0
+            if bad_run >= cfg.max_bad_steps:
+                raise UserError(
+                    f"{bad_run} consecutive minibatches had non-finite losses or gradients at "
+                    f"kimg {nimg / 1000:.1f}; stopping (the last good checkpoint is kept). Lower the "
+                    "learning rate (--lr), check the data, or try --amp off."
+                )
+            nxt = sched.state(nimg)
+            if nxt.phase_index != state.phase_index or nimg >= total:
+                save_grid(
+                    run.samples / f"phase-{state.phase_index:02d}-{state.phase}-{state.res}.png",
+                    grid_images(trainer, cfg),
+                )
+            if nimg // tick_n > prev // tick_n or nimg >= total:
+                ld, lg = np.mean(losses, axis=0)
+                run.log(
+                    {
+                        "kimg": nimg / 1000.0,
+                        "nimg": nimg,
+                        "res": state.res,
+                        "phase": state.phase,
+                        "alpha": state.alpha,
+                        "level": state.level,
+                        "batch": state.batch,
+                        "lr": state.lr,
+                        "loss_d": float(ld),
+                        "loss_g": float(lg),
+                        "img_per_s": tick_img / max(tick_step_s, 1e-9),  # as progan_torch
+                        "time_s": time_s,
+                        "peak_mem_mb": peak_mem_mb(),
+                        "skipped_steps": skipped,
+                        **{k: out[k] for k in ("d_real", "d_fake", "gp", "grad_norm")},
+                    }
+                )
+                save_grid(run.samples / f"tick-{nimg / 1000:08.1f}.png", grid_images(trainer, cfg))
+                tick_step_s, tick_img, losses = 0.0, 0, []
+            if nimg // snap_n > prev // snap_n:
+                checkpoint()
+    finally:
+        bar.close()
     if nimg >= total:
         if last_save != nimg:
             checkpoint()

@@ -2,8 +2,8 @@
 
 ::
 
-    pip install --no-deps --target /tmp/pgref pro-gan-pth==3.4
-    PYTHONPATH=/tmp/pgref python -m progan_torch.bench_reference --res 4,8,16,32 --steps 8
+    pip install --no-deps --target /tmp/refpkg/site pro-gan-pth==3.4
+    PYTHONPATH=/tmp/refpkg/site python -m progan_torch.bench_reference --res 4,8,16,32 --steps 8
 
 The issue's speed target is stated against "the best-known public PyTorch ProGAN" at
 128 channels everywhere, latent 128, batch 16, WGAN-GP. Absolute figures depend on the
@@ -21,7 +21,6 @@ separate folder as above. Nothing from it is imported unless this script runs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 
 from gancore.errors import UserError, run_cli
 from gancore.hardware import describe
+from gancore.io import atomic_write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +68,8 @@ def import_reference():
         raise UserError(
             f"the reference package pro-gan-pth is not importable ({exc}).\n"
             "Install it without its pinned dependencies into a separate folder and put that on "
-            "PYTHONPATH:\n  pip install --no-deps --target /tmp/pgref pro-gan-pth==3.4\n"
-            "  PYTHONPATH=/tmp/pgref python -m progan_torch.bench_reference"
+            "PYTHONPATH:\n  pip install --no-deps --target /tmp/refpkg/site pro-gan-pth==3.4\n"
+            "  PYTHONPATH=/tmp/refpkg/site python -m progan_torch.bench_reference"
         ) from exc
     return gan, networks
 
@@ -216,16 +216,14 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {
-                    "rows": rows,
-                    "reference": "pro-gan-pth 3.4 (batch_repeats=1)",
-                    "config": vars(args),
-                    "machine": describe(),
-                },
-                indent=2,
-            )
+        atomic_write_json(
+            args.json,
+            {
+                "rows": rows,
+                "reference": "pro-gan-pth 3.4 (batch_repeats=1)",
+                "config": vars(args),
+                "machine": describe(),
+            },
         )
     return 0
 

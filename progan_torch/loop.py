@@ -17,12 +17,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from gancore.errors import UserError
 from gancore.grid import save_grid
 from gancore.hardware import peak_rss_mb
 from gancore.latents import latents_for
+from gancore.progan_cli import progress_bar as make_progress_bar
+from gancore.progan_cli import progress_text
 from gancore.progan_config import ProGANConfig
 from gancore.rundir import RunDir
 from progan_torch.checkpoint import save_checkpoint, set_rng_state
@@ -167,14 +168,7 @@ def train(
     tick = {"steps": 0, "step_s": 0.0, "nimg": 0}
     bad_streak, steps, pending_snapshot = 0, 0, False
     session_start, time_base = time.perf_counter(), prog.time_s
-    bar = tqdm(
-        total=total,
-        initial=min(prog.nimg, total),
-        unit="img",
-        unit_scale=True,
-        dynamic_ncols=True,
-        disable=not (progress_bar and dist.is_main),
-    )
+    bar = make_progress_bar(total, prog.nimg, progress_bar and dist.is_main)
 
     def checkpoint() -> None:
         models.set_stage(prog.last_level, prog.last_alpha)
@@ -239,12 +233,9 @@ def train(
             tick["nimg"] += st.batch
             bar.update(min(prog.nimg, total) - min(before, total))
             if tick["steps"]:
-                bar.set_postfix_str(
-                    f"{st.res}px {st.phase} a={st.alpha:.2f} kimg={prog.nimg / 1000:.1f} "
-                    f"D={stats['loss_d']:.3f} G={stats['loss_g']:.3f} "
-                    f"{tick['nimg'] / max(tick['step_s'], 1e-9):.0f}img/s",
-                    refresh=False,
-                )
+                rate = tick["nimg"] / max(tick["step_s"], 1e-9)
+                text = progress_text(st, prog.nimg, stats["loss_d"], stats["loss_g"], rate)
+                bar.set_postfix_str(text, refresh=False)
 
             done = prog.nimg >= total or (max_steps is not None and steps >= max_steps)
             if _crossed(before, prog.nimg, tick_nimg) or done:

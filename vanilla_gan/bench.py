@@ -228,18 +228,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{res['img_per_s']:8.1f} img/s" + (f"  (round {rnd + 1})" if args.rounds > 1 else ""),
             flush=True,
         )
-    medians = {}
-    for model in models:
-        by_fw = {
-            fw: float(
-                np.median(
-                    [r["img_per_s"] for r in results if (r["model"], r["framework"]) == (model, fw)]
-                )
-            )
-            for fw in frameworks
-            if any((r["model"], r["framework"]) == (model, fw) for r in results)
-        }
-        medians[model] = by_fw
+    rates: dict[str, dict[str, list[float]]] = {}
+    for r in results:
+        rates.setdefault(r["model"], {}).setdefault(r["framework"], []).append(r["img_per_s"])
+    medians = {m: {fw: float(np.median(v)) for fw, v in by.items()} for m, by in rates.items()}
+    for model, by_fw in medians.items():
         if args.rounds > 1:
             print(f"{model}: median img/s " + ", ".join(f"{k} {v:.1f}" for k, v in by_fw.items()))
         if "torch" in by_fw and "tf" in by_fw:

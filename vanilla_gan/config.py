@@ -144,9 +144,10 @@ class TrainConfig:
     channels_last: bool = field(
         default=True, metadata={"help": "torch: channels_last memory format"}
     )
-    # On by default: on this project's 2-core CPU XLA trains the TF models 1.4-1.7x faster than
-    # the plain tf.function graph (python -m vanilla_gan.bench, README "Speed"); the first step
-    # pays a one-off compile of a few seconds. --no-jit-compile gives the plain graph.
+    # On by default: on this project's 2-core CPU XLA trains the TF models 1.3-1.5x faster than
+    # the plain tf.function graph except SN-DCGAN at 64x64 (python -m vanilla_gan.bench, README
+    # "Speed"); the first step pays a one-off compile of a few seconds. --no-jit-compile gives
+    # the plain graph.
     jit_compile: bool = field(
         default=True,
         metadata={"help": "tf: XLA-compile the train step (--no-jit-compile: plain tf.function)"},
