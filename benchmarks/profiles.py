@@ -294,7 +294,7 @@ def _models(table: Any, resolution: int, frameworks: tuple[str, ...]) -> tuple[M
 
 def _check_preset(preset: Any, where: str) -> None:
     try:
-        from gancore.progan_config import PRESETS
+        from progan_common.config import PRESETS
     except ImportError:  # ProGAN's config not installed: the trainer will check it
         return
     if preset not in PRESETS:

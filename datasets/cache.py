@@ -30,6 +30,7 @@ import numpy as np
 
 from gancore.errors import UserError
 from gancore.io import read_json
+from gancore.paths import cache_root
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -41,15 +42,8 @@ def array_file(res: int) -> str:
 
 
 def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """``--cache-dir``, else ``$GANBENCH_CACHE``, else ``$XDG_CACHE_HOME/ganbench`` or ``~/.cache/ganbench``."""
-    if cache_dir:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("GANBENCH_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "ganbench"
+    """The project's one cache rule (:func:`gancore.paths.cache_root`)."""
+    return cache_root(cache_dir)
 
 
 def cache_key(identity: dict[str, Any]) -> str:

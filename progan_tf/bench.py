@@ -35,7 +35,7 @@ from gancore.config import (  # noqa: E402
 from gancore.errors import UserError, run_cli  # noqa: E402
 from gancore.hardware import describe  # noqa: E402
 from gancore.io import atomic_write_json  # noqa: E402
-from gancore.progan_config import PRESETS, ProGANConfig  # noqa: E402
+from progan_common.config import PRESETS, ProGANConfig  # noqa: E402
 
 
 def bench(

@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from gancore.config import config_from_dict, config_to_dict
     from gancore.io import atomic_path
-    from gancore.progan_config import ProGANConfig
     from gancore.rundir import RunDir
+    from progan_common.config import ProGANConfig
     from progan_tf.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
     from progan_tf.training import Trainer
 

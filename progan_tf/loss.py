@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from gancore.progan_config import ProGANConfig
+from progan_common.config import ProGANConfig
 from progan_tf.layers import downsample2x, lerp, upsample2x
 
 

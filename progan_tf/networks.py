@@ -23,7 +23,7 @@ import math
 import keras
 import tensorflow as tf
 
-from gancore.progan_config import ProGANConfig
+from progan_common.config import ProGANConfig
 from progan_tf.layers import (
     EqualizedConv2d,
     EqualizedLinear,

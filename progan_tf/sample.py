@@ -35,10 +35,10 @@ from gancore.latents import (  # noqa: E402, F401 (latents_for re-exported)
     interpolation_latents,
     latents_for,
 )
-from gancore.progan_cli import sample_parser  # noqa: E402
-from gancore.progan_config import ProGANConfig  # noqa: E402
 from gancore.rundir import RunDir  # noqa: E402
 from gancore.samples import save_samples  # noqa: E402
+from progan_common.cli import sample_parser  # noqa: E402
+from progan_common.config import ProGANConfig  # noqa: E402
 
 
 def generate(

@@ -7,7 +7,7 @@
     python -m progan_tf.train --preset cifar10 --dry-run           # print the resolved config
 
 Same flags, run directory and log keys as ``progan_torch.train``. The loop: the shared
-schedule (``gancore.schedule``) is evaluated before *every* minibatch (official code:
+schedule (``progan_common.schedule``) is evaluated before *every* minibatch (official code:
 every 4th; ours is finer, so alpha rises smoothly and phases start on the exact image),
 reals come from the position-indexed stream at image ``nimg``, latents from the key
 ``(seed, nimg)``. A tick logs one ``log.jsonl`` line and writes a grid; every
@@ -38,15 +38,15 @@ from gancore.config import (  # noqa: E402
 from gancore.errors import UserError, run_cli  # noqa: E402
 from gancore.grid import save_grid  # noqa: E402
 from gancore.hardware import describe, peak_rss_mb  # noqa: E402
-from gancore.progan_cli import (  # noqa: E402, F401 (RESUME_OVERRIDABLE re-exported)
+from gancore.rundir import RunDir  # noqa: E402
+from progan_common.cli import (  # noqa: E402, F401 (RESUME_OVERRIDABLE re-exported)
     RESUME_OVERRIDABLE,
     phase_table,
     progress_text,
     resolve_train_config,
 )
-from gancore.progan_cli import progress_bar as make_progress_bar  # noqa: E402
-from gancore.progan_config import PRESETS, ProGANConfig  # noqa: E402
-from gancore.rundir import RunDir  # noqa: E402
+from progan_common.cli import progress_bar as make_progress_bar  # noqa: E402
+from progan_common.config import PRESETS, ProGANConfig  # noqa: E402
 
 
 def select_device(device: str) -> None:

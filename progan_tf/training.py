@@ -28,8 +28,8 @@ import tensorflow as tf
 
 from gancore import latents
 from gancore.latents import RandomSource  # noqa: F401 (re-exported for callers)
-from gancore.progan_config import ProGANConfig
-from gancore.schedule import ScheduleState
+from progan_common.config import ProGANConfig
+from progan_common.schedule import ScheduleState
 from progan_tf.loss import d_loss, fade_reals, g_loss
 from progan_tf.networks import build_networks
 

@@ -27,7 +27,7 @@ import torch
 from gancore.config import add_dataclass_arguments, build_config, overrides_from_namespace
 from gancore.errors import run_cli
 from gancore.hardware import describe
-from gancore.progan_config import PRESETS, ProGANConfig
+from progan_common.config import PRESETS, ProGANConfig
 
 
 def build_parser() -> argparse.ArgumentParser:

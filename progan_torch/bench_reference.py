@@ -124,7 +124,7 @@ class Reference:
 class Ours:
     def __init__(self, max_res: int, channels: int, latent: int, seed: int):
         from gancore.config import build_config
-        from gancore.progan_config import PRESETS, ProGANConfig
+        from progan_common.config import PRESETS, ProGANConfig
         from progan_torch.training import StepRunner, build_models, resolve_device
 
         overrides = {

@@ -24,8 +24,8 @@ import torch
 from gancore.config import config_from_dict, config_to_dict
 from gancore.errors import UserError
 from gancore.io import atomic_path
-from gancore.progan_config import ProGANConfig
 from gancore.rundir import RunDir
+from progan_common.config import ProGANConfig
 
 FORMAT_VERSION = 1
 

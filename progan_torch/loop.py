@@ -22,10 +22,10 @@ from gancore.errors import UserError
 from gancore.grid import save_grid
 from gancore.hardware import peak_rss_mb
 from gancore.latents import latents_for
-from gancore.progan_cli import progress_bar as make_progress_bar
-from gancore.progan_cli import progress_text
-from gancore.progan_config import ProGANConfig
 from gancore.rundir import RunDir
+from progan_common.cli import progress_bar as make_progress_bar
+from progan_common.cli import progress_text
+from progan_common.config import ProGANConfig
 from progan_torch.checkpoint import save_checkpoint, set_rng_state
 from progan_torch.distributed import DistInfo, barrier
 from progan_torch.sample import generate

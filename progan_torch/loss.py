@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gancore.progan_config import ProGANConfig
+from progan_common.config import ProGANConfig
 from progan_torch.layers import lerp
 
 

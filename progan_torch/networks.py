@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancore.progan_config import ProGANConfig
+from progan_common.config import ProGANConfig
 from progan_torch.layers import (
     SQRT2,
     EqualizedConv2d,

@@ -30,8 +30,8 @@ from gancore.latents import (
     SEED_STRIDE,
     export_latents,
 )
-from gancore.progan_cli import sample_parser
 from gancore.samples import save_samples
+from progan_common.cli import sample_parser
 from progan_torch.checkpoint import config_of, find_checkpoint, load_checkpoint
 from progan_torch.networks import Generator
 

@@ -1,6 +1,6 @@
 """Train ProGAN (PyTorch): ``python -m progan_torch.train --dataset NAME --preset P --out RUN_DIR``.
 
-Every :class:`gancore.progan_config.ProGANConfig` field is a flag (``--help``); a preset
+Every :class:`progan_common.config.ProGANConfig` field is a flag (``--help``); a preset
 supplies defaults and flags override it. ``--dry-run`` prints the resolved config and the
 phase table and exits. ``--resume RUN_DIR`` continues the run from its latest
 checkpoint exactly (networks, EMA, Adam, RNG, schedule position and data order all
@@ -23,10 +23,10 @@ from gancore.config import (
     format_config,
 )
 from gancore.errors import UserError, run_cli
-from gancore.progan_cli import RESUME_OVERRIDABLE, phase_table  # noqa: F401 (re-exported)
-from gancore.progan_cli import resolve_train_config as resolve_config
-from gancore.progan_config import PRESETS, ProGANConfig
 from gancore.rundir import RunDir
+from progan_common.cli import RESUME_OVERRIDABLE, phase_table  # noqa: F401 (re-exported)
+from progan_common.cli import resolve_train_config as resolve_config
+from progan_common.config import PRESETS, ProGANConfig
 
 
 def build_parser() -> argparse.ArgumentParser:

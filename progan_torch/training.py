@@ -17,7 +17,7 @@ from torch import nn
 
 from gancore.errors import UserError
 from gancore.latents import RandomSource, step_randoms  # noqa: F401 (re-exported for callers)
-from gancore.progan_config import ProGANConfig
+from progan_common.config import ProGANConfig
 from progan_torch.distributed import DistInfo, all_reduce_mean
 from progan_torch.layers import downsample2x, lerp, upsample2x
 from progan_torch.loss import d_loss, g_loss

@@ -28,6 +28,7 @@ import numpy as np
 
 from gancore.errors import UserError
 from gancore.io import atomic_path, atomic_write_json, read_json
+from gancore.paths import cache_root
 
 # Bump when a cached artefact's recipe changes, so stale cache entries are never reused.
 CACHE_VERSION = 1
@@ -108,7 +109,7 @@ def file_sha256(path: str | os.PathLike, length: int = 16) -> str:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("GANBENCH_CACHE") or Path.home() / ".cache" / "ganbench")
+    return cache_root()
 
 
 class MetricCache:

@@ -22,7 +22,7 @@ from gancore.samples import load_samples, save_samples
 
 def test_gancore_imports_no_framework():
     code = (
-        "import sys, gancore, gancore.config, gancore.rundir, gancore.schedule, gancore.grid, "
+        "import sys, gancore, gancore.config, gancore.rundir, progan_common.schedule, gancore.grid, "
         "gancore.samples, gancore.hardware; "
         "print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))"
     )

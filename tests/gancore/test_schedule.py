@@ -1,6 +1,6 @@
 import pytest
 
-from gancore.schedule import ProgressiveSchedule
+from progan_common.schedule import ProgressiveSchedule
 
 
 def test_phase_boundaries_and_alpha():
@@ -64,7 +64,7 @@ def test_no_growing_and_validation():
 
 
 def test_ema_rampup_caps_the_half_life():
-    from gancore.progan_config import PRESETS, ProGANConfig
+    from progan_common.config import PRESETS, ProGANConfig
 
     paper = ProGANConfig(**PRESETS["cifar10"])
     assert paper.ema_rampup == 0 and paper.ema_beta_at(0, 16) == paper.ema_beta_at(10**6, 16)

@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from gancore.progan_config import PRESETS, ProGANConfig  # noqa: E402
+from progan_common.config import PRESETS, ProGANConfig  # noqa: E402
 
 
 def tiny_cfg(**over) -> ProGANConfig:

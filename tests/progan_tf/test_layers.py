@@ -122,7 +122,7 @@ def test_parameter_counts_at_1024():
     has the minibatch-stddev input channel of its 4x4 conv. progan_torch asserts the
     same figures, and test_parity checks the two agree layer by layer.
     """
-    from gancore.progan_config import ProGANConfig
+    from progan_common.config import ProGANConfig
 
     g, d, _ = build_networks(ProGANConfig(max_res=1024, ema=False), 3)
     assert sum(param_counts(g).values()) == 23_079_115

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gancore.progan_config import ProGANConfig
+from progan_common.config import ProGANConfig
 
 
 def make_tiny(**overrides) -> ProGANConfig:

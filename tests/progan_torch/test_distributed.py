@@ -9,8 +9,8 @@ from dataclasses import asdict
 import torch
 import torch.multiprocessing as mp
 
-from gancore.progan_config import ProGANConfig
 from gancore.rundir import RunDir
+from progan_common.config import ProGANConfig
 from progan_torch.checkpoint import load_checkpoint
 from progan_torch.distributed import barrier, init_from_env, shutdown
 from progan_torch.loop import train

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gancore.progan_config import ProGANConfig
+from progan_common.config import ProGANConfig
 from progan_torch.layers import (
     EqualizedConv2d,
     EqualizedLinear,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gancore.progan_config import PRESETS, ProGANConfig
 from gancore.rundir import RunDir
+from progan_common.config import PRESETS, ProGANConfig
 from progan_torch import loop
 from progan_torch.checkpoint import find_checkpoint, load_checkpoint
 from progan_torch.loop import TrainingDiverged, train

@@ -11,8 +11,8 @@ import argparse
 
 from gancore.config import build_config, config_from_dict, config_to_dict, overrides_from_namespace
 from gancore.errors import UserError
-from gancore.progan_config import PRESETS, ProGANConfig
 from gancore.rundir import RunDir
+from progan_common.config import PRESETS, ProGANConfig
 
 # Fields a resumed run may change: they do not alter the training trajectory.
 RESUME_OVERRIDABLE = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from gancore.schedule import ProgressiveSchedule
+from progan_common.schedule import ProgressiveSchedule
 
 
 def _h(text: str, **extra) -> dict:
