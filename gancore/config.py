@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import re
 import types
 import typing
 from typing import Any, TypeVar
@@ -92,6 +94,8 @@ def add_dataclass_arguments(
         help_text = f.metadata.get("help", "")
         help_text = f"{help_text} (default: {default!r})" if help_text else f"default: {default!r}"
         help_text = help_text.replace("%", "%%")
+        if f.metadata.get("hidden"):
+            help_text = argparse.SUPPRESS
         tp, _ = _unwrap_optional(hints[f.name])
         if tp is bool:
             target.add_argument(
@@ -137,11 +141,63 @@ def build_config(
     values.update(overrides or {})
     try:
         cfg = cls(**values)
+        check_finite(cfg)
         if hasattr(cfg, "validate"):
             cfg.validate()
     except (ValueError, TypeError) as exc:
         raise UserError(f"invalid configuration: {exc}") from exc
     return cfg
+
+
+def check_finite(cfg: Any) -> None:
+    """Every number in the config (also inside lists and dicts) must be finite.
+
+    Range checks such as ``x <= 0`` are False for NaN, so NaN and inf are refused here, once,
+    before any config's own ``validate``.
+    """
+    for f in dataclasses.fields(cfg):
+        for value in _numbers(getattr(cfg, f.name)):
+            if not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value}")
+
+
+def _numbers(value: Any):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        yield float(value)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _numbers(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+
+
+def check_loop_fields(cfg: Any) -> None:
+    """The fields every trainer's config shares (same names, same rules)."""
+    if cfg.seed < 0:
+        raise ValueError(f"seed must be >= 0, got {cfg.seed}")
+    if cfg.grid_size < 1:
+        raise ValueError(f"grid_size must be >= 1, got {cfg.grid_size}")
+    if cfg.kimg <= 0:
+        raise ValueError(f"kimg must be positive, got {cfg.kimg}")
+    for name in ("tick_kimg", "snapshot_kimg"):
+        if getattr(cfg, name) < 0.001:
+            raise ValueError(f"{name} must be at least 0.001 (one image), got {getattr(cfg, name)}")
+    if cfg.keep_checkpoints < 0:
+        raise ValueError("keep_checkpoints must be >= 0 (0 keeps all)")
+    if cfg.max_bad_steps < 1:
+        raise ValueError(f"max_bad_steps must be >= 1, got {cfg.max_bad_steps}")
+    if cfg.max_abs_loss <= 0:
+        raise ValueError(f"max_abs_loss must be positive, got {cfg.max_abs_loss}")
+    if cfg.threads < 0:
+        raise ValueError("threads must be >= 0 (0: the framework's default, all cores)")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    nan = getattr(cfg, "debug_nan_kimg", None)
+    if nan is not None and len(nan) != 2:
+        raise ValueError("debug_nan_kimg needs two numbers: start,end")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from collections.abc import Callable
 class UserError(Exception):
     """A problem the user can act on (missing data, bad flag, corrupt file).
 
-    Command-line entry points print the message without a traceback and exit
-    with status 2; everything else is a bug and keeps its traceback.
+    Command-line entry points print the message without a traceback and exit with status 2
+    (or the subclass's ``exit_code``: 3 diverged, 130 interrupted); everything else is a bug
+    and keeps its traceback.
     """
 
 
@@ -35,6 +36,7 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     try:
         code = main(argv)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        code = int(getattr(exc, "exit_code", 2))
+        print(f"error: {exc}" if code == 2 else str(exc), file=sys.stderr)
+        return code
     return int(code or 0)

@@ -43,17 +43,43 @@ def make_grid(
     return grid
 
 
-def save_image(path: str | os.PathLike, image: np.ndarray, upscale_to: int = 0) -> None:
-    """Write an HWC uint8 image as PNG atomically; optionally upscale (nearest) small grids."""
-    img = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+def save_image(
+    path: str | os.PathLike, image: np.ndarray, upscale_to: int = 0, caption: str | None = None
+) -> None:
+    """Write an HWC uint8 image as PNG atomically.
+
+    ``upscale_to``: nearest-neighbour upscale by the smallest integer factor that makes the
+    longer side at least this many pixels (pixels stay sharp and countable). ``caption``: a
+    line of text in a strip above the image.
+    """
+    img = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).convert("RGB")
     if upscale_to and max(img.size) < upscale_to:
-        f = max(1, upscale_to // max(img.size))
+        f = math.ceil(upscale_to / max(img.size))
         img = img.resize((img.size[0] * f, img.size[1] * f), Image.NEAREST)
+    if caption:
+        img = _with_caption(img, caption)
     with atomic_path(path, suffix=".png") as tmp:
         img.save(tmp, format="PNG")
 
 
+def _with_caption(img: Image.Image, text: str) -> Image.Image:
+    from PIL import ImageDraw, ImageFont
+
+    size = max(12, img.size[0] // 40)
+    font = ImageFont.load_default(size=size)
+    strip = size + size // 2 + 4
+    out = Image.new("RGB", (img.size[0], img.size[1] + strip), (255, 255, 255))
+    out.paste(img, (0, strip))
+    ImageDraw.Draw(out).text((4, 2), text, fill=(0, 0, 0), font=font)
+    return out
+
+
 def save_grid(
-    path: str | os.PathLike, images: np.ndarray, ncol: int | None = None, upscale_to: int = 256
+    path: str | os.PathLike,
+    images: np.ndarray,
+    ncol: int | None = None,
+    upscale_to: int = 512,
+    caption: str | None = None,
 ) -> None:
-    save_image(path, make_grid(images, ncol), upscale_to=upscale_to)
+    """Tile ``images`` (uint8 NHWC) into a grid at least ``upscale_to`` px wide, with a caption."""
+    save_image(path, make_grid(images, ncol), upscale_to=upscale_to, caption=caption)

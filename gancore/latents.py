@@ -6,8 +6,9 @@ framework draw exactly the same latents, with no generator state to checkpoint:
 
 - export / grid latent of image ``i`` for ``--seed S``: ``default_rng([S, i])``
   (float64 draw cast to float32); ``samples.npz`` stores its id as ``S * SEED_STRIDE + i``;
-- ProGAN training randoms at stream position ``nimg``: ``default_rng([seed, 1, nimg])``
-  draws the D-step latents, the G-step latents, then the gradient-penalty mixing factors.
+- training randoms of the step that starts at stream position ``nimg``:
+  ``default_rng([seed, 1, nimg])`` draws, for ProGAN, the D-step latents, the G-step latents,
+  then the gradient-penalty mixing factors; for DCGAN, the (n_dis, batch, z_dim) latents.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def interpolation_latents(seed: int, rows: int, steps: int, dim: int) -> np.ndar
     t = np.linspace(0.0, 1.0, steps)
     rows_ = [slerp(ends[2 * r], ends[2 * r + 1], t) for r in range(rows)]
     return (np.concatenate(rows_) * np.sqrt(dim)).astype(np.float32)
+
+
+def step_latents(seed: int, nimg: int, shape: tuple[int, ...]) -> np.ndarray:
+    """DCGAN's training latents for the step at image position ``nimg``: one float32 normal
+    array of ``shape`` (n_dis, batch, z_dim) from ``default_rng([seed, 1, nimg])``."""
+    return np.random.default_rng([int(seed), 1, int(nimg)]).standard_normal(shape, dtype=np.float32)
 
 
 def step_randoms(seed: int, nimg: int, batch: int, latent_dim: int) -> tuple[np.ndarray, ...]:

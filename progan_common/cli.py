@@ -1,50 +1,114 @@
 """Command-line pieces shared by ``progan_torch`` and ``progan_tf`` (same flags, same rules).
 
-Both frameworks' ``train`` and ``sample`` CLIs must behave identically for the harness,
-so the config resolution (presets, overrides, what a resume may change), the phase table
-printed by ``--dry-run`` and the sample CLI's arguments live here, once.
+Both frameworks' ``train`` CLIs resolve the config, print the dry run and assemble the
+training job here, once; each framework adds only its trainer (and its way of spreading a
+minibatch over devices). The ``sample`` CLIs share their arguments here too.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
-from gancore.config import build_config, config_from_dict, config_to_dict, overrides_from_namespace
-from gancore.errors import UserError
+import numpy as np
+
+from gancore.config import add_dataclass_arguments, config_to_dict, format_config
+from gancore.hardware import describe
+from gancore.latents import latents_for, step_randoms
 from gancore.rundir import RunDir
+from gancore.train.cli import add_run_arguments, check_run_arguments, resolve_config
+from gancore.train.loop import TrainJob, settings_from
+from gancore.train.schema import RunInfo
+from gancore.train.session import open_source, read_run
 from progan_common.config import PRESETS, ProGANConfig
 
-# Fields a resumed run may change: they do not alter the training trajectory.
-RESUME_OVERRIDABLE = {
-    "kimg",
-    "device",
-    "tick_kimg",
-    "snapshot_kimg",
-    "keep_checkpoints",
-    "compile",
-    "data_root",
-    "cache_dir",
-    "max_bad_steps",
-    "grid_size",
-}
+
+def build_train_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_run_arguments(
+        p,
+        PRESETS,
+        "named settings (flags override them): "
+        + "; ".join(f"{name}: {preset_summary(values)}" for name, values in PRESETS.items()),
+    )
+    p.add_argument(
+        "--random-data",
+        action="store_true",
+        help="train on deterministic random images instead of --dataset (smoke tests)",
+    )
+    add_dataclass_arguments(p, ProGANConfig, group_title="ProGAN configuration")
+    return p
 
 
-def resolve_train_config(args: argparse.Namespace) -> ProGANConfig:
-    """Preset <- flags for a new run; the saved config <- allowed flags for ``--resume``."""
-    overrides = overrides_from_namespace(args, ProGANConfig)
-    if not args.resume:
-        return build_config(ProGANConfig, PRESETS, args.preset, overrides)
-    saved = config_from_dict(ProGANConfig, RunDir(args.resume).read_config())
-    changed = {k for k, v in overrides.items() if getattr(saved, k) != v}
-    bad = sorted(changed - RESUME_OVERRIDABLE)
-    if bad or args.preset:
-        raise UserError(
-            f"--resume continues the saved config; these flags would change the run: "
-            f"{bad or ['--preset']}. Allowed on resume: {sorted(RESUME_OVERRIDABLE)}"
-        )
-    values = config_to_dict(saved)
-    values.update(overrides)
-    return build_config(ProGANConfig, None, None, config_from_dict(ProGANConfig, values).__dict__)
+def preset_summary(values: dict) -> str:
+    keys = ("max_res", "latent_dim", "fmap_max", "stabilize_kimg", "fade_kimg", "kimg")
+    return ", ".join(f"{k}={values[k]}" for k in keys if k in values)
+
+
+@dataclass
+class Plan:
+    cfg: ProGANConfig
+    run: RunDir
+    job: TrainJob
+    resume: bool
+    overwrite: bool
+
+    @property
+    def config(self) -> dict:
+        return config_to_dict(self.cfg)
+
+
+def plan_training(args: argparse.Namespace, framework: str, entry_point: str) -> Plan | None:
+    """The resolved config and the training job; None after printing a ``--dry-run``."""
+    check_run_arguments(args)
+    if args.resume:
+        info, _ = read_run(args.resume, (entry_point,))
+        args.random_data = args.random_data or info.random_data
+    cfg = resolve_config(ProGANConfig, PRESETS, args)
+    if args.dry_run:
+        print(format_config(cfg))
+        print(phase_table(cfg))
+        return None
+    stages = cfg.schedule()
+    total = int(round(cfg.kimg * 1000))
+    source = open_source(
+        cfg.dataset,
+        data_root=cfg.data_root,
+        cache_dir=cfg.cache_dir,
+        resolutions=sorted({st.res for st in stages.phases(total)}),
+        seed=cfg.seed,
+        mirror=cfg.mirror,
+        conditional=cfg.conditional,
+        split=cfg.split,
+        random_data=args.random_data,
+    )
+    info = RunInfo(
+        model=cfg.model_name,
+        framework=framework,
+        entry_point=entry_point,
+        img_channels=source.channels,
+        num_classes=source.num_classes,
+        dataset="random" if args.random_data else cfg.dataset,
+        random_data=bool(args.random_data),
+        hardware=describe(),
+    )
+    ids = np.arange(cfg.grid_size)
+    job = TrainJob(
+        run=RunDir(args.resume or args.out),
+        info=info,
+        stages=stages,
+        draw=lambda nimg, st: dict(
+            zip(("z_d", "z_g", "u"), step_randoms(cfg.seed, nimg, st.batch, cfg.latent_dim))
+        ),
+        source=source,
+        grid_latents=latents_for(cfg.seed, ids, cfg.latent_dim),
+        grid_labels=(ids % source.num_classes).astype(np.int64) if source.num_classes else None,
+        settings=settings_from(cfg, progress=not args.no_progress),
+        conditional=bool(source.num_classes),
+    )
+    return Plan(cfg, job.run, job, bool(args.resume), args.overwrite)
 
 
 def phase_table(cfg: ProGANConfig) -> str:
@@ -61,28 +125,6 @@ def phase_table(cfg: ProGANConfig) -> str:
         )
     lines.append(f"total: {cfg.kimg:g} kimg")
     return "\n".join(lines)
-
-
-def progress_bar(total: int, done: int, enabled: bool):
-    """The training progress bar of both ProGAN loops (images shown out of ``total``)."""
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        initial=min(done, total),
-        unit="img",
-        unit_scale=True,
-        dynamic_ncols=True,
-        disable=not enabled,
-    )
-
-
-def progress_text(state, nimg: int, loss_d: float, loss_g: float, img_per_s: float) -> str:
-    """The bar's postfix: resolution, phase, alpha, kimg, losses, images/s."""
-    return (
-        f"{state.res}px {state.phase} a={state.alpha:.2f} kimg={nimg / 1000:.1f} "
-        f"D={loss_d:.3f} G={loss_g:.3f} {img_per_s:.0f}img/s"
-    )
 
 
 def sample_parser(

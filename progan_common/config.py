@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from gancore.config import check_loop_fields
 from progan_common.schedule import ProgressiveSchedule
 
 
@@ -158,11 +159,24 @@ class ProGANConfig:
     seed: int = field(default=0, metadata=_h("seed for weights, latents and data order"))
     device: str = field(default="auto", metadata=_h("auto, cpu, cuda or cuda:N"))
     amp: str = field(
-        default="auto",
+        default="off",
         metadata=_h(
-            "mixed precision: auto (bf16 on CUDA, off on CPU), bf16, fp16, off",
-            choices=["auto", "bf16", "fp16", "off"],
+            "mixed precision: off (fp32, the official default), bf16 (convolutions in bfloat16; "
+            "reals, penalty, losses, optimiser in fp32), auto (bf16 where the device has native "
+            "bf16: CUDA, or a CPU with AVX512-BF16/AMX)",
+            choices=["off", "bf16", "auto"],
         ),
+    )
+    threads: int = field(
+        default=0,
+        metadata=_h(
+            "CPU threads for the framework's ops (0: all cores). On a shared or loaded CPU, "
+            "fewer can be several times faster than oversubscribing"
+        ),
+    )
+    tensorboard: bool = field(
+        default=False,
+        metadata=_h("also write the log's scalars as TensorBoard events under RUN_DIR/tensorboard"),
     )
     compile: bool = field(
         default=False,
@@ -181,9 +195,25 @@ class ProGANConfig:
     max_bad_steps: int = field(
         default=20,
         metadata=_h(
-            "consecutive non-finite steps (skipped, as the official code does) before the run stops"
+            "consecutive skipped steps (non-finite or exploding loss; skipped as the official "
+            "code does) before the run stops as diverged"
         ),
     )
+    max_abs_loss: float = field(
+        default=1e8,
+        metadata=_h(
+            "a step whose |loss| exceeds this is treated as diverging: skipped and counted like "
+            "a non-finite one"
+        ),
+    )
+    debug_nan_kimg: tuple[float, ...] | None = field(
+        default=None, metadata=_h("testing hook", hidden=True)
+    )
+
+    @property
+    def model_name(self) -> str:
+        """The model's name in run directories, the harness and reports."""
+        return "progan"
 
     def ema_beta_at(self, nimg: int, batch: int) -> float:
         """EMA decay for the minibatch of ``batch`` images starting at image ``nimg``.
@@ -199,6 +229,15 @@ class ProGANConfig:
         return 0.5 ** (batch / max(half_life, 1e-8))
 
     def validate(self) -> None:
+        check_loop_fields(self)
+        if self.lr <= 0 or any(v <= 0 for v in self.lr_dict.values()):
+            raise ValueError(
+                f"learning rates must be positive, got lr={self.lr}, lr_dict={self.lr_dict}"
+            )
+        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0) or self.adam_eps <= 0:
+            raise ValueError(
+                f"Adam needs betas in [0, 1) and eps > 0, got {self.beta1}, {self.beta2}, {self.adam_eps}"
+            )
         if self.max_res < 8 or self.max_res > 1024 or self.max_res & (self.max_res - 1):
             raise ValueError(
                 f"max_res must be a power of two between 8 and 1024, got {self.max_res}"
@@ -213,10 +252,6 @@ class ProGANConfig:
             raise ValueError(f"ema_rampup must be >= 0 (0 = off), got {self.ema_rampup}")
         if self.gp_gamma <= 0 or self.gp_lambda < 0:
             raise ValueError("gp_gamma must be positive and gp_lambda non-negative")
-        if self.kimg <= 0:
-            raise ValueError(f"kimg must be positive, got {self.kimg}")
-        if self.tick_kimg <= 0 or self.snapshot_kimg <= 0:
-            raise ValueError("tick_kimg and snapshot_kimg must be positive")
         self.schedule()  # raises ValueError for bad resolutions / batch sizes
 
     def schedule(self) -> ProgressiveSchedule:

@@ -19,50 +19,21 @@ uninterrupted one).
 
 Adam state: the official code resets both optimisers whenever
 ``floor(lod)`` or ``ceil(lod)`` changes, that is at the start *and* at the end
-of every fade. :attr:`ScheduleState.optimizer_key` changes exactly then; a
+of every fade. :attr:`gancore.train.stages.Stage.optimizer_key` changes exactly then; a
 trainer resets its optimisers when the key differs from the previous step's.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+
+from gancore.train.stages import Stage
 
 
 def _log2_int(x: int, what: str) -> int:
     if x < 1 or x & (x - 1):
         raise ValueError(f"{what} must be a power of two, got {x}")
     return x.bit_length() - 1
-
-
-@dataclass(frozen=True)
-class ScheduleState:
-    """Where training is after ``nimg`` images."""
-
-    nimg: int
-    res: int  # resolution the networks output now (the *new* one during a fade)
-    level: int  # log2(res) - 2: index of the block that outputs ``res`` (4x4 is level 0)
-    phase: str  # "stabilize" or "fade"
-    alpha: float  # weight of the new block during a fade; 1.0 when stabilising
-    batch: int  # minibatch size for this resolution
-    lr: float  # learning rate for this resolution
-    phase_index: int  # 0, 1, 2, ... in the order phases happen
-    phase_start_nimg: int
-    phase_end_nimg: int | None  # None for the final, open-ended stabilisation
-    lod: float  # the official "level of detail": log2(max_res) - log2(res) + (1 - alpha) in a fade
-
-    @property
-    def kimg(self) -> float:
-        return self.nimg / 1000.0
-
-    @property
-    def optimizer_key(self) -> tuple[int, int]:
-        """(floor(lod), ceil(lod)) as in the official code; a change means "reset Adam"."""
-        return (math.floor(self.lod), math.ceil(self.lod))
-
-    @property
-    def phase_name(self) -> str:
-        return f"{self.phase}-{self.res}"
 
 
 @dataclass
@@ -109,10 +80,6 @@ class ProgressiveSchedule:
             return 0
         return _log2_int(self.max_res, "max_res") - _log2_int(self.start_res, "start_res")
 
-    @property
-    def first_res(self) -> int:
-        return self.start_res if self.growing else self.max_res
-
     def batch_for(self, res: int) -> int:
         return self.batch_sizes.get(res, self.default_batch)
 
@@ -127,12 +94,8 @@ class ProgressiveSchedule:
     def _fade_nimg(self) -> int:
         return int(round(self.fade_kimg * 1000))
 
-    def growth_done_nimg(self) -> int:
-        """Images after which the networks stay at ``max_res`` with alpha 1."""
-        return self.num_growth_steps * (self._stab_nimg + self._fade_nimg)
-
     # -------------------------------------------------------------------- state
-    def state(self, nimg: int) -> ScheduleState:
+    def state(self, nimg: int) -> Stage:
         """The schedule position after ``nimg`` images have been shown."""
         if nimg < 0:
             raise ValueError(f"nimg must be non-negative, got {nimg}")
@@ -157,9 +120,9 @@ class ProgressiveSchedule:
             nimg, 2 * low, "fade", alpha, 2 * c + 1, c * cycle + stab, (c + 1) * cycle, max_log2
         )
 
-    def _make(self, nimg, res, phase, alpha, index, start, end, max_log2) -> ScheduleState:
+    def _make(self, nimg, res, phase, alpha, index, start, end, max_log2) -> Stage:
         lod = float(max_log2 - _log2_int(res, "res")) + (1.0 - alpha if phase == "fade" else 0.0)
-        return ScheduleState(
+        return Stage(
             nimg=nimg,
             res=res,
             level=_log2_int(res, "res") - 2,
@@ -173,7 +136,7 @@ class ProgressiveSchedule:
             lod=lod,
         )
 
-    def phases(self, total_nimg: int | None = None) -> list[ScheduleState]:
+    def phases(self, total_nimg: int | None = None) -> list[Stage]:
         """The state at the first image of every phase (for docs, --dry-run and tests)."""
         out = [self.state(0)]
         while out[-1].phase_end_nimg is not None:

@@ -28,84 +28,30 @@ import numpy as np  # noqa: E402
 
 from gancore.config import config_from_dict  # noqa: E402
 from gancore.errors import UserError, run_cli  # noqa: E402
-from gancore.grid import save_grid, to_uint8  # noqa: E402
+from gancore.grid import save_grid  # noqa: E402
 from gancore.latents import (  # noqa: E402, F401 (latents_for re-exported)
     SEED_STRIDE,
     export_latents,
     interpolation_latents,
     latents_for,
 )
-from gancore.rundir import RunDir  # noqa: E402
 from gancore.samples import save_samples  # noqa: E402
 from progan_common.cli import sample_parser  # noqa: E402
 from progan_common.config import ProGANConfig  # noqa: E402
 
 
-def generate(
-    G,
-    latents: np.ndarray,
-    labels: np.ndarray | None = None,
-    level: int | None = None,
-    alpha: float | None = None,
-    batch: int = 64,
-) -> np.ndarray:
-    """uint8 NHWC images from ``G`` at ``level``/``alpha`` (default: G's own variables).
-
-    ``labels`` are integer class ids (one-hot encoded here, as G expects).
-    """
-    import tensorflow as tf
-
-    level = int(G.level.numpy()) if level is None else int(level)
-    if alpha is not None:
-        G.alpha.assign(float(alpha))
-    fading = level > 0 and float(G.alpha.numpy()) < 1.0
-
-    def run(z, y):
-        return tf.cast(G(z, y, level=level, fading=fading), tf.float32)
-
-    if len(latents) > batch:  # many batches (exports): trace once; a grid runs eagerly
-        run = tf.function(run)
-
-    out = []
-    for s in range(0, len(latents), batch):
-        z = tf.convert_to_tensor(latents[s : s + batch])
-        y = None
-        if labels is not None:
-            y = tf.one_hot(labels[s : s + batch], G.num_classes, dtype=tf.float32)
-        out.append(to_uint8(run(z, y).numpy()))
-    return np.concatenate(out)
-
-
 def load_sampler(run_dir: str, checkpoint: str | None):
     """(generator for sampling, config, checkpoint meta) from a run directory."""
-    from progan_tf.checkpoint import load_checkpoint, resolve_checkpoint
-    from progan_tf.networks import Generator
+    from gancore.train.session import checkpoint_for_sampling, read_run
+    from progan_tf.training import ProGANTrainer, read_meta
 
-    run = RunDir(run_dir)
-    data = run.read_config()
-    cfg = config_from_dict(ProGANConfig, data.get("progan", data))
-    path = resolve_checkpoint(run, checkpoint)
-    meta = _read_meta(path)
-    holder = _GeneratorHolder(cfg, meta["img_channels"], meta["num_classes"], Generator)
-    load_checkpoint(path, holder, generator_only=True)
+    _, config = read_run(run_dir, ("progan_tf.train",))
+    cfg = config_from_dict(ProGANConfig, config)
+    path = checkpoint_for_sampling(run_dir, checkpoint, ("progan_tf.train",))
+    meta = read_meta(path)
+    holder = ProGANTrainer(cfg, meta["img_channels"], meta["num_classes"])
+    holder.load(path, generator_only=True)
     return holder.G_ema if holder.G_ema is not None else holder.G, cfg, meta
-
-
-class _GeneratorHolder:
-    """Just the G and G_ema a checkpoint restore needs (no D, no optimisers)."""
-
-    def __init__(self, cfg: ProGANConfig, channels: int, classes: int, gen_cls) -> None:
-        self.G = gen_cls(cfg, channels, classes, name="G")
-        self.G_ema = gen_cls(cfg, channels, classes, name="G_ema") if cfg.ema else None
-
-
-def _read_meta(path: Path) -> dict:
-    from gancore.io import read_json
-
-    p = Path(path) / "meta.json"
-    if not p.exists():
-        raise UserError(f"{path} has no meta.json; it is not a complete progan_tf checkpoint.")
-    return read_json(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.n < 1 or args.batch < 1:
         raise UserError("--n and --batch must be positive")
-    from progan_tf.train import select_device
+    from gancore.tf_utils import select_device
 
     select_device(args.device)
     G, cfg, ckpt_meta = load_sampler(args.run, args.checkpoint)
@@ -139,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     z, ids, extra = export_latents(args.seed, args.n, args.interpolate, cfg.latent_dim)
     meta.update(extra)
     labels = (ids % G.num_classes).astype(np.int64) if G.num_classes else None
+    from progan_tf.training import generate
+
     images = generate(G, z, labels, level, alpha, args.batch)
     save_samples(args.out, images, args.seed * SEED_STRIDE + ids, meta)
     if args.interpolate:

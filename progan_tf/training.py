@@ -1,64 +1,101 @@
-"""The ProGAN training step and its state: networks, optimisers, EMA, schedule position.
+"""The ProGAN TensorFlow trainer: networks, optimisers, EMA and one training step (numerics only).
 
-One minibatch, in the official order (``train.py`` of tkarras/progressive_growing_of_gans):
-D step on fresh reals and latents, EMA update of G_ema from the *current* G
-(official ``Gs_update_op`` runs beside the D step, before G moves), then G step on
-fresh latents. The step is one ``tf.function`` (``jit_compile`` when ``cfg.compile``),
-traced once per resolution level; alpha and the learning rate are variables. Like the
-official graph (which always evaluates ``lerp(old, new, alpha)`` from ``lod``), the step
-keeps the old path during stabilisation too (alpha = 1 makes it a no-op): that costs a
-1x1 conv and a resampling per network but halves the traces (one per resolution).
+Implements :class:`gancore.train.protocol.Trainer`, the twin of :mod:`progan_torch.training`;
+the loop is :mod:`gancore.train.loop`. One minibatch, in the official order (``train.py`` of
+tkarras/progressive_growing_of_gans): D step on fresh reals and latents, EMA update of G_ema
+from the current G (official ``Gs_update_op`` runs beside the D step, before G moves), then G
+step on fresh latents. The step is one ``tf.function`` (XLA with ``--compile``) traced once per
+(level, fading): the old path is evaluated only during a fade. Alpha, the learning rate and the
+EMA decay are variables / tensors, so they never retrace.
 
-Random numbers (latents, GP mixing factors) are inputs of the step, so a parity test
-can feed torch and TF the same values; the training loop draws them with numpy from
-a key ``(seed, nimg)``, which makes the "RNG state" a pure function of the schedule
-position and resume exact.
-
-Multi-device: under ``tf.distribute.MirroredStrategy`` each replica gets a slice of
-the global batch; losses are divided by the replica count and Keras sums gradients
-across replicas, so the update equals the single-device one with the whole batch
+Random numbers (latents, penalty mixing factors) are inputs of the step, so a parity test can
+feed torch and TF the same values. Multi-device: under ``tf.distribute.MirroredStrategy`` each
+replica gets a slice of the global batch; losses are divided by the replica count and Keras
+sums gradients across replicas, so the update equals the single-device one with the whole batch
 (minibatch stddev groups stay inside a replica, as in the official multi-GPU code).
 """
 
 from __future__ import annotations
 
-import keras
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
 import numpy as np
-import tensorflow as tf
 
-from gancore import latents
-from gancore.latents import RandomSource  # noqa: F401 (re-exported for callers)
+from gancore import tf_utils as tfu
+from gancore.errors import UserError, file_error
+from gancore.io import atomic_write_json, read_json
+from gancore.train.protocol import Randoms, StepStats
+from gancore.train.schema import CheckpointMeta
+from gancore.train.stages import Stage
 from progan_common.config import ProGANConfig
-from progan_common.schedule import ScheduleState
 from progan_tf.loss import d_loss, fade_reals, g_loss
-from progan_tf.networks import build_networks
+from progan_tf.networks import build_networks, model_variables
+
+keras, tf = tfu.keras, tfu.tf
+FORMAT = "progan_tf/2"
+CKPT_PREFIX = "ckpt"
+META = "meta.json"
 
 
-def resolve_amp(cfg: ProGANConfig) -> str | None:
-    """Keras mixed-precision policy name, or None. ``auto``: bf16 on GPU, off on CPU."""
-    has_gpu = bool(tf.config.list_logical_devices("GPU"))
-    if cfg.amp == "off" or (cfg.amp == "auto" and not has_gpu):
+def make_optimizer(cfg: ProGANConfig) -> keras.optimizers.Optimizer:
+    """Adam(lr, beta1 0, beta2 0.99, eps 1e-8) as the paper. Keras adds epsilon to
+    sqrt(v_hat) (the bias-corrected second moment); TF1's AdamOptimizer, which the official
+    code uses, adds an "epsilon hat" to sqrt(v_t) with the bias correction folded into the step
+    size. The two differ only through epsilon's scale in the first steps after a reset, and
+    torch's Adam places epsilon like Keras, so both frameworks here agree."""
+    return keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2, epsilon=cfg.adam_eps)
+
+
+def one_hot(labels: np.ndarray | None, num_classes: int) -> np.ndarray | None:
+    if labels is None or not num_classes:
         return None
-    if cfg.amp in ("auto", "bf16"):
-        return "mixed_bfloat16"
-    return "mixed_float16"
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
 
 
-def make_optimizer(cfg: ProGANConfig, loss_scale: bool) -> keras.optimizers.Optimizer:
-    """Adam(lr, beta1 0, beta2 0.99, eps 1e-8) as the paper; Keras' epsilon sits where the
-    official ``tf.train.AdamOptimizer``'s does (on the bias-corrected denominator)."""
-    opt = keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2, epsilon=cfg.adam_eps)
-    return keras.optimizers.LossScaleOptimizer(opt) if loss_scale else opt
+def generate(
+    G,
+    latents: np.ndarray,
+    labels: np.ndarray | None = None,
+    level=None,
+    alpha=None,
+    batch: int = 64,
+) -> np.ndarray:
+    """uint8 NHWC images from ``G`` at ``level``/``alpha`` (default: G's own variables);
+    ``labels`` are integer class ids."""
+    from gancore.grid import to_uint8
+
+    level = int(G.level.numpy()) if level is None else int(level)
+    if alpha is not None:
+        G.alpha.assign(float(alpha))
+    fading = level > 0 and float(G.alpha.numpy()) < 1.0
+
+    def run(z, y):
+        return tf.cast(G(z, y, level=level, fading=fading), tf.float32)
+
+    if len(latents) > batch:  # many batches (exports): trace once; a grid runs eagerly
+        run = tf.function(run)
+    out = []
+    for s in range(0, len(latents), batch):
+        z = tf.convert_to_tensor(latents[s : s + batch])
+        y = (
+            None
+            if labels is None
+            else tf.one_hot(labels[s : s + batch], G.num_classes, dtype=tf.float32)
+        )
+        out.append(to_uint8(run(z, y).numpy()))
+    return np.concatenate(out)
 
 
-def ema_update(g_ema: keras.Model, g: keras.Model, beta: float) -> None:
-    """Official ``Gs.setup_as_moving_average_of(G, beta)``: ``ema = lerp(w, ema, beta)``."""
-    for e, w in zip(g_ema.trainable_variables, g.trainable_variables, strict=True):
-        e.assign(w + (e - w) * beta)
+class ProGANTrainer:
+    """The trainer of :mod:`gancore.train.protocol` for ProGAN in TensorFlow / Keras."""
 
-
-class Trainer:
-    """Networks, optimisers and the compiled step; the training loop lives in ``train.py``."""
+    checkpoint_ext = ""  # a folder: tf.train.Checkpoint files + meta.json
+    is_main = True  # one process (MirroredStrategy spreads a minibatch over local GPUs)
+    world = 1
 
     def __init__(
         self,
@@ -68,93 +105,71 @@ class Trainer:
         strategy: tf.distribute.Strategy | None = None,
     ) -> None:
         self.cfg, self.img_channels, self.num_classes = cfg, img_channels, num_classes
+        tfu.set_threads(cfg.threads)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
-        self.amp = resolve_amp(cfg)
-        if self.amp:
-            keras.mixed_precision.set_global_policy(self.amp)
+        self.amp = tfu.set_amp(cfg.amp)
         with self.strategy.scope():
             self.G, self.D, self.G_ema = build_networks(cfg, img_channels, num_classes)
-            scale = self.amp == "mixed_float16"
-            self.opt_g = make_optimizer(cfg, scale)
-            self.opt_d = make_optimizer(cfg, scale)
+            self.opt_g, self.opt_d = make_optimizer(cfg), make_optimizer(cfg)
             self.opt_g.build(self.G.trainable_variables)
             self.opt_d.build(self.D.trainable_variables)
-            # Schedule position and the optimiser-reset key, saved with the checkpoint.
-            self.nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name="nimg")
-            self.opt_key = tf.Variable([-1, -1], dtype=tf.int32, trainable=False, name="opt_key")
-        self._steps: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
+        self.level, self.fading, self.alpha = self.G.num_levels - 1, False, 1.0
+        self.nimg, self.batch = 0, cfg.default_batch
+        self._steps: dict[tuple, object] = {}
 
-    # ----------------------------------------------------------------- state
     def nets(self) -> list[keras.Model]:
         return [m for m in (self.G, self.D, self.G_ema) if m is not None]
 
-    def set_schedule_state(self, state: ScheduleState) -> bool:
-        """Level, alpha and lr from the schedule; reset Adam when the official key changes.
-
-        Returns True when the optimisers were reset.
-        """
+    # ----------------------------------------------------------------- stage
+    def set_stage(self, stage: Stage) -> None:
+        self.level, self.fading, self.alpha = (
+            stage.level,
+            stage.fading and stage.level > 0,
+            stage.alpha,
+        )
+        self.nimg, self.batch = stage.nimg, stage.batch
         for m in self.nets():
-            m.level.assign(state.level)
-            m.alpha.assign(state.alpha)
+            m.level.assign(stage.level)
+            m.alpha.assign(stage.alpha if self.fading else 1.0)
+        lr = stage.lr if stage.lr is not None else self.cfg.lr
         for opt in (self.opt_g, self.opt_d):
-            _inner(opt).learning_rate.assign(state.lr)
-        key = list(state.optimizer_key)
-        old = [int(v) for v in self.opt_key.numpy()]
-        reset = old != [-1, -1] and old != key and self.cfg.reset_optimizer
-        if reset:
-            self.reset_optimizers()
-        self.opt_key.assign(key)
-        return reset
+            opt.learning_rate.assign(lr)
 
     def reset_optimizers(self) -> None:
         """Zero Adam's moments and iteration count (official ``reset_optimizer_state``)."""
         for opt in (self.opt_g, self.opt_d):
-            inner = _inner(opt)
-            for v in inner.variables:
-                if v is not inner._learning_rate and "learning_rate" not in v.path:
+            for v in opt.variables:
+                if "learning_rate" not in v.path:
                     v.assign(tf.zeros(v.shape, v.dtype))
 
-    # ------------------------------------------------------------------ step
-    def train_step(
-        self,
-        reals: np.ndarray,
-        labels: np.ndarray | None,
-        z_d: np.ndarray,
-        z_g: np.ndarray,
-        u: np.ndarray,
-        level: int,
-        fading: bool | None = None,
-        ema_beta: float | None = None,
-    ) -> dict[str, float]:
-        """One minibatch from outside-supplied data and random numbers.
+    def local_rows(self, batch: int) -> slice:
+        return slice(0, batch)
 
-        ``reals``: float NHWC in [-1, 1] at the level's resolution, *not yet faded*;
-        ``labels``: one-hot (N, classes) or None; ``z_d``/``z_g``: latents for the D and G
-        steps; ``u``: (N,) GP mixing factors. ``fading`` None (the loop's choice) evaluates
-        the fade whenever level > 0 (one trace per level); False skips the old path.
-        ``ema_beta``: this step's EMA decay (``cfg.ema_beta_at``; default ``cfg.ema_beta``),
-        passed as a tensor so a changing value never retraces. Returns the losses as floats.
-        """
-        fading = level > 0 if fading is None else bool(fading) and level > 0
-        key = (int(level), fading, labels is not None)
+    # ------------------------------------------------------------------ step
+    def step(self, reals: np.ndarray, labels: np.ndarray | None, randoms: Randoms) -> StepStats:
+        """One minibatch from uint8 NHWC reals at the level's resolution and the randoms
+        ``z_d``, ``z_g`` (latents of the D and G steps) and ``u`` (penalty mixing factors)."""
+        key = (self.level, self.fading, labels is not None)
         if key not in self._steps:
             self._steps[key] = self._make_step(*key)
-        args = (reals, labels, z_d, z_g, u)
+        y = one_hot(labels, self.num_classes)
+        args = (reals, y, randoms["z_d"], randoms["z_g"], randoms["u"])
         if self.replicas > 1:
             args = tuple(self._distribute(a) for a in args)
         else:
             args = tuple(None if a is None else tf.convert_to_tensor(a) for a in args)
-        beta = tf.constant(self.cfg.ema_beta if ema_beta is None else ema_beta, tf.float32)
-        out = self._steps[key](*args, beta)
-        return {k: float(v) for k, v in out.items()}
+        beta = tf.constant(self.cfg.ema_beta_at(self.nimg, self.batch), tf.float32)
+        out = {k: float(v) for k, v in self._steps[key](*args, beta).items()}
+        out["skipped"] = float(out.pop("bad_d") > 0 or out.pop("bad_g") > 0)
+        return out
 
     def _distribute(self, array: np.ndarray | None):
         if array is None:
             return None
         n = array.shape[0]
         if n % self.replicas:
-            raise ValueError(f"batch {n} is not divisible by {self.replicas} replicas")
+            raise UserError(f"minibatch {n} is not divisible by {self.replicas} replicas (GPUs)")
         per = n // self.replicas
 
         def part(ctx: tf.distribute.InputContext):
@@ -166,31 +181,28 @@ class Trainer:
     def _make_step(self, level: int, fading: bool, conditional: bool):
         cfg, G, D, strategy = self.cfg, self.G, self.D, self.strategy
         n_rep = float(self.replicas)
-        dtype = keras.mixed_precision.global_policy().compute_dtype
 
-        def d_step(reals, labels, z_d, u):
-            reals = tf.cast(reals, dtype)
+        def d_step(reals_u8, labels, z_d, u):
+            reals = tfu.to_float_images(reals_u8)  # float32, as the mixed-precision policy says
             if fading:
                 reals = fade_reals(reals, D.alpha)
             with tf.GradientTape() as tape:
                 loss, stats = d_loss(G, D, cfg, reals, labels, z_d, u, level, fading)
-                scaled = _scale(self.opt_d, loss / n_rep)
-            grads = tape.gradient(scaled, D.trainable_variables)
-            bad = self._apply(self.opt_d, grads, D.trainable_variables)
+            grads = tape.gradient(loss / n_rep, D.trainable_variables)
+            bad = self._apply(self.opt_d, loss, grads, D.trainable_variables)
             return {"loss_d": loss, "bad_d": bad, **stats}
 
         def g_step(labels, z_g):
             with tf.GradientTape() as tape:
                 loss = g_loss(G, D, cfg, labels, z_g, level, fading)
-                scaled = _scale(self.opt_g, loss / n_rep)
-            grads = tape.gradient(scaled, G.trainable_variables)
-            bad = self._apply(self.opt_g, grads, G.trainable_variables)
+            grads = tape.gradient(loss / n_rep, G.trainable_variables)
+            bad = self._apply(self.opt_g, loss, grads, G.trainable_variables)
             return {"loss_g": loss, "bad_g": bad}
 
         def step(reals, labels, z_d, z_g, u, ema_beta):
             out = strategy.run(d_step, args=(reals, labels, z_d, u))
             if self.G_ema is not None:
-                ema_update(self.G_ema, G, ema_beta)  # cross-replica context: all copies
+                tfu.ema_update(self.G_ema.trainable_variables, G.trainable_variables, ema_beta)
             out.update(strategy.run(g_step, args=(labels, z_g)))
             return {
                 k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
@@ -201,34 +213,18 @@ class Trainer:
         # be compiled.
         return tf.function(step, jit_compile=bool(cfg.compile) and self.replicas == 1)
 
-    def _apply(self, opt, grads, variables) -> tf.Tensor:
-        """Apply ``grads`` unless any is non-finite anywhere (official: skip the update).
-
-        Returns 1.0 when skipped. With fp16 the LossScaleOptimizer does the skipping
-        (and lowers its scale); we only count.
-        """
-        # Blocks of other levels get no gradient; Adam leaves them (and their moments) alone.
+    def _apply(self, opt, loss, grads, variables) -> tf.Tensor:
+        """Apply ``grads`` unless the loss or any gradient is non-finite or the loss exceeds
+        ``max_abs_loss`` on any replica (official: skip the update). Returns 1.0 when skipped."""
+        if self.replicas == 1:
+            return tfu.apply_if_ok(opt, loss, grads, variables, self.cfg.max_abs_loss)
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
-        bad = tf.add_n(
-            [
-                tf.reduce_sum(tf.cast(~tf.math.is_finite(tf.cast(g, tf.float32)), tf.float32))
-                for g in grads
-            ]
-        )
+        ok = tfu.update_ok(loss, grads, self.cfg.max_abs_loss)
         ctx = tf.distribute.get_replica_context()
-        bad = tf.cast(ctx.all_reduce(tf.distribute.ReduceOp.SUM, bad) > 0, tf.float32)
-        if isinstance(opt, keras.optimizers.LossScaleOptimizer):
-            opt.apply(grads, variables)
-            return bad
-        if self.replicas == 1:
-
-            def do():
-                opt.apply(grads, variables)
-                return tf.constant(True)
-
-            tf.cond(bad > 0, lambda: tf.constant(False), do)
-            return bad
+        bad = tf.cast(
+            ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(~ok, tf.float32)) > 0, tf.float32
+        )
 
         def cross(distribution, grads, bad):
             # A cond whose branch calls merge_call must run in cross-replica context (the
@@ -244,43 +240,89 @@ class Trainer:
         ctx.merge_call(cross, args=(grads, bad))
         return bad
 
+    # ------------------------------------------------------------- the rest
+    def generate(self, latents: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        G = self.G_ema if self.G_ema is not None else self.G
+        return generate(G, latents, labels, self.level, self.alpha if self.fading else 1.0, 16)
 
-def _inner(opt):
-    return getattr(opt, "inner_optimizer", opt)
+    def state_is_finite(self) -> bool:
+        variables = [v for m in self.nets() for v in m.weights]
+        variables += list(self.opt_g.variables) + list(self.opt_d.variables)
+        return tfu.all_finite(variables)
 
+    def peak_mem_mb(self) -> float:
+        return tfu.peak_mem_mb()
 
-def _scale(opt, loss: tf.Tensor) -> tf.Tensor:
-    return opt.scale_loss(loss) if isinstance(opt, keras.optimizers.LossScaleOptimizer) else loss
+    def _checkpoint(self, generator_only: bool = False) -> tf.train.Checkpoint:
+        """Networks as explicit ``{torch key: variable}`` dicts (``networks.model_variables``)."""
+        parts: dict = {"G": model_variables(self.G)}
+        if self.G_ema is not None:
+            parts["G_ema"] = model_variables(self.G_ema)
+        if not generator_only:
+            parts.update(D=model_variables(self.D), opt_g=self.opt_g, opt_d=self.opt_d)
+        return tf.train.Checkpoint(**parts)
 
+    def save(self, path: Path, meta: CheckpointMeta) -> None:
+        """A checkpoint folder written under a temporary name and renamed when complete."""
+        path = Path(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            self._checkpoint().write(str(tmp / CKPT_PREFIX))
+            info = {
+                **asdict(meta),
+                "format": FORMAT,
+                "img_channels": self.img_channels,
+                "num_classes": self.num_classes,
+            }
+            atomic_write_json(tmp / META, info)
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give it a plain folder's mode
+            if path.exists():  # the same kimg written again after a resume: replace it
+                shutil.rmtree(path)
+            os.rename(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
-def step_randoms(cfg: ProGANConfig, nimg: int, batch: int, num_classes: int = 0):
-    """Latents for the D and G steps and GP mixing factors for the minibatch at ``nimg``
-    (``gancore.latents.step_randoms``: the same numbers progan_torch draws)."""
-    return latents.step_randoms(cfg.seed, nimg, batch, cfg.latent_dim)
+    def load(self, path: Path, generator_only: bool = False) -> CheckpointMeta:
+        meta = read_meta(path)
+        try:
+            status = self._checkpoint(generator_only).read(str(Path(path) / CKPT_PREFIX))
+            if generator_only:
+                status.expect_partial().assert_existing_objects_matched()
+            else:
+                status.assert_existing_objects_matched()
+        except Exception as exc:  # truncated data file, missing index, other shapes
+            raise file_error(path, exc, "checkpoint") from exc
+        return CheckpointMeta.from_dict(meta)
 
+    def agree(self, flag: bool) -> bool:
+        return flag
 
-def to_float_images(images_u8: np.ndarray) -> np.ndarray:
-    """uint8 NHWC -> float32 in [-1, 1] (official ``adjust_dynamic_range([0,255], [-1,1])``)."""
-    return images_u8.astype(np.float32) * (2.0 / 255.0) - 1.0
-
-
-def one_hot(labels: np.ndarray | None, num_classes: int) -> np.ndarray | None:
-    if labels is None or not num_classes:
+    def barrier(self) -> None:
         return None
-    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
+
+    def close(self) -> None:
+        return None
 
 
-class DatasetSource:
-    """Reals from a prepared data set through the position-indexed ``ImageStream``
-    (the same images in the same order as progan_torch)."""
+def read_meta(path: str | os.PathLike) -> dict:
+    """``meta.json`` of a checkpoint folder, with one-line errors for anything else."""
+    path = Path(path)
+    if not (path / f"{CKPT_PREFIX}.index").is_file():
+        raise UserError(
+            f"{path} is not a progan_tf checkpoint folder (no {CKPT_PREFIX}.index); a PyTorch "
+            "run is sampled with python -m progan_torch.sample."
+        )
+    try:
+        meta = read_json(path / META)
+    except (OSError, ValueError) as exc:
+        raise file_error(path / META, exc, "checkpoint metadata") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise UserError(f"{path} is not a progan_tf checkpoint of format {FORMAT}.")
+    return meta
 
-    def __init__(self, ds, seed: int, mirror: bool) -> None:
-        from datasets.stream import ImageStream
 
-        self.stream = ImageStream(ds, seed=seed, mirror=mirror)
-        self.channels = ds.channels
-        labels = ds.labels
-        self.num_classes = 0 if labels is None else int(labels.max()) + 1
-
-    def batch(self, res: int, start: int, count: int) -> tuple[np.ndarray, np.ndarray | None]:
-        return self.stream.batch(res, start, count)
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

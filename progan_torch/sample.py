@@ -25,39 +25,24 @@ import numpy as np
 import torch
 
 from gancore.errors import UserError, run_cli
-from gancore.grid import nchw_to_nhwc, save_grid, to_uint8
+from gancore.grid import save_grid
 from gancore.latents import (
     SEED_STRIDE,
     export_latents,
 )
 from gancore.samples import save_samples
+from gancore.torch_utils import resolve_device
+from gancore.train.session import checkpoint_for_sampling
 from progan_common.cli import sample_parser
-from progan_torch.checkpoint import config_of, find_checkpoint, load_checkpoint
+from progan_torch.checkpoint import config_of, load_checkpoint
 from progan_torch.networks import Generator
-
-
-@torch.no_grad()
-def generate(
-    G: Generator,
-    latents: np.ndarray,
-    labels: np.ndarray | None = None,
-    level: int | None = None,
-    alpha: float | None = None,
-    batch: int = 64,
-    device: torch.device | str = "cpu",
-) -> np.ndarray:
-    """uint8 NHWC images from ``G`` at ``level``/``alpha`` (default: G's own buffers)."""
-    out = []
-    for s in range(0, len(latents), batch):
-        z = torch.from_numpy(latents[s : s + batch]).to(device)
-        y = None if labels is None else torch.from_numpy(labels[s : s + batch]).to(device)
-        x = G(z, y, level, alpha).float().cpu().numpy()
-        out.append(to_uint8(nchw_to_nhwc(x)))
-    return np.concatenate(out)
+from progan_torch.training import generate
 
 
 def load_sampler(run: str, checkpoint: str | None, device: torch.device) -> tuple[Generator, dict]:
-    ckpt = load_checkpoint(find_checkpoint(run, checkpoint), device)
+    ckpt = load_checkpoint(
+        checkpoint_for_sampling(run, checkpoint, ("progan_torch.train",)), device
+    )
     cfg = config_of(ckpt)
     G = Generator(cfg, ckpt["meta"]["img_channels"], ckpt["meta"]["num_classes"])
     G.load_state_dict(ckpt["G_ema"] if ckpt["G_ema"] is not None else ckpt["G"])
@@ -74,11 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.n < 1 or args.batch < 1:
         raise UserError("--n and --batch must be positive")
-    device = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if args.device == "auto" else args.device)
-    )
+    device = resolve_device(args.device)
     G, ckpt = load_sampler(args.run, args.checkpoint, device)
     level, alpha = int(G.level), float(G.alpha)
     meta = {
@@ -88,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         "level": level,
         "alpha": alpha,
         "res": 4 * 2**level,
-        "kimg": ckpt["progress"]["nimg"] / 1000.0,
+        "kimg": ckpt["meta"]["nimg"] / 1000.0,
         "ema": ckpt["G_ema"] is not None,
         "seeds": "S*10**6+i, latent rng([S, i])",
     }

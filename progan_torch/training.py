@@ -1,64 +1,35 @@
-"""One ProGAN training step and what it needs: devices, models, optimisers, data, randoms.
+"""The ProGAN PyTorch trainer: networks, optimisers, EMA and one training step (numerics only).
 
-The loop around it (ticks, grids, checkpoints, resume) is :mod:`progan_torch.loop`.
-Step order is the official ``train.py``: D step on fresh reals and latents (n_critic 1),
-EMA update of G_ema, then G step on fresh latents.
+Implements :class:`gancore.train.protocol.Trainer`; the loop around it is
+:mod:`gancore.train.loop`. Step order is the official ``train.py``: D step on fresh reals and
+latents (n_critic 1), EMA update of G_ema from the current G, then G step on fresh latents.
+The stage (level, fade flag, alpha, learning rate, images shown) is set by the loop before
+every step; nothing about it is stored in a checkpoint.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
+from gancore import torch_utils as tu
+from gancore.config import config_to_dict
 from gancore.errors import UserError
-from gancore.latents import RandomSource, step_randoms  # noqa: F401 (re-exported for callers)
+from gancore.train.protocol import Randoms, StepStats
+from gancore.train.schema import CheckpointMeta
+from gancore.train.stages import Stage
 from progan_common.config import ProGANConfig
-from progan_torch.distributed import DistInfo, all_reduce_mean
+from progan_torch.checkpoint import FORMAT, load_checkpoint
+from progan_torch.distributed import DistInfo, all_reduce_mean, barrier
 from progan_torch.layers import downsample2x, lerp, upsample2x
 from progan_torch.loss import d_loss, g_loss
 from progan_torch.networks import Discriminator, Generator, num_levels
 
 
-# ------------------------------------------------------------------------------ devices
-def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(
-                f"--device {name} requested but CUDA is not available; use --device cpu"
-            )
-        if dist is not None and dist.active:
-            return torch.device("cuda", dist.local_rank)
-    return torch.device(name)
-
-
-def amp_dtype(cfg: ProGANConfig, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on CUDA by default, off on CPU (cfg.amp 'auto')."""
-    mode = cfg.amp
-    if mode == "auto":
-        mode = "bf16" if device.type == "cuda" else "off"
-    if mode == "off":
-        return None
-    if mode == "fp16":
-        # fp16 needs dynamic loss scaling through the double backward of the penalty;
-        # bf16 has fp32's range and needs none, so we support that instead.
-        raise UserError("--amp fp16 is not supported by progan_torch; use --amp bf16 (or off)")
-    return torch.bfloat16
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-# ------------------------------------------------------------------------------- models
 @dataclass
 class Models:
     G: Generator
@@ -69,10 +40,8 @@ class Models:
     def sampler(self) -> Generator:
         return self.G_ema if self.G_ema is not None else self.G
 
-    def set_stage(self, level: int, alpha: float) -> None:
-        for m in (self.G, self.D, self.G_ema):
-            if m is not None:
-                m.set_stage(level, alpha)
+    def all(self) -> list[torch.nn.Module]:
+        return [m for m in (self.G, self.D, self.G_ema) if m is not None]
 
 
 def build_models(
@@ -80,7 +49,7 @@ def build_models(
     img_channels: int,
     num_classes: int,
     device: torch.device,
-    channels_last: bool = True,
+    channels_last: bool,
 ) -> Models:
     """Networks for ``cfg.max_res`` seeded from ``cfg.seed`` (identical on every rank)."""
     torch.manual_seed(cfg.seed)
@@ -94,74 +63,63 @@ def build_models(
     return Models(G, D, G_ema)
 
 
-def make_optimizer(module: nn.Module, cfg: ProGANConfig, lr: float) -> torch.optim.Adam:
-    """Adam(lr, betas (0, 0.99), eps 1e-8) as the paper; fused kernel where available."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    kw = dict(lr=lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps)
-    try:
-        return torch.optim.Adam(params, fused=True, **kw)
-    except (RuntimeError, TypeError):  # old torch / unsupported device: the foreach path
-        return torch.optim.Adam(params, **kw)
-
-
-# -------------------------------------------------------------------------------- data
-class DatasetSource:
-    """Reals from a prepared data set through the position-indexed :class:`ImageStream`."""
-
-    def __init__(self, ds, seed: int, mirror: bool, conditional: bool = False) -> None:
-        from datasets.stream import ImageStream
-
-        self.stream = ImageStream(ds, seed=seed, mirror=mirror)
-        self.channels = ds.channels
-        self.conditional = conditional
-        self.num_classes = 0
-        if conditional:
-            if ds.labels is None:
-                raise UserError(f"--conditional needs labels, but data set {ds.name!r} has none")
-            self.num_classes = int(ds.labels.max()) + 1
-
-    def batch(self, res: int, start: int, count: int) -> tuple[np.ndarray, np.ndarray | None]:
-        images, labels = self.stream.batch(res, start, count)
-        return images, (labels if self.conditional else None)
-
-
-def to_device_reals(u8_nhwc: np.ndarray, device: torch.device, channels_last: bool) -> torch.Tensor:
-    from datasets.torch_adapter import to_torch
-
-    return to_torch(u8_nhwc, device, channels_last)
-
-
 def fade_reals(reals: torch.Tensor, level: int, alpha: float | torch.Tensor) -> torch.Tensor:
     """Official process_reals "FadeLOD": lerp(upsample(avgpool(x)), x, alpha) during a fade."""
-    if level == 0 or not isinstance(alpha, torch.Tensor) and alpha >= 1.0:
+    if level == 0:
         return reals
     return lerp(upsample2x(downsample2x(reals)), reals, alpha)
 
 
-# -------------------------------------------------------------------------------- step
-class StepRunner:
-    """Optimisers plus the per-minibatch update; holds no schedule or run-directory logic."""
+@torch.no_grad()
+def generate(
+    G: Generator,
+    latents: np.ndarray,
+    labels: np.ndarray | None = None,
+    level: int | None = None,
+    alpha: float | None = None,
+    batch: int = 64,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """uint8 NHWC images from ``G`` at ``level``/``alpha`` (default: G's own stage buffers)."""
+    from gancore.grid import nchw_to_nhwc, to_uint8
+
+    out = []
+    for s in range(0, len(latents), batch):
+        z = torch.from_numpy(np.ascontiguousarray(latents[s : s + batch])).to(device)
+        y = None if labels is None else torch.from_numpy(labels[s : s + batch]).to(device)
+        x = G(z, y, level, alpha).float().cpu().numpy()
+        out.append(to_uint8(nchw_to_nhwc(x)))
+    return np.concatenate(out)
+
+
+class ProGANTrainer:
+    """The trainer of :mod:`gancore.train.protocol` for ProGAN in PyTorch."""
+
+    checkpoint_ext = ".pt"
 
     def __init__(
         self,
-        models: Models,
         cfg: ProGANConfig,
-        device: torch.device,
+        img_channels: int,
+        num_classes: int = 0,
         dist: DistInfo | None = None,
         channels_last: bool = True,
     ) -> None:
-        self.m, self.cfg, self.device = models, cfg, device
+        # channels_last: NHWC is what cuDNN's tensor cores prefer; on the 2-core development
+        # CPU (oneDNN) it measured faster at 4..16 and equal at 32.
+        self.cfg, self.img_channels, self.num_classes = cfg, img_channels, num_classes
         self.dist = dist or DistInfo()
+        self.is_main, self.world = self.dist.is_main, self.dist.world
+        self.device = tu.resolve_device(
+            cfg.device, self.dist.local_rank if self.dist.active else None
+        )
+        tu.set_threads(cfg.threads)
         self.channels_last = channels_last
-        self.amp = amp_dtype(cfg, device)
-        if device.type == "cuda":
+        self.m = build_models(cfg, img_channels, num_classes, self.device, channels_last)
+        self.amp = tu.amp_dtype(cfg.amp, self.device)
+        if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # few distinct shapes per level: tune once
-        self.g_params = [p for p in models.G.parameters() if p.requires_grad]
-        self.d_params = [p for p in models.D.parameters() if p.requires_grad]
-        self.ema_pairs = None
-        if models.G_ema is not None:
-            self.ema_pairs = (list(models.G_ema.parameters()), list(models.G.parameters()))
-        self.G_fwd, self.D_fwd = models.G, models.D
+        self.G_fwd, self.D_fwd = self.m.G, self.m.D
         if cfg.compile:
             import torch._dynamo as dynamo
 
@@ -169,95 +127,150 @@ class StepRunner:
             dynamo.config.cache_size_limit = max(
                 dynamo.config.cache_size_limit, 4 * num_levels(cfg.max_res) + 8
             )
-            self.G_fwd, self.D_fwd = torch.compile(models.G), torch.compile(models.D)
+            self.G_fwd, self.D_fwd = torch.compile(self.m.G), torch.compile(self.m.D)
             # the gradient penalty's double backward runs the eager D (AOTAutograd has none)
-        self.opt_g = self.opt_d = None
-        self.reset_optimizers(cfg.lr)
+        self.level, self.fading, self.alpha = self.m.G.levels - 1, False, 1.0
+        self.nimg, self.batch = 0, cfg.default_batch
+        self.lr = cfg.lr
+        self.reset_optimizers()
 
-    def reset_optimizers(self, lr: float) -> None:
-        """Fresh Adam state (official reset_opt_for_new_lod, at every fade start and end)."""
-        self.opt_g = make_optimizer(self.m.G, self.cfg, lr)
-        self.opt_d = make_optimizer(self.m.D, self.cfg, lr)
-
-    def set_lr(self, lr: float) -> None:
+    # ------------------------------------------------------------------ stage
+    def set_stage(self, stage: Stage) -> None:
+        self.level, self.fading, self.alpha = (
+            stage.level,
+            stage.fading and stage.level > 0,
+            stage.alpha,
+        )
+        self.nimg, self.batch = stage.nimg, stage.batch
+        for m in self.m.all():
+            m.set_stage(stage.level, stage.alpha if self.fading else 1.0)
+        self.lr = stage.lr if stage.lr is not None else self.cfg.lr
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = self.lr
 
-    def _apply(self, loss: torch.Tensor, params: list[torch.Tensor], opt) -> bool:
-        """Gradients (averaged over ranks), then the update unless any is non-finite."""
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-        used = [(p, g) for p, g in zip(params, grads) if g is not None]
-        reduced = all_reduce_mean([g for _, g in used], self.dist)
-        # One sync per step: the official optimiser likewise skips non-finite updates.
-        # Decided on the reduced gradients so every rank takes the same decision.
-        finite = bool(torch.isfinite(torch.stack(torch._foreach_norm(reduced)).sum()))
-        if not finite:
-            return False
-        for (p, _), g in zip(used, reduced):
-            # The fused Adam kernel (torch 2.15 CPU) walks grad and param memory in lockstep:
-            # a grad with other strides (oneDNN returns channels-last weight grads) gets
-            # applied to the wrong elements. Give every grad its parameter's layout.
-            p.grad = g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
-        opt.step()
-        for p, _ in used:
-            p.grad = None
-        return True
+    def reset_optimizers(self) -> None:
+        """Fresh Adam state (official reset_opt_for_new_lod, at every fade start and end)."""
+        betas, eps = (self.cfg.beta1, self.cfg.beta2), self.cfg.adam_eps
+        self.opt_g = tu.make_adam(self.m.G.parameters(), self.lr, betas, eps)
+        self.opt_d = tu.make_adam(self.m.D.parameters(), self.lr, betas, eps)
 
-    def _local(self, x: np.ndarray | torch.Tensor | None, batch: int):
-        if x is None:
-            return None
-        return x[self.dist.local_slice(batch)] if self.dist.active else x
+    def local_rows(self, batch: int) -> slice:
+        return self.dist.local_slice(batch)
 
-    def train_step(
-        self,
-        reals: torch.Tensor,
-        labels: torch.Tensor | None,
-        z_d: np.ndarray,
-        z_g: np.ndarray,
-        u: np.ndarray,
-        level: int,
-        alpha: float,
-        ema_beta: float | None = None,
-    ) -> dict[str, float]:
-        """One D step, EMA update and G step.
+    # ------------------------------------------------------------------- step
+    def _local(self, x: np.ndarray) -> torch.Tensor:
+        rows = x[self.dist.local_slice(x.shape[0])] if self.dist.active else x
+        return torch.from_numpy(np.ascontiguousarray(rows)).to(self.device, non_blocking=True)
 
-        ``reals``: this rank's raw reals at resolution 4 * 2**level, float NCHW in [-1, 1]
-        (faded here). ``z_d``, ``z_g``, ``u``: the GLOBAL batch's randoms (this rank takes its
-        rows). ``ema_beta``: this step's EMA decay (``cfg.ema_beta_at``; default
-        ``cfg.ema_beta``). Returns the losses and which updates were skipped as non-finite.
-        """
-        dev, cfg = self.device, self.cfg
-        n = z_d.shape[0]
-        a = alpha if alpha >= 1.0 or level == 0 else torch.tensor(alpha, device=dev)
-        z_d = torch.from_numpy(self._local(z_d, n)).to(dev, non_blocking=True)
-        z_g = torch.from_numpy(self._local(z_g, n)).to(dev, non_blocking=True)
-        u = torch.from_numpy(self._local(u, n)).to(dev, non_blocking=True)
-        reals = fade_reals(reals, level, a)
+    def step(self, reals: np.ndarray, labels: np.ndarray | None, randoms: Randoms) -> StepStats:
+        """One D step, EMA update and G step from this rank's uint8 reals and the GLOBAL
+        batch's randoms (``z_d``, ``z_g``, ``u``: this rank takes its rows)."""
+        cfg, dev, m = self.cfg, self.device, self.m
+        level = self.level
+        a = torch.tensor(self.alpha, device=dev) if self.fading else 1.0
+        x = tu.to_float_images(reals, dev, self.channels_last)
+        if self.fading:
+            x = fade_reals(x, level, a)
+        y = None if labels is None else torch.from_numpy(np.asarray(labels)).to(dev)
+        z_d, z_g, u = (self._local(randoms[k]) for k in ("z_d", "z_g", "u"))
+        reduce = (lambda g: all_reduce_mean(g, self.dist)) if self.dist.active else None
 
         # --- D step (fakes from the current G, no gradient to G)
-        with torch.no_grad(), autocast(dev, self.amp):
-            fakes = self.G_fwd(z_d, labels, level, a)
-        with autocast(dev, self.amp):
-            fakes = fakes.float()
-            if self.channels_last:
-                fakes = fakes.contiguous(memory_format=torch.channels_last)
-            loss_d, stats = d_loss(self.D_fwd, reals, fakes, labels, u, cfg, level, a, self.m.D)
-        d_ok = self._apply(loss_d, self.d_params, self.opt_d)
+        with torch.no_grad(), tu.autocast(dev, self.amp):
+            fakes = self.G_fwd(z_d, y, level, a)
+        fakes = fakes.float()
+        if self.channels_last:
+            fakes = fakes.contiguous(memory_format=torch.channels_last)
+        with tu.autocast(dev, self.amp):
+            loss_d, stats = d_loss(self.D_fwd, x, fakes, y, u, cfg, level, a, m.D)
+        d_params = [p for p in m.D.parameters() if p.requires_grad]
+        d_ok = tu.apply_if_ok(loss_d, d_params, self.opt_d, cfg.max_abs_loss, reduce)
 
         # --- EMA of G (official Gs update runs with the D step, before the G step)
-        if self.ema_pairs is not None:
-            with torch.no_grad():
-                beta = cfg.ema_beta if ema_beta is None else ema_beta
-                torch._foreach_lerp_(self.ema_pairs[0], self.ema_pairs[1], 1.0 - beta)
+        if m.G_ema is not None:
+            beta = cfg.ema_beta_at(self.nimg, self.batch)
+            tu.ema_update(m.G_ema, m.G, beta, buffers=False)
 
         # --- G step
-        with autocast(dev, self.amp):
-            loss_g = g_loss(self.D_fwd, self.G_fwd(z_g, labels, level, a), labels, cfg, level, a)
-        g_ok = self._apply(loss_g, self.g_params, self.opt_g)
+        with tu.autocast(dev, self.amp):
+            loss_g = g_loss(self.D_fwd, self.G_fwd(z_g, y, level, a), y, cfg, level, a)
+        g_params = [p for p in m.G.parameters() if p.requires_grad]
+        g_ok = tu.apply_if_ok(loss_g, g_params, self.opt_g, cfg.max_abs_loss, reduce)
 
-        names = ["loss_d", "loss_g", *stats]
-        values = torch.stack([loss_d.detach().float(), loss_g.detach().float(), *stats.values()])
-        out = dict(zip(names, values.tolist()))  # one device->host copy for all statistics
-        out.update(d_skipped=float(not d_ok), g_skipped=float(not g_ok))
+        names = ["loss_d", "loss_g", "d_real", "d_fake", "gp", "grad_norm"]
+        values = torch.stack(
+            [loss_d.detach().float(), loss_g.detach().float(), *(stats[k] for k in names[2:])]
+        )
+        out: StepStats = dict(zip(names, values.tolist()))  # one device->host copy
+        out["skipped"] = float(not (d_ok and g_ok))
         return out
+
+    # ------------------------------------------------------------- the rest
+    def generate(self, latents: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        return generate(
+            self.m.sampler,
+            latents,
+            labels,
+            self.level,
+            self.alpha if self.fading else 1.0,
+            16,
+            self.device,
+        )
+
+    def state_is_finite(self) -> bool:
+        return tu.all_finite(self.m.all(), (self.opt_g, self.opt_d))
+
+    def peak_mem_mb(self) -> float:
+        return tu.peak_mem_mb(self.device)
+
+    def save(self, path: Path, meta: CheckpointMeta) -> None:
+        tu.save_file(
+            {
+                "format": FORMAT,
+                "G": self.m.G.state_dict(),
+                "D": self.m.D.state_dict(),
+                "G_ema": self.m.G_ema.state_dict() if self.m.G_ema is not None else None,
+                "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(),
+                "meta": {
+                    **asdict(meta),
+                    "img_channels": self.img_channels,
+                    "num_classes": self.num_classes,
+                },
+                "config": config_to_dict(self.cfg),
+            },
+            path,
+        )
+
+    def load(self, path: Path) -> CheckpointMeta:
+        ckpt = load_checkpoint(path, self.device)
+        try:
+            self.m.G.load_state_dict(ckpt["G"])
+            self.m.D.load_state_dict(ckpt["D"])
+            if self.m.G_ema is not None:
+                if ckpt["G_ema"] is None:
+                    raise UserError(
+                        f"checkpoint {path} has no EMA generator but the config asks for one."
+                    )
+                self.m.G_ema.load_state_dict(ckpt["G_ema"])
+            self.opt_g.load_state_dict(ckpt["opt_g"])
+            self.opt_d.load_state_dict(ckpt["opt_d"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise UserError(
+                f"checkpoint {path} does not match this run's networks ({type(exc).__name__}); "
+                "was it written by another configuration?"
+            ) from exc
+        return CheckpointMeta.from_dict(ckpt["meta"])
+
+    def agree(self, flag: bool) -> bool:
+        if not self.dist.active:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        return bool(all_reduce_mean([t], self.dist)[0].item() > 0)
+
+    def barrier(self) -> None:
+        barrier(self.dist)
+
+    def close(self) -> None:
+        return None

@@ -48,7 +48,7 @@ class _ReferenceTrainer:
         import torch
 
         from vanilla_gan import torch_nets
-        from vanilla_gan.torch_loop import resolve_device
+        from vanilla_gan.torch_training import resolve_device
 
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -106,9 +106,9 @@ def _worker(spec: dict) -> dict:
     if spec["framework"] == "torch-ref":
         Trainer = _ReferenceTrainer
     elif cfg.framework == "torch":
-        from vanilla_gan.torch_loop import TorchTrainer as Trainer
+        from vanilla_gan.torch_training import TorchTrainer as Trainer
     else:
-        from vanilla_gan.tf_loop import TFTrainer as Trainer
+        from vanilla_gan.tf_training import TFTrainer as Trainer
     trainer = Trainer(cfg, 3, device=cfg.device)
     rng = np.random.default_rng(0)
     reals = rng.integers(0, 256, (cfg.n_dis, cfg.batch, cfg.res, cfg.res, 3), dtype=np.uint8)

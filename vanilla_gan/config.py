@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gancore.config import check_loop_fields
+
 MODELS = ("dcgan", "sndcgan")
 FRAMEWORKS = ("torch", "tf")
 LOSSES = ("nonsaturating", "hinge")
@@ -129,8 +131,7 @@ class TrainConfig:
     device: str = field(
         default="auto",
         metadata={
-            "help": "auto | cpu | cuda (tf: auto/cpu/gpu placement is TF's own)",
-            "choices": ("auto", "cpu", "cuda"),
+            "help": "auto (a GPU when one is visible), cpu, cuda or cuda:N",
         },
     )
     threads: int = field(
@@ -140,7 +141,23 @@ class TrainConfig:
             "shared or loaded CPU, 1 can be several times faster than oversubscribing"
         },
     )
-    bf16: bool = field(default=False, metadata={"help": "torch: bfloat16 autocast on CUDA"})
+    amp: str = field(
+        default="off",
+        metadata={
+            "help": "mixed precision: off (fp32, the papers'), bf16 (convolutions in bfloat16; "
+            "reals, losses, optimiser in fp32), auto (bf16 where the device has native bf16)",
+            "choices": ("off", "bf16", "auto"),
+        },
+    )
+    sample_bn: str = field(
+        default="running",
+        metadata={
+            "help": "BatchNorm statistics when drawing samples and grids: 'running' (eval mode) "
+            "or 'batch' (each sampling batch's own, as Radford et al.'s code and "
+            "pytorch/examples draw)",
+            "choices": ("running", "batch"),
+        },
+    )
     channels_last: bool = field(
         default=True, metadata={"help": "torch: channels_last memory format"}
     )
@@ -172,14 +189,26 @@ class TrainConfig:
         },
     )
     tensorboard: bool = field(default=False, metadata={"help": "also write TensorBoard events"})
-    debug_nan_at_kimg: float | None = field(
-        default=None,
+    max_bad_steps: int = field(
+        default=20,
         metadata={
-            "help": "testing hook: make the loss NaN from this kimg on (checks the NaN guard)"
+            "help": "consecutive skipped steps (non-finite or exploding loss) before the run "
+            "stops as diverged"
         },
+    )
+    max_abs_loss: float = field(
+        default=1e8,
+        metadata={
+            "help": "a step whose |loss| exceeds this is treated as diverging: skipped and "
+            "counted like a non-finite one"
+        },
+    )
+    debug_nan_kimg: tuple[float, ...] | None = field(
+        default=None, metadata={"help": "testing hook", "hidden": True}
     )
 
     def validate(self) -> None:
+        check_loop_fields(self)
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.framework not in FRAMEWORKS:
@@ -193,7 +222,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.model == "sndcgan" and self.width < 8:
             raise ValueError("sndcgan needs width >= 8 (its G halves the width three times)")
-        for name in ("lr_g", "lr_d", "kimg", "tick_kimg", "snapshot_kimg"):
+        for name in ("lr_g", "lr_d"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
@@ -204,12 +233,6 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must lie in [0, 0.5), got {self.label_smoothing}")
         if self.label_smoothing and self.loss != "nonsaturating":
             raise ValueError("label_smoothing only applies to the non-saturating loss")
-        if self.threads < 0:
-            raise ValueError("threads must be >= 0 (0: framework default)")
-        if self.keep_checkpoints < 0:
-            raise ValueError("keep_checkpoints must be >= 0 (0 keeps all)")
-        if self.bf16 and self.framework != "torch":
-            raise ValueError("--bf16 is a torch option; for tf leave it off")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="folder for the Keras weight files")
     args = ap.parse_args(argv)
 
-    from vanilla_gan.torch_loop import load_for_inference
+    from vanilla_gan.torch_training import load_for_inference
 
     cfg, G, D, channels, _ = load_for_inference(args.run, args.checkpoint, device="cpu")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

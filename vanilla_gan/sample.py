@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1 or args.batch < 1 or args.seed < 0:
         raise UserError("--n and --batch must be positive and --seed non-negative")
 
-    from vanilla_gan.loop import latents
+    from gancore.latents import latents_for
     from vanilla_gan.rundata import read_run
 
     cfg, run, _ = read_run(args.run)
@@ -70,17 +70,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{cfg.model} run {run.path} -> {args.out}"
         )
         return 0
-    z = latents(args.seed, range(args.n), cfg.z_dim)
+    z = latents_for(args.seed, range(args.n), cfg.z_dim)
     if cfg.framework == "torch":
-        from vanilla_gan.torch_loop import generate, load_for_inference
+        from vanilla_gan.torch_training import generate, load_for_inference
 
         cfg, G, _, _, ckpt = load_for_inference(args.run, args.checkpoint, args.device)
-        images = generate(G, z, next(G.parameters()).device, args.batch)
+        images = generate(G, z, next(G.parameters()).device, args.batch, cfg.sample_bn)
     else:
-        from vanilla_gan.tf_loop import generate, load_for_inference
+        from vanilla_gan.tf_training import generate, load_for_inference
 
         cfg, G, _, ckpt = load_for_inference(args.run, args.checkpoint)
-        images = generate(G, z, args.batch)
+        images = generate(G, z, args.batch, cfg.sample_bn)
     meta = {
         "model": cfg.model,
         "framework": cfg.framework,

@@ -1,0 +1,174 @@
+"""TensorFlow / Keras utilities every TF trainer uses, once: quiet start-up, device, threads,
+mixed precision, reals, EMA, the skip-if-non-finite update, XLA's CPU runtime, memory.
+
+With :mod:`gancore.torch_utils` this is one of the two ``gancore`` modules that import a
+framework; only TensorFlow code imports it. The mixed-precision policy is the one written in
+:mod:`gancore.torch_utils` (``off`` / ``bf16`` / ``auto``), realised with Keras'
+``mixed_bfloat16`` policy: layers compute in bf16 and keep float32 variables; the trainers
+hand float32 reals and fakes to D, form the penalty's mix in float32 and reduce every loss in
+float32, as the torch trainers do under autocast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+from gancore.errors import UserError
+from gancore.hardware import cpu_bf16_support, peak_rss_mb
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Send file descriptor 2 to /dev/null for the block (Python exceptions still propagate).
+
+    TensorFlow 2.21 prints INFO lines at import and "failed call to cuInit" on machines without
+    a GPU through absl before its log level is read, so TF_CPP_MIN_LOG_LEVEL cannot hide them.
+    Verbose on request: TF_CPP_MIN_LOG_LEVEL=0 (or 1) leaves stderr alone.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3") in ("0", "1"):
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+with quiet_native_stderr():
+    import keras
+    import tensorflow as tf
+
+    tf.config.list_physical_devices("GPU")  # the CUDA probe, and its messages, happen here
+
+AMP_MODES = ("off", "bf16", "auto")
+LEGACY_RUNTIME_FLAG = "--xla_cpu_use_thunk_runtime=false"
+LEGACY_RUNTIME_TF = ("2.21.",)  # versions the flag was measured on (an unknown flag aborts XLA)
+
+
+try:  # absl's "WARNING: All log messages before absl::InitializeLog()" and friends
+    from absl import logging as _absl_logging
+
+    _absl_logging.set_verbosity(_absl_logging.ERROR)
+except ImportError:  # pragma: no cover - absl always ships with TensorFlow
+    pass
+tf.get_logger().setLevel("ERROR")
+
+
+def select_device(name: str) -> None:
+    """Make only the requested device visible; must run before TF touches a device."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if name == "cpu":
+        tf.config.set_visible_devices([], "GPU")
+    elif name == "cuda" or name.startswith("cuda:"):
+        if not gpus:
+            raise UserError(
+                f"--device {name} asked for a GPU but TensorFlow sees none; use --device cpu."
+            )
+        try:
+            idx = int(name.split(":")[1]) if ":" in name else 0
+        except ValueError:
+            raise UserError(f"--device {name}: expected cuda:N with N a number.") from None
+        if idx >= len(gpus):
+            raise UserError(f"--device {name}: only {len(gpus)} GPU(s) visible.")
+        tf.config.set_visible_devices([gpus[idx]], "GPU")
+    elif name != "auto":
+        raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}.")
+
+
+def set_threads(threads: int) -> None:
+    """``threads`` > 0 caps TensorFlow's thread pools (only before TF's first op runs)."""
+    if threads > 0:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TF already initialised in this process: keep its pools
+            pass
+
+
+def has_gpu() -> bool:
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def amp_policy(mode: str) -> str | None:
+    """The Keras policy of the project's ``--amp`` mode, or None for float32."""
+    if mode not in AMP_MODES:
+        raise UserError(f"--amp must be one of {AMP_MODES}, got {mode!r}.")
+    if mode == "auto":
+        mode = "bf16" if (has_gpu() or cpu_bf16_support()) else "off"
+    return "mixed_bfloat16" if mode == "bf16" else None
+
+
+def set_amp(mode: str) -> str | None:
+    """Apply the policy globally (Keras creates layers under it); returns its name."""
+    policy = amp_policy(mode)
+    keras.mixed_precision.set_global_policy(policy or "float32")
+    return policy
+
+
+def to_float_images(images_u8) -> tf.Tensor:
+    """uint8 NHWC -> float32 in [-1, 1] (official ``adjust_dynamic_range([0,255], [-1,1])``)."""
+    return tf.cast(images_u8, tf.float32) * (2.0 / 255.0) - 1.0
+
+
+def ema_update(ema_vars, vars_, beta) -> None:
+    """``ema = lerp(w, ema, beta)`` (official ``setup_as_moving_average_of``)."""
+    for e, w in zip(ema_vars, vars_, strict=True):
+        e.assign(w + (e - w) * beta)
+
+
+def update_ok(loss, grads, max_abs_loss: float):
+    """In-graph: True when the loss and every gradient are finite and |loss| <= the limit."""
+    finite = [
+        tf.reduce_all(tf.math.is_finite(tf.cast(g, tf.float32))) for g in grads if g is not None
+    ]
+    loss = tf.cast(loss, tf.float32)
+    ok = tf.logical_and(tf.math.is_finite(loss), tf.abs(loss) <= max_abs_loss)
+    return tf.reduce_all(tf.stack([ok, *finite]))
+
+
+def apply_if_ok(opt, loss, grads, variables, max_abs_loss: float):
+    """Apply the update only when :func:`update_ok`; returns 1.0 when skipped (in-graph)."""
+    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+    ok = update_ok(loss, [g for g, _ in pairs], max_abs_loss)
+
+    def apply():
+        opt.apply([g for g, _ in pairs], [v for _, v in pairs])
+        return tf.constant(0.0)
+
+    return tf.cond(ok, apply, lambda: tf.constant(1.0))
+
+
+def all_finite(variables) -> bool:
+    """Every variable finite (one host read)."""
+    checks = [
+        tf.reduce_all(tf.math.is_finite(v))
+        for v in variables
+        if tf.as_dtype(v.dtype).is_floating and int(tf.size(v)) > 0
+    ]
+    return bool(tf.reduce_all(tf.stack(checks)).numpy()) if checks else True
+
+
+def peak_mem_mb() -> float:
+    if has_gpu():
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    return peak_rss_mb()
+
+
+def use_legacy_xla_cpu_runtime() -> bool:
+    """Ask XLA's CPU backend for its older runtime (faster for these models on the 2-core CPU
+    this project is developed on). XLA reads ``XLA_FLAGS`` once, at its first compilation, so
+    this works before the first XLA-compiled step. Returns whether the flag is now set."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_use_thunk_runtime" in flags:
+        return LEGACY_RUNTIME_FLAG in flags.split()
+    if not tf.__version__.startswith(LEGACY_RUNTIME_TF):
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {LEGACY_RUNTIME_FLAG}".strip()
+    return True

@@ -1,0 +1,189 @@
+"""PyTorch utilities every torch trainer uses, once: device, threads, mixed precision, reals,
+EMA, the skip-if-non-finite update, checkpoint files, memory.
+
+With :mod:`gancore.tf_utils` this is one of the two ``gancore`` modules that import a
+framework; only that framework's code imports it (the rest of ``gancore`` stays neutral).
+
+Mixed-precision policy (both frameworks, ``--amp``): ``off`` (the papers' and the official
+code's fp32, the default of every paper preset); ``bf16``: convolutions and matrix products of
+the networks' forward and backward run in bfloat16, while the reals, the fakes handed to the
+discriminator, the gradient-penalty mix, every loss, norm and reduction, the optimiser and the
+EMA stay float32; ``auto``: bf16 where the device computes it natively (CUDA with bf16, or a
+CPU with AVX512-BF16 / AMX), else off. fp16 is not offered: it needs loss scaling through the
+penalty's double backward, and bf16 has fp32's range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gancore.errors import UserError, file_error
+from gancore.hardware import cpu_bf16_support, peak_rss_mb
+
+AMP_MODES = ("off", "bf16", "auto")
+
+
+def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> a device, with a clear error otherwise."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise UserError(
+                f"--device {name} asked for a GPU but torch sees none; use --device cpu."
+            )
+        index = local_rank if local_rank is not None else 0
+        if ":" in name:
+            try:
+                index = int(name.split(":", 1)[1])
+            except ValueError:
+                raise UserError(f"--device {name}: expected cuda:N with N a number.") from None
+        if not 0 <= index < torch.cuda.device_count():
+            raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible.")
+        return torch.device("cuda", index)
+    raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}.")
+
+
+def set_threads(threads: int) -> None:
+    """``threads`` > 0 caps torch's intra-op threads (on a loaded CPU, fewer can be faster)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the policy in the module docstring, or None for fp32."""
+    if mode not in AMP_MODES:
+        raise UserError(f"--amp must be one of {AMP_MODES}, got {mode!r}.")
+    if mode == "auto":
+        native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_bf16_support()
+        mode = "bf16" if native else "off"
+    return torch.bfloat16 if mode == "bf16" else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` for the policy's dtype; a no-op context for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def to_float_images(u8_nhwc: np.ndarray, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 NHWC -> float32 NCHW in [-1, 1] (official ``adjust_dynamic_range``)."""
+    from datasets.torch_adapter import to_torch
+
+    return to_torch(u8_nhwc, device, channels_last)
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float, buffers: bool) -> None:
+    """``ema = lerp(model, ema, beta)`` on parameters (official ``setup_as_moving_average_of``).
+
+    ``buffers``: copy the model's buffers too (BatchNorm statistics, spectral-norm vectors),
+    which have no meaningful average.
+    """
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - beta)
+    if buffers:
+        for b_ema, b in zip(ema.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+
+def apply_if_ok(
+    loss: torch.Tensor,
+    params: list[torch.Tensor],
+    opt: torch.optim.Optimizer,
+    max_abs_loss: float,
+    reduce=None,
+) -> bool:
+    """Gradients of ``loss``, then the update unless the loss or any gradient is non-finite or
+    the loss exceeds ``max_abs_loss`` (official ProGAN: a non-finite update is skipped).
+
+    One device-to-host sync. ``reduce``: averages gradients over processes (torchrun) before
+    the decision, so every rank decides alike. Returns whether the update was applied.
+    """
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    used = [(p, g) for p, g in zip(params, grads) if g is not None]
+    reduced = [g for _, g in used]
+    if reduce is not None:
+        reduced = reduce(reduced)
+    total = torch.stack(torch._foreach_norm(reduced)).sum() if reduced else loss.new_zeros(())
+    ok = torch.isfinite(total) & torch.isfinite(loss) & (loss.detach().abs() <= max_abs_loss)
+    if not bool(ok):
+        return False
+    for (p, _), g in zip(used, reduced):
+        # The fused CPU Adam kernel walks grad and param memory in lockstep: a grad with other
+        # strides (oneDNN returns channels-last weight grads) would be applied to the wrong
+        # elements. Give every grad its parameter's layout.
+        p.grad = g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
+    opt.step()
+    for p, _ in used:
+        p.grad = None
+    return True
+
+
+def make_adam(
+    params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float], eps: float
+) -> torch.optim.Adam:
+    """Adam with the fused kernel where the build has one (else the foreach path)."""
+    params = [p for p in params if p.requires_grad]
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
+
+
+@torch.no_grad()
+def all_finite(
+    modules: Iterable[torch.nn.Module], optimizers: Iterable[torch.optim.Optimizer]
+) -> bool:
+    """Every parameter, buffer and optimiser slot finite (one sync)."""
+    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
+    for opt in optimizers:
+        for state in opt.state.values():
+            tensors += [v for v in state.values() if torch.is_tensor(v) and v.is_floating_point()]
+    if not tensors:
+        return True
+    return bool(
+        torch.isfinite(torch.stack([t.float().abs().max() for t in tensors if t.numel()])).all()
+    )
+
+
+def peak_mem_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return peak_rss_mb()
+
+
+def save_file(obj: dict[str, Any], path: Path) -> None:
+    """``torch.save`` through a temporary file renamed into place."""
+    from gancore.io import atomic_path
+
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(obj, tmp)
+
+
+def load_file(
+    path: str | Path, map_location: Any = "cpu", what: str = "checkpoint"
+) -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` (never unpickles code) with one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist.")
+    if path.stat().st_size == 0:
+        raise UserError(f"{what} {path} is empty (0 bytes): a write was interrupted.")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt, truncated or foreign: say which file, not a traceback
+        raise file_error(path, exc, what) from exc
+    if not isinstance(obj, dict):
+        raise UserError(
+            f"{what} {path} holds a {type(obj).__name__}, not a checkpoint of this project."
+        )
+    return obj

@@ -1,0 +1,164 @@
+"""Training throughput (images/s) per resolution and phase, on random data, for either framework.
+
+::
+
+    python -m progan_torch.bench --preset cifar10 --steps 8
+    python -m progan_tf.bench --preset cifar10 --steps 6 --json bench-tf.json
+
+Each row sets the trainer to a stage (stabilising: alpha 1; fading: alpha 0.5), runs
+``--warmup`` untimed steps (tracing, compilation, allocator warm-up) and then ``--steps`` timed
+full training steps (D step with gradient penalty, EMA, G step) through the same
+:class:`gancore.train.protocol.Trainer` interface the training loop uses. Images/s counts reals
+shown per second, the quantity the official code reports. The data are deterministic random
+uint8 images, so the figures measure the framework and the model, not the input pipeline. Every
+row records the precision (``--amp``) and whether the CPU has native bf16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+from gancore.config import add_dataclass_arguments, build_config, overrides_from_namespace
+from gancore.errors import UserError
+from gancore.hardware import describe
+from gancore.io import atomic_write_json
+from gancore.latents import RandomSource, step_randoms
+from gancore.train.protocol import Trainer
+from gancore.train.stages import Stage
+from progan_common.config import PRESETS, ProGANConfig
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--preset", default="cifar10", choices=sorted(PRESETS), help="named settings")
+    p.add_argument("--res", default=None, help="comma list of resolutions (default 4..max-res)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="minibatch for every resolution (default: the schedule's)",
+    )
+    p.add_argument("--steps", type=int, default=20, help="timed steps per row")
+    p.add_argument(
+        "--warmup", type=int, default=3, help="untimed steps per row (tracing, compilation)"
+    )
+    p.add_argument("--phases", default="stabilize,fade", help="which phases to time")
+    p.add_argument(
+        "--json", default=None, help="also write the rows (and the machine) to this file"
+    )
+    add_dataclass_arguments(p, ProGANConfig, group_title="ProGAN configuration")
+    return p
+
+
+def stage_for(res: int, phase: str, batch: int, lr: float) -> Stage:
+    return Stage(
+        nimg=0,
+        res=res,
+        level=res.bit_length() - 3,
+        phase=phase,
+        alpha=0.5 if phase == "fade" else 1.0,
+        batch=batch,
+        lr=lr,
+        phase_index=0,
+        phase_start_nimg=0,
+        phase_end_nimg=None,
+    )
+
+
+def bench_rows(
+    cfg: ProGANConfig,
+    trainer: Trainer,
+    resolutions: list[int],
+    phases: list[str],
+    steps: int,
+    warmup: int,
+    batch: int | None = None,
+    sync: Callable[[], None] = lambda: None,
+) -> list[dict]:
+    source = RandomSource(channels=3, seed=cfg.seed)
+    sched = cfg.schedule()
+    rows = []
+    for res in resolutions:
+        for phase in phases:
+            if phase == "fade" and res == 4:
+                continue
+            b = batch or sched.batch_for(res)
+            trainer.set_stage(stage_for(res, phase, b, sched.lr_for(res)))
+            trainer.reset_optimizers()
+            elapsed = 0.0
+            for i in range(warmup + steps):
+                reals, _ = source.batch(res, i * b, b)
+                randoms = dict(
+                    zip(("z_d", "z_g", "u"), step_randoms(cfg.seed, i * b, b, cfg.latent_dim))
+                )
+                sync()
+                t0 = time.perf_counter()
+                trainer.step(reals, None, randoms)  # returns floats: every step is synced
+                if i >= warmup:
+                    elapsed += time.perf_counter() - t0
+            rows.append(
+                {
+                    "res": res,
+                    "phase": phase,
+                    "batch": b,
+                    "img_per_s": steps * b / elapsed,
+                    "step_ms": 1000 * elapsed / steps,
+                    "peak_mem_mb": trainer.peak_mem_mb(),
+                }
+            )
+            print(
+                f"{res:5d} {phase:9s} batch {b:4d} {rows[-1]['img_per_s']:10.1f} img/s "
+                f"{rows[-1]['step_ms']:9.1f} ms/step",
+                flush=True,
+            )
+    return rows
+
+
+def main(
+    argv: list[str] | None,
+    prog: str,
+    framework: str,
+    make_trainer: Callable[[ProGANConfig], Trainer],
+    sync: Callable[[], None] = lambda: None,
+) -> int:
+    args = build_parser(prog).parse_args(argv)
+    if args.steps < 1 or args.warmup < 0:
+        raise UserError("--steps must be >= 1 and --warmup >= 0")
+    over = overrides_from_namespace(args, ProGANConfig)
+    cfg = build_config(ProGANConfig, PRESETS, args.preset, over)
+    levels = cfg.max_res.bit_length() - 2
+    res = [int(r) for r in args.res.split(",")] if args.res else [4 * 2**k for k in range(levels)]
+    if any(r < 4 or r > cfg.max_res or r & (r - 1) for r in res):
+        raise UserError(f"--res must be powers of two between 4 and max-res {cfg.max_res}")
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if set(phases) - {"stabilize", "fade"}:
+        raise UserError("--phases takes stabilize and/or fade")
+    machine = describe()
+    print(
+        f"{prog}: preset {args.preset}, max_res {cfg.max_res}, latent {cfg.latent_dim}, channels "
+        f"{[cfg.channels_at(r) for r in res]}, amp {cfg.amp} (CPU native bf16: "
+        f"{machine['cpu_bf16']}), compile {cfg.compile}, threads {cfg.threads or 'default'}"
+    )
+    trainer = make_trainer(cfg)
+    rows = bench_rows(cfg, trainer, res, phases, args.steps, args.warmup, args.batch, sync)
+    for row in rows:
+        row.update(
+            framework=framework, amp=cfg.amp, cpu_bf16=machine["cpu_bf16"], compile=cfg.compile
+        )
+    if args.json:
+        atomic_write_json(
+            args.json,
+            {
+                "framework": framework,
+                "preset": args.preset,
+                "config": over,
+                "rows": rows,
+                "hardware": machine,
+            },
+        )
+        print(f"wrote {args.json}")
+    return 0
