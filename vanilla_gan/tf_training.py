@@ -97,6 +97,10 @@ class TFTrainer(SingleProcess):
     def _train_step(self, reals_u8, z):
         cfg = self.cfg
         reals = tfu.to_float_images(reals_u8)
+        # A skipped step must leave no trace: BatchNorm's moving statistics are updated by the
+        # forward passes themselves, so keep their values to restore.
+        state = self.G.non_trainable_variables + self.D.non_trainable_variables
+        saved = [tf.identity(v) for v in state]
         skipped = tf.constant(0.0)
         for i in range(cfg.n_dis - 1):
             fake = tf.cast(self.G(z[i], training=True), tf.float32)
@@ -111,6 +115,14 @@ class TFTrainer(SingleProcess):
         bad_g = tfu.apply_if_ok(
             self.opt_g, loss_g, tape.gradient(loss_g, g_vars), g_vars, cfg.max_abs_loss
         )
+        bad = tf.maximum(tf.maximum(skipped, bad_d), bad_g)
+
+        def restore():
+            for v, value in zip(state, saved):
+                v.assign(value)
+            return tf.constant(0.0)
+
+        tf.cond(bad > 0, restore, lambda: tf.constant(0.0))
         if self.G_ema is not None:
 
             def ema():

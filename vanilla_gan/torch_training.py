@@ -72,6 +72,7 @@ class TorchTrainer(SingleProcess):
             copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema_beta > 0 else None
         )
         self.amp = tu.amp_dtype(cfg.amp, self.device)
+        self._buffers = [*self.G.buffers(), *self.D.buffers()]
         self.reset_optimizers()
 
     def reset_optimizers(self) -> None:
@@ -90,6 +91,9 @@ class TorchTrainer(SingleProcess):
         z = torch.from_numpy(randoms["z"]).to(dev, non_blocking=True)
         D.requires_grad_(True)
         d_params = [p for p in D.parameters() if p.requires_grad]
+        # A skipped step must leave no trace: BatchNorm's running statistics are updated by
+        # the forward passes themselves, so keep a copy to restore (a few KB).
+        saved = [b.detach().clone() for b in self._buffers]
         skipped, fake = False, None
         for i in range(cfg.n_dis):
             last = i == cfg.n_dis - 1
@@ -105,7 +109,10 @@ class TorchTrainer(SingleProcess):
         loss_g = g_loss(cfg, out_g)
         g_params = [p for p in G.parameters() if p.requires_grad]
         g_ok = tu.apply_if_ok(loss_g, g_params, self.opt_g, cfg.max_abs_loss)
-        if g_ok and self.G_ema is not None:
+        if skipped or not g_ok:
+            with torch.no_grad():
+                torch._foreach_copy_(self._buffers, saved)
+        elif self.G_ema is not None:
             tu.ema_update(self.G_ema, G, cfg.ema_beta, buffers=True)
         values = torch.stack(
             [loss_d.detach(), loss_g.detach(), out_r.mean().detach(), out_f.mean().detach()]
