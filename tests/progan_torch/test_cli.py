@@ -87,7 +87,7 @@ def test_train_resume_and_sample_end_to_end(tmp_path):
     assert train_cli.main(args) == 0
     run = RunDir(out)
     assert run.status()["state"] == "finished"
-    assert run.config_path.exists() and run.read_config()["framework"] == "torch"
+    assert run.config_path.exists() and run.read_config()["run"]["framework"] == "torch"
     assert (run.samples / "phase-01-fade-8.png").exists()
     with pytest.raises(UserError, match="would change the run"):
         train_cli.main(["--resume", str(out), "--lr", "0.1"])
