@@ -2,8 +2,12 @@
 
 ::
 
-    python -m progan_tf.convert torch-to-tf --checkpoint RUN/checkpoints/ckpt-...kimg.pt --out RUN_TF
-    python -m progan_tf.convert tf-to-torch --run RUN_TF [--checkpoint DIR] --out weights.pt
+    python -m progan_tf.convert torch-to-tf --run runs/pg --out runs/pg-as-tf
+    python -m progan_tf.convert tf-to-torch --run runs/pg-tf --out runs/pg-tf-as-torch
+
+Each writes a complete run directory of the other framework (config.json naming where it came
+from, one committed checkpoint), which that framework's ``sample`` CLI reads like any run of
+its own.
 
 Both implementations expose the same module tree (``blocks.K.conv0``, ``torgb.K``,
 ``fromrgb.K``, ``blocks.0.{dense,conv}`` / ``{conv,dense0,dense1}``) and store the
@@ -14,8 +18,8 @@ Both implementations expose the same module tree (``blocks.K.conv0``, ``torgb.K`
 - conv: torch ``(out, in, kh, kw)`` <-> Keras ``(kh, kw, in, out)``.
 - ``level`` / ``alpha`` buffers <-> the models' variables.
 
-Only networks are converted (G, D, G_ema); optimiser state is not (Adam is reset at
-every level change anyway). Spectral-norm models are refused: the two frameworks
+Only networks are converted (G, D, G_ema); the optimiser state starts fresh (a resumed
+converted run restarts Adam, as the official code does at every level change anyway). Spectral-norm models are refused: the two frameworks
 store the power-iteration state differently. torch is imported lazily, only here.
 """
 
@@ -113,21 +117,6 @@ def torch_state_dict(model) -> dict[str, Any]:
     return {k: torch.from_numpy(np.array(v)) for k, v in sd.items()}
 
 
-def load_torch_checkpoint(path: str | Path, trainer) -> dict[str, Any]:
-    """Load a progan_torch checkpoint file's G, D and G_ema into a progan_tf trainer."""
-    import torch
-
-    try:
-        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"cannot read torch checkpoint {path}: {exc}") from exc
-    for key in ("G", "D", "G_ema"):
-        model = getattr(trainer, key, None)
-        if model is not None and ckpt.get(key) is not None:
-            load_state_dict(model, ckpt[key])
-    return ckpt
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m progan_tf.convert",
@@ -135,15 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("torch-to-tf", help="progan_torch .pt checkpoint -> new progan_tf run dir")
-    a.add_argument("--checkpoint", required=True, help="progan_torch checkpoint file (.pt)")
-    a.add_argument(
-        "--out", required=True, help="run directory to create (config.json + checkpoint)"
-    )
-    b = sub.add_parser("tf-to-torch", help="progan_tf checkpoint -> torch state_dicts (.pt)")
-    b.add_argument("--run", required=True, help="progan_tf run directory")
-    b.add_argument("--checkpoint", default=None, help="checkpoint directory (default: latest)")
-    b.add_argument("--out", required=True, help="output .pt with {'G','D','G_ema'} state_dicts")
+    for name, src, dst in (("torch-to-tf", "progan_torch", "progan_tf"), ("tf-to-torch", "progan_tf", "progan_torch")):
+        a = sub.add_parser(name, help=f"a {src} run -> a new {dst} run directory")
+        a.add_argument("--run", required=True, help=f"the {src} run directory to convert")
+        a.add_argument("--checkpoint", default=None, help="a checkpoint of that run (default: its newest)")
+        a.add_argument("--out", required=True, help=f"{dst} run directory to create")
+        a.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     return p
 
 
@@ -152,51 +138,60 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from gancore.config import config_from_dict, config_to_dict
-    from gancore.io import atomic_path
     from gancore.rundir import RunDir
+    from gancore.train.schema import CheckpointMeta, RunInfo, run_config
+    from gancore.train.session import checkpoint_for_sampling, read_run
     from progan_common.config import ProGANConfig
-    from progan_tf.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
-    from progan_tf.training import Trainer
+    from progan_tf.training import ProGANTrainer as TFTrainer
+    from progan_torch.training import ProGANTrainer as TorchTrainer
 
-    if args.cmd == "torch-to-tf":
-        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        cfg = config_from_dict(ProGANConfig, ckpt["config"])
-        meta = ckpt["meta"]
-        trainer = Trainer(cfg, meta["img_channels"], meta["num_classes"])
-        load_torch_checkpoint(args.checkpoint, trainer)
-        nimg = int(ckpt["progress"]["nimg"])
-        trainer.nimg.assign(nimg)
-        run = RunDir(args.out)
-        run.create(
-            {
-                **config_to_dict(cfg),
-                "model": "progan",
-                "framework": "tf",
-                "converted_from": str(args.checkpoint),
-            }
-        )
-        path = save_checkpoint(
-            run,
-            trainer,
-            nimg / 1000.0,
-            {**meta, "nimg": nimg, "converted_from": str(args.checkpoint)},
-        )
-        print(f"wrote {path} (networks only; optimiser state starts fresh)")
+    src_fw, dst_fw = ("torch", "tf") if args.cmd == "torch-to-tf" else ("tf", "torch")
+    info, config = read_run(args.run, (f"progan_{src_fw}.train",))
+    cfg = config_from_dict(ProGANConfig, config)
+    path = checkpoint_for_sampling(args.run, args.checkpoint, (f"progan_{src_fw}.train",))
+    channels, classes = info.img_channels, info.num_classes
+    if src_fw == "torch":
+        from progan_torch.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        meta = CheckpointMeta.from_dict(ckpt["meta"])
+        states = {k: ckpt[k] for k in ("G", "D", "G_ema")}
+        dst = TFTrainer(cfg, channels, classes)
+        for k, state in states.items():
+            if getattr(dst, k) is not None and state is not None:
+                load_state_dict(getattr(dst, k), state)
     else:
-        run = RunDir(args.run)
-        cfg = config_from_dict(ProGANConfig, run.read_config())
-        path = resolve_checkpoint(run, args.checkpoint)
-        from gancore.io import read_json
-
-        meta = read_json(Path(path) / "meta.json")
-        trainer = Trainer(cfg, meta["img_channels"], meta["num_classes"])
-        load_checkpoint(path, trainer)
-        out = {k: torch_state_dict(getattr(trainer, k)) for k in ("G", "D")}
-        out["G_ema"] = torch_state_dict(trainer.G_ema) if trainer.G_ema is not None else None
-        out.update(config=config_to_dict(cfg), meta=meta)
-        with atomic_path(args.out, suffix=".pt") as tmp:
-            torch.save(out, tmp)
-        print(f"wrote {args.out}")
+        src = TFTrainer(cfg, channels, classes)
+        meta = src.load(path)
+        dst = TorchTrainer(cfg, channels, classes, channels_last=False)
+        for k in ("G", "D", "G_ema"):
+            if getattr(src, k) is not None:
+                getattr(dst.m, k).load_state_dict(torch_state_dict(getattr(src, k)))
+    out = RunDir(args.out)
+    note = f"{info.entry_point} run {args.run}, checkpoint {path.name}"
+    new_info = RunInfo(
+        model=info.model,
+        framework=dst_fw,
+        entry_point=f"progan_{dst_fw}.train",
+        img_channels=channels,
+        num_classes=classes,
+        dataset=info.dataset,
+        random_data=info.random_data,
+        hardware=info.hardware,
+        converted_from=note,
+    )
+    with out.lock():
+        out.create(run_config(new_info, config_to_dict(cfg)), overwrite=args.overwrite)
+        target = out.checkpoint_path(meta.kimg, dst.checkpoint_ext)
+        meta.framework = dst_fw
+        dst.save(target, meta)
+        out.commit_checkpoint(target, meta)
+        out.set_status("converted", kimg=meta.kimg, error=None)
+    print(
+        f"wrote {target} in the new {dst_fw} run {out.path} (networks at {meta.kimg:g} kimg; "
+        f"the optimiser state starts fresh); sample it with python -m progan_{dst_fw}.sample "
+        f"--run {out.path} --n 16 --out {out.path}/samples.npz"
+    )
     return 0
 
 

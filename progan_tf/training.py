@@ -188,14 +188,16 @@ class ProGANTrainer:
                 reals = fade_reals(reals, D.alpha)
             with tf.GradientTape() as tape:
                 loss, stats = d_loss(G, D, cfg, reals, labels, z_d, u, level, fading)
-            grads = tape.gradient(loss / n_rep, D.trainable_variables)
+                per_replica = loss / n_rep  # recorded on the tape: the gradient starts here
+            grads = tape.gradient(per_replica, D.trainable_variables)
             bad = self._apply(self.opt_d, loss, grads, D.trainable_variables)
             return {"loss_d": loss, "bad_d": bad, **stats}
 
         def g_step(labels, z_g):
             with tf.GradientTape() as tape:
                 loss = g_loss(G, D, cfg, labels, z_g, level, fading)
-            grads = tape.gradient(loss / n_rep, G.trainable_variables)
+                per_replica = loss / n_rep
+            grads = tape.gradient(per_replica, G.trainable_variables)
             bad = self._apply(self.opt_g, loss, grads, G.trainable_variables)
             return {"loss_g": loss, "bad_g": bad}
 

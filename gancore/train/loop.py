@@ -374,9 +374,7 @@ def train(job: TrainJob, trainer: Trainer, resume: bool = False) -> Outcome:
                         f"{st.phase_name}); the last good checkpoint is "
                         f"{_latest_name(run)}. Resume from it with a lower learning rate."
                     )
-                done = pos.nimg >= s.total_nimg or (
-                    s.max_steps is not None and steps >= s.max_steps
-                )
+                done = pos.nimg >= s.total_nimg
                 if _crossed(before, pos.nimg, s.tick_nimg) or done:
                     rec = _record(job, st, pos, tick, elapsed(), trainer)
                     if main:
@@ -387,9 +385,7 @@ def train(job: TrainJob, trainer: Trainer, resume: bool = False) -> Outcome:
                     if rec.img_per_s and math.isfinite(rec.img_per_s):
                         display.tick_rate(st, rec.img_per_s)
                     tick = _Tick()
-                pending_snapshot |= _crossed(before, pos.nimg, s.snapshot_nimg) or (
-                    done and pos.nimg >= s.total_nimg
-                )
+                pending_snapshot |= _crossed(before, pos.nimg, s.snapshot_nimg) or done
                 stop = trainer.agree(guard.requested is not None)
                 wrote = False
                 if (pending_snapshot or stop) and bad_streak == 0:

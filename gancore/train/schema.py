@@ -43,6 +43,7 @@ class RunInfo:
     dataset: str = ""
     random_data: bool = False
     hardware: dict[str, Any] = field(default_factory=dict)
+    converted_from: str | None = None  # set by the converters: the source run and checkpoint
 
 
 @dataclass

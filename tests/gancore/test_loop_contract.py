@@ -81,6 +81,16 @@ def weights(run: RunDir) -> dict[str, np.ndarray]:
     return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if "OPTIMIZER" not in k and not k.startswith("_CHECKPOINTABLE")}
 
 
+class _at:
+    """A view of ``run`` whose newest checkpoint is ``entry`` (for :func:`weights`)."""
+
+    def __init__(self, run: RunDir, entry: dict) -> None:
+        self.path = entry["path"]
+
+    def latest_checkpoint(self):
+        return self.path
+
+
 def records(run: RunDir) -> list[dict]:
     return run.read_log()
 
@@ -108,7 +118,13 @@ def test_log_status_grids_and_snapshot_cadence(model, framework, tmp_path):
     status = run.status()
     assert status["state"] == "finished"
     assert {"state", "time", "pid", "host", "kimg", "nimg", "step", "time_s", "skipped_steps", "session_s"} <= set(status)
-    assert [e["nimg"] for e in run.checkpoint_entries()] == [64, 128]
+    entries = run.checkpoint_entries()
+    assert [e["nimg"] for e in entries] == [64, 128]
+    final = weights(run)
+    first = weights(_at(run, entries[0]))
+    assert any(not np.array_equal(first[k], final[k]) for k in final if k.startswith("G")), (
+        "training moved the generator"
+    )
     names = {p.name for p in run.samples.iterdir()}
     assert {"reals.png", "final.png", "tick-000000.032.png", "tick-000000.128.png"} <= names
     if model == "progan":  # one grid at the end of every phase of the progressive schedule

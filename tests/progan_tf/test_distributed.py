@@ -29,22 +29,24 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1] + "/tests/progan_tf")
     from pgtf_helpers import tiny_cfg
     from progan_tf.convert import keras_state_dict, load_state_dict
-    from progan_tf.training import Trainer, step_randoms
+    from progan_tf.training import ProGANTrainer
+    from gancore.train.stages import Stage
+    from gancore.latents import step_randoms
 
     cfg = tiny_cfg(max_res=8, mbstd_group=0)
-    one = Trainer(cfg, 3)
-    two = Trainer(cfg, 3, strategy=tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    one = ProGANTrainer(cfg, 3)
+    two = ProGANTrainer(cfg, 3, strategy=tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     for name in ("G", "D", "G_ema"):
         load_state_dict(getattr(two, name), keras_state_dict(getattr(one, name)))
     before = keras_state_dict(one.D)
-    reals = np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 3)).astype(np.float32)
+    reals = np.random.default_rng(0).integers(0, 256, (8, 8, 8, 3), dtype=np.uint8)
+    st = Stage(0, 8, 1, "fade", 0.5, 8, cfg.lr, 1, 0, None)
     result = {}
     for step in range(1):
-        z_d, z_g, u = step_randoms(cfg, step * 8, 8)
+        randoms = dict(zip(("z_d", "z_g", "u"), step_randoms(cfg.seed, step * 8, 8, cfg.latent_dim)))
         for tag, tr in (("one", one), ("two", two)):
-            for m in tr.nets():
-                m.alpha.assign(0.5)
-            result[f"{tag}{step}"] = tr.train_step(reals, None, z_d, z_g, u, 1)
+            tr.set_stage(st)
+            result[f"{tag}{step}"] = tr.step(reals, None, randoms)
     diffs = {}
     for name in ("G", "D", "G_ema"):
         a, b = keras_state_dict(getattr(one, name)), keras_state_dict(getattr(two, name))

@@ -146,43 +146,41 @@ def test_gradient_penalty_and_ema_agree(pair):
     np.testing.assert_allclose(n_k.numpy(), n_t.detach().numpy(), rtol=1e-4)
     np.testing.assert_allclose(gp_k.numpy(), gp_t.detach().numpy(), rtol=1e-4, atol=1e-6)
     # EMA: torch lerp_(ema, w, 1 - beta) vs ours w + (ema - w) * beta
-    from progan_tf.training import ema_update
+    from gancore.tf_utils import ema_update
 
     a, b = Generator(cfg, 3, 4), Generator(cfg, 3, 4)
     wa = [torch.from_numpy(v.numpy()) for v in a.trainable_variables]
     tb = [torch.from_numpy(v.numpy()) for v in b.trainable_variables]
     assert any(not torch.equal(x, y) for x, y in zip(wa, tb))  # different starting points
     torch._foreach_lerp_(tb, wa, 1.0 - 0.9)
-    ema_update(b, a, 0.9)
+    ema_update(b.trainable_variables, a.trainable_variables, 0.9)
     for v, t in zip(b.trainable_variables, tb):
         np.testing.assert_allclose(v.numpy(), t.numpy(), atol=1e-6)
 
 
 def _step_both(cfg, level: int, alpha: float, conditional: bool):
     """One training step in each framework from identical weights, data and randoms."""
-    from progan_tf.training import Trainer, one_hot, step_randoms
-    from progan_torch.training import StepRunner, build_models
+    from gancore.train.stages import Stage
+    from progan_tf.training import ProGANTrainer as TFTrainer
+    from progan_torch.training import ProGANTrainer as TorchTrainer
+    from tests.train_helpers import progan_randoms
 
     classes = 4 if conditional else 0
-    models = build_models(cfg, 3, classes, torch.device("cpu"), channels_last=False)
-    runner = StepRunner(models, cfg, torch.device("cpu"), channels_last=False)
-    trainer = Trainer(cfg, 3, classes)
+    tt = TorchTrainer(cfg, 3, classes, channels_last=False)
+    kt = TFTrainer(cfg, 3, classes)
     for name in ("G", "D", "G_ema"):
-        convert.load_state_dict(getattr(trainer, name), getattr(models, name).state_dict())
-    before = {n: convert.keras_state_dict(getattr(trainer, n)) for n in ("G", "D", "G_ema")}
+        convert.load_state_dict(getattr(kt, name), getattr(tt.m, name).state_dict())
+    before = {n: convert.keras_state_dict(getattr(kt, n)) for n in ("G", "D", "G_ema")}
     res, n = 4 * 2**level, 8
-    reals = np.random.default_rng(2).uniform(-1, 1, (n, res, res, 3)).astype(np.float32)
+    st = Stage(123, res, level, "fade" if alpha < 1 else "stabilize", alpha, n, cfg.lr, 0, 0, None)
+    reals = np.random.default_rng(2).integers(0, 256, (n, res, res, 3), dtype=np.uint8)
     labels = np.arange(n) % classes if classes else None
-    z_d, z_g, u = step_randoms(cfg, 123, n)
-    models.set_stage(level, alpha)
-    for m in trainer.nets():
-        m.level.assign(level)
-        m.alpha.assign(alpha)
-    t_out = runner.train_step(
-        nchw(reals), None if labels is None else torch.from_numpy(labels), z_d, z_g, u, level, alpha
-    )
-    k_out = trainer.train_step(reals, one_hot(labels, classes), z_d, z_g, u, level, alpha < 1)
-    return models, trainer, before, t_out, k_out
+    randoms = progan_randoms(cfg, st)
+    tt.set_stage(st)
+    kt.set_stage(st)
+    t_out = tt.step(reals, labels, randoms)
+    k_out = kt.step(reals, labels, randoms)
+    return tt.m, kt, before, t_out, k_out
 
 
 @pytest.mark.parametrize("level,alpha,conditional", [(1, 0.5, False), (2, 1.0, True)])
@@ -227,48 +225,40 @@ def test_one_training_step_matches(level, alpha, conditional):
         assert np.mean(d < 1e-2) >= 0.97, f"{name}: only {np.mean(d < 1e-2):.3f} within 0.01 lr"
 
 
-def test_torch_checkpoint_converts_and_samples_identically(tmp_path):
-    """progan_torch checkpoint -> `progan_tf.convert torch-to-tf` -> `progan_tf.sample` gives
-    the images progan_torch's G_ema makes from the same per-image latents (uint8, +-1)."""
-    from gancore.config import config_to_dict
-    from gancore.grid import to_uint8
-    from gancore.latents import latents_for
+def test_runs_convert_both_ways_and_sample_identically(tmp_path):
+    """A progan_torch run -> `progan_tf.convert torch-to-tf` -> `progan_tf.sample` gives the
+    images progan_torch's sampler makes from the same latents (uint8, +-1), and the TF run
+    converts back to a torch run whose G_ema is bit-identical."""
+    from gancore.errors import run_cli
     from gancore.samples import load_samples
-    from progan_tf import sample as sample_cli
+    from progan_tf import sample as tf_sample
+    from progan_torch import sample as torch_sample
+    from progan_torch.train import main as torch_train
 
-    cfg = tiny_cfg(max_res=8)
-    torch.manual_seed(1)
-    g, d, g_ema = tn.Generator(cfg, 3), tn.Discriminator(cfg, 3), tn.Generator(cfg, 3)
-    for m in (g, d, g_ema):
-        m.set_stage(1, 0.25)
-    ckpt = {
-        "format": 1,
-        "G": g.state_dict(),
-        "D": d.state_dict(),
-        "G_ema": g_ema.state_dict(),
-        "config": config_to_dict(cfg),
-        "meta": {"img_channels": 3, "num_classes": 0},
-        "progress": {"nimg": 1234},
-    }
-    torch.save(ckpt, tmp_path / "ckpt.pt")
-    out = tmp_path / "tfrun"
-    assert (
-        convert.main(["torch-to-tf", "--checkpoint", str(tmp_path / "ckpt.pt"), "--out", str(out)])
-        == 0
-    )
-    assert (
-        sample_cli.main(
-            ["--run", str(out), "--n", "6", "--seed", "4", "--out", str(tmp_path / "s.npz")]
-        )
-        == 0
-    )
-    images, _, meta = load_samples(tmp_path / "s.npz")
-    assert meta["res"] == 8 and meta["alpha"] == 0.25
-    with torch.no_grad():
-        ref = g_ema(torch.from_numpy(latents_for(4, range(6), cfg.latent_dim)))
-    ref = to_uint8(nhwc(ref))
-    assert np.abs(images.astype(int) - ref.astype(int)).max() <= 1
-    assert convert.main(["tf-to-torch", "--run", str(out), "--out", str(tmp_path / "back.pt")]) == 0
-    back = torch.load(tmp_path / "back.pt", weights_only=True)
-    for key, v in g_ema.state_dict().items():
-        assert torch.equal(back["G_ema"][key], v), key
+    run = tmp_path / "torch"
+    argv = ["--preset", "quick", "--random-data", "--max-res", "8", "--latent-dim", "8"]
+    argv += ["--fmap-base", "64", "--fmap-max", "16", "--stabilize-kimg", "0.016", "--fade-kimg"]
+    argv += ["0.032", "--kimg", "0.040", "--default-batch", "8", "--no-progress"]
+    argv += ["--out", str(run)]  # the last step (at 32 images) is mid-fade, alpha 0.5
+    assert run_cli(torch_train, argv) == 0
+    tf_run, back = tmp_path / "tf", tmp_path / "back"
+    assert convert.main(["torch-to-tf", "--run", str(run), "--out", str(tf_run)]) == 0
+    assert tf_sample.main(["--run", str(tf_run), "--n", "6", "--seed", "4", "--out", str(tmp_path / "k.npz")]) == 0
+    assert torch_sample.main(["--run", str(run), "--n", "6", "--seed", "4", "--out", str(tmp_path / "t.npz")]) == 0
+    k, _, meta = load_samples(tmp_path / "k.npz")
+    t, _, _ = load_samples(tmp_path / "t.npz")
+    assert meta["res"] == 8 and 0 < meta["alpha"] < 1
+    assert np.abs(k.astype(int) - t.astype(int)).max() <= 1
+    assert convert.main(["tf-to-torch", "--run", str(tf_run), "--out", str(back)]) == 0
+    from gancore.rundir import RunDir
+
+    a = torch.load(RunDir(run).latest_checkpoint(), weights_only=True)
+    b = torch.load(RunDir(back).latest_checkpoint(), weights_only=True)
+    for key, v in a["G_ema"].items():
+        assert torch.equal(b["G_ema"][key], v), key
+    assert torch_sample.main(["--run", str(back), "--n", "2", "--out", str(tmp_path / "b.npz")]) == 0
+    # a sampler pointed at the other framework's run names the right command
+    from gancore.errors import UserError
+
+    with pytest.raises(UserError, match="progan_tf.sample"):
+        torch_sample.main(["--run", str(tf_run), "--n", "2", "--out", str(tmp_path / "x.npz")])

@@ -14,8 +14,7 @@ from progan_common.config import PRESETS, ProGANConfig
 from progan_torch.training import ProGANTrainer
 
 
-def _randoms(cfg, st):
-    return dict(zip(("z_d", "z_g", "u"), step_randoms(cfg.seed, st.nimg, st.batch, cfg.latent_dim)))
+from tests.train_helpers import progan_randoms as _randoms  # noqa: E402
 
 
 def _step(trainer, cfg, st, source, labels=None):
@@ -112,36 +111,21 @@ def test_exploding_loss_is_skipped_like_a_nonfinite_one(tiny_cfg):
 
 
 def test_resume_mid_fade_is_exact(tiny_cfg, tmp_path):
-    """Stop inside fade-8 (alpha 0.25) and resume: the run ends bit-identical."""
-    from gancore.train.loop import TrainJob, settings_from, train
-    from gancore.train.schema import RunInfo
+    """Stop inside fade-8 (alpha 0.5) and resume: the run ends bit-identical."""
+    from gancore.train.loop import train
+    from tests.train_helpers import progan_job
 
     cfg = tiny_cfg(kimg=0.064, snapshot_kimg=0.004)  # a checkpoint after every step of 4
     st = cfg.schedule().state(20)
     assert st.phase == "fade" and st.alpha == 0.5
 
-    def job(path, max_steps=None):
-        run = RunDir(path)
-        if not run.config_path.exists():
-            run.create({})
-        return TrainJob(
-            run=run,
-            info=RunInfo("progan", "torch", "test", 3),
-            stages=cfg.schedule(),
-            draw=lambda nimg, st: _randoms(cfg, st),
-            source=RandomSource(3),
-            grid_latents=np.zeros((2, cfg.latent_dim), np.float32),
-            grid_labels=None,
-            settings=settings_from(cfg, progress=False, max_steps=max_steps),
-        )
-
     def trainer():
         return ProGANTrainer(cfg, 3, 0, channels_last=False)
 
-    train(job(tmp_path / "a"), trainer())
-    out = train(job(tmp_path / "b", max_steps=5), trainer())
+    train(progan_job(cfg, tmp_path / "a"), trainer())
+    out = train(progan_job(cfg, tmp_path / "b", max_steps=5), trainer())
     assert out.position.nimg == 20 and not out.finished
-    train(job(tmp_path / "b"), trainer(), resume=True)
+    train(progan_job(cfg, tmp_path / "b"), trainer(), resume=True)
     sa = torch.load(RunDir(tmp_path / "a").latest_checkpoint(), weights_only=True)
     sb = torch.load(RunDir(tmp_path / "b").latest_checkpoint(), weights_only=True)
     assert sa["meta"]["nimg"] == sb["meta"]["nimg"] == 64
