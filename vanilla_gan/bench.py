@@ -44,15 +44,14 @@ class _ReferenceTrainer:
     syncs every step (the example prints its losses every iteration).
     """
 
-    def __init__(self, cfg: TrainConfig, channels: int, device: str = "auto") -> None:
+    def __init__(self, cfg: TrainConfig, channels: int) -> None:
         import torch
 
+        from gancore.torch_utils import resolve_device, set_threads
         from vanilla_gan import torch_nets
-        from vanilla_gan.torch_training import resolve_device
 
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        self.torch, self.device = torch, resolve_device(device)
+        set_threads(cfg.threads)
+        self.torch, self.device = torch, resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         G, D = torch_nets.build_models(cfg, channels)
         self.G, self.D = G.to(self.device), D.to(self.device)
@@ -61,11 +60,11 @@ class _ReferenceTrainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), **kw)
         self.crit = torch.nn.BCEWithLogitsLoss()
 
-    def step(self, reals_u8: np.ndarray, z: np.ndarray) -> None:
+    def step(self, reals_u8: np.ndarray, labels, randoms: dict) -> None:
         torch = self.torch
-        real = torch.from_numpy(reals_u8[0]).to(self.device).permute(0, 3, 1, 2).float()
+        real = torch.from_numpy(reals_u8).to(self.device).permute(0, 3, 1, 2).float()
         real = (real / 127.5 - 1.0).contiguous()
-        noise = torch.from_numpy(z[0]).to(self.device)
+        noise = torch.from_numpy(randoms["z"][0]).to(self.device)
         ones = torch.ones(len(real), device=self.device)
         self.D.zero_grad()
         err_real = self.crit(self.D(real), ones)
@@ -78,10 +77,7 @@ class _ReferenceTrainer:
         err_g = self.crit(self.D(fake), ones)
         err_g.backward()
         self.opt_g.step()
-        _ = (err_real + err_fake).item(), err_g.item()
-
-    def pop_losses(self) -> tuple[float, float]:
-        return 0.0, 0.0
+        return {"loss_d": (err_real + err_fake).item(), "loss_g": err_g.item()}
 
 
 def _worker(spec: dict) -> dict:
@@ -99,7 +95,7 @@ def _worker(spec: dict) -> dict:
         jit_compile=spec["jit_compile"] and spec["framework"] != "tf-graph",
         xla_legacy_cpu_runtime=spec.get("xla_legacy_cpu_runtime", True),
         channels_last=spec["channels_last"],
-        bf16=spec["bf16"] and spec["framework"] == "torch",
+        amp=spec["amp"] if spec["framework"] in ("torch", "tf", "tf-graph") else "off",
     )
     cfg = TrainConfig(**values)
     cfg.validate()
@@ -109,17 +105,15 @@ def _worker(spec: dict) -> dict:
         from vanilla_gan.torch_training import TorchTrainer as Trainer
     else:
         from vanilla_gan.tf_training import TFTrainer as Trainer
-    trainer = Trainer(cfg, 3, device=cfg.device)
+    trainer = Trainer(cfg, 3)
     rng = np.random.default_rng(0)
-    reals = rng.integers(0, 256, (cfg.n_dis, cfg.batch, cfg.res, cfg.res, 3), dtype=np.uint8)
-    z = rng.standard_normal((cfg.n_dis, cfg.batch, cfg.z_dim), dtype=np.float32)
+    reals = rng.integers(0, 256, (cfg.n_dis * cfg.batch, cfg.res, cfg.res, 3), dtype=np.uint8)
+    randoms = {"z": rng.standard_normal((cfg.n_dis, cfg.batch, cfg.z_dim), dtype=np.float32)}
     for _ in range(spec["warmup"]):
-        trainer.step(reals, z)
-    trainer.pop_losses()  # waits for the device
+        trainer.step(reals, None, randoms)  # every step returns its losses: synced
     t0 = time.perf_counter()
     for _ in range(spec["steps"]):
-        trainer.step(reals, z)
-    trainer.pop_losses()
+        trainer.step(reals, None, randoms)
     dt = time.perf_counter() - t0
     return {
         **spec,
@@ -167,7 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         help="tf + XLA on TF 2.21: XLA's older CPU runtime (the training default)",
     )
     ap.add_argument("--no-channels-last", action="store_true", help="torch: NCHW memory format")
-    ap.add_argument("--bf16", action="store_true", help="torch: bf16 autocast (CUDA only)")
+    ap.add_argument(
+        "--amp",
+        default="off",
+        choices=("off", "bf16", "auto"),
+        help="mixed precision of our trainers (the training flag's policy); the reference loop is fp32",
+    )
     ap.add_argument(
         "--rounds",
         type=int,
@@ -205,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             jit_compile=args.jit_compile,
             xla_legacy_cpu_runtime=args.xla_legacy_cpu_runtime,
             channels_last=not args.no_channels_last,
-            bf16=args.bf16,
+            amp=args.amp,
             steps=args.steps,
             warmup=args.warmup,
         )

@@ -1,17 +1,19 @@
-"""PyTorch DCGAN / SN-DCGAN: shapes, init, spectral norm, training step, resume, NaN guard."""
+"""PyTorch DCGAN / SN-DCGAN: shapes, init, spectral norm, the training step, sampling modes
+(the loop contract -- resume, non-finite policy, Ctrl-C -- is tested for every trainer in
+tests/gancore/test_loop_contract.py)."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 import torch
 
-from gancore.rundir import RunDir
 from vanilla_gan import torch_nets
-from vanilla_gan.loop import TrainingDiverged, run_training
-from vanilla_gan.torch_loop import TorchTrainer, load_checkpoint
+from vanilla_gan.torch_training import TorchTrainer, generate
+
+
+def _z(cfg, seed: int = 0) -> dict:
+    return {"z": np.random.default_rng(seed).standard_normal((1, cfg.batch, cfg.z_dim), dtype=np.float32)}
 
 
 @pytest.mark.parametrize("model", ["dcgan", "sndcgan"])
@@ -56,14 +58,10 @@ def _matrix(m) -> np.ndarray:
 
 def test_spectral_norm_keeps_sigma_near_one(make_config, array_source):
     cfg = make_config("sndcgan", sn_g=True)
-    trainer = TorchTrainer(cfg, 3, device="cpu")
+    trainer = TorchTrainer(cfg, 3)
     src = array_source(32)
-    rng = np.random.default_rng(0)
     for t in range(4):
-        trainer.step(
-            src.batch(32, 8 * t, 8)[0][None],
-            rng.standard_normal((1, 8, cfg.z_dim), dtype=np.float32),
-        )
+        trainer.step(src.batch(32, 8 * t, 8)[0], None, _z(cfg, t))
     trainer.D.eval()
     trainer.G.eval()
     mods = _sn_modules(trainer.D) + _sn_modules(trainer.G)
@@ -81,95 +79,55 @@ def test_one_step_changes_params_finite_losses(make_config, array_source, model)
     # (Not hinge here: with every logit inside the margins, hinge's gradient on D's output
     # bias is exactly -1 + 1 = 0, so that one tensor rightly stays put.)
     cfg = make_config(model, ema_beta=0.9, label_smoothing=0.1)
-    trainer = TorchTrainer(cfg, 3, device="cpu")
+    trainer = TorchTrainer(cfg, 3)
     before_g = [p.detach().clone() for p in trainer.G.parameters()]
     before_d = [p.detach().clone() for p in trainer.D.parameters()]
     before_e = [p.detach().clone() for p in trainer.G_ema.parameters()]
-    z = np.random.default_rng(0).standard_normal((1, 8, cfg.z_dim), dtype=np.float32)
-    trainer.step(array_source(32).batch(32, 0, 8)[0][None], z)
-    loss_d, loss_g = trainer.pop_losses()
-    assert np.isfinite(loss_d) and np.isfinite(loss_g)
+    stats = trainer.step(array_source(32).batch(32, 0, 8)[0], None, _z(cfg))
+    assert np.isfinite(stats["loss_d"]) and np.isfinite(stats["loss_g"]) and not stats["skipped"]
     for before, model_ in ((before_g, trainer.G), (before_d, trainer.D), (before_e, trainer.G_ema)):
         after = list(model_.parameters())
         assert all(not torch.equal(a, b) for a, b in zip(after, before))
 
 
-def _run(cfg, path, source, resume=False):
-    run = RunDir(path)
-    if not resume:
-        run.create({"test": True})
-    trainer = TorchTrainer(cfg, 3, device="cpu")
-    run_training(cfg, run, trainer, source, resume=resume, progress=False)
-    return trainer
+def test_skipped_step_leaves_weights_and_batchnorm_statistics(make_config, array_source):
+    """A step with non-finite latents is skipped whole: no weight moves and BatchNorm's running
+    statistics (updated by the forward passes themselves) are restored."""
+    cfg = make_config("dcgan")
+    trainer = TorchTrainer(cfg, 3)
+    trainer.step(array_source(32).batch(32, 0, 8)[0], None, _z(cfg))
+    before = {k: v.clone() for m in (trainer.G, trainer.D) for k, v in m.state_dict().items()}
+    z = _z(cfg)
+    z["z"][:] = np.nan
+    stats = trainer.step(array_source(32).batch(32, 8, 8)[0], None, z)
+    assert stats["skipped"] == 1.0
+    after = {k: v for m in (trainer.G, trainer.D) for k, v in m.state_dict().items()}
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+    assert trainer.state_is_finite()
 
 
-def test_resume_is_exact(make_config, array_source, tmp_path):
-    src = array_source(32)
-    full = _run(
-        make_config("sndcgan", kimg=0.048, deterministic=True, ema_beta=0.5, loss="hinge"),
-        tmp_path / "a",
-        src,
-    )
-    _run(
-        make_config("sndcgan", kimg=0.024, deterministic=True, ema_beta=0.5, loss="hinge"),
-        tmp_path / "b",
-        src,
-    )
-    resumed = _run(
-        make_config("sndcgan", kimg=0.048, deterministic=True, ema_beta=0.5, loss="hinge"),
-        tmp_path / "b",
-        src,
-        resume=True,
-    )
-    for name in ("G", "D", "G_ema"):
-        sa, sb = getattr(full, name).state_dict(), getattr(resumed, name).state_dict()
-        for k in sa:
-            assert torch.equal(sa[k], sb[k]), (name, k)
-    assert (
-        full.opt_d.state_dict()["state"][0]["step"]
-        == resumed.opt_d.state_dict()["state"][0]["step"]
-    )
-    kimgs = [r["kimg"] for r in RunDir(tmp_path / "b").read_log()]
-    assert kimgs == sorted(kimgs) and kimgs[-1] == 0.048
+def test_diverging_losses_are_skipped(make_config, array_source):
+    """--lr 1e6 would blow the weights up; the magnitude guard skips every exploding step."""
+    cfg = make_config("dcgan", lr_d=1e6, lr_g=1e6, max_abs_loss=1e3)
+    trainer = TorchTrainer(cfg, 3)
+    skipped = [trainer.step(array_source(32).batch(32, 8 * t, 8)[0], None, _z(cfg, t))["skipped"] for t in range(6)]
+    assert skipped[0] == 0.0 and all(skipped[2:]), skipped
+    assert trainer.state_is_finite()
+    assert max(p.abs().max().item() for p in trainer.G.parameters()) < 1e8
 
 
-def test_nan_stops_run_and_keeps_last_checkpoint(make_config, array_source, tmp_path):
-    cfg = make_config("dcgan", kimg=0.064, debug_nan_at_kimg=0.024)
-    run = RunDir(tmp_path / "run")
-    run.create({"test": True})
-    with pytest.raises(TrainingDiverged, match="non-finite"):
-        run_training(cfg, run, TorchTrainer(cfg, 3, device="cpu"), array_source(32), progress=False)
-    status = run.status()
-    assert status["state"] == "failed" and "non-finite" in status["error"]
-    latest = json.loads((run.checkpoints / "latest.json").read_text())["latest"]
-    assert latest["kimg"] == pytest.approx(0.016)
-    ckpt = load_checkpoint(run.latest_checkpoint())
-    assert all(torch.isfinite(v).all() for v in ckpt["G"].values() if v.is_floating_point())
-
-
-def test_ctrl_c_writes_checkpoint_then_resume_finishes(make_config, array_source, tmp_path):
-    import os
-    import signal
-
-    class InterruptingSource(array_source):
-        def batch(self, res, start, count):
-            if start == 8:  # Ctrl-C during step 1: honoured at the end of that step
-                os.kill(os.getpid(), signal.SIGINT)
-            return super().batch(res, start, count)
-
-    cfg = make_config("dcgan", kimg=0.040, snapshot_kimg=1.0, tick_kimg=1.0)
-    run = RunDir(tmp_path / "run")
-    run.create({"test": True})
-    with pytest.raises(KeyboardInterrupt):
-        run_training(
-            cfg, run, TorchTrainer(cfg, 3, device="cpu"), InterruptingSource(32), progress=False
-        )
-    status = run.status()
-    assert (
-        status["state"] == "failed" and status.get("interrupted") and "--resume" in status["error"]
-    )
-    assert json.loads((run.checkpoints / "latest.json").read_text())["latest"]["kimg"] == 0.016
-    state = run_training(
-        cfg, run, TorchTrainer(cfg, 3, device="cpu"), array_source(32), resume=True, progress=False
-    )
-    assert state["nimg"] == 40 and run.status()["state"] == "finished"
+def test_sampling_with_batch_statistics_leaves_the_running_ones(make_config, array_source):
+    cfg = make_config("dcgan")
+    trainer = TorchTrainer(cfg, 3)
+    for t in range(3):
+        trainer.step(array_source(32).batch(32, 8 * t, 8)[0], None, _z(cfg, t))
+    z = np.random.default_rng(5).standard_normal((16, cfg.z_dim), dtype=np.float32)
+    before = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    running = generate(trainer.G, z, torch.device("cpu"), bn_mode="running")
+    batch = generate(trainer.G, z, torch.device("cpu"), bn_mode="batch")
+    assert running.shape == batch.shape == (16, 32, 32, 3)
+    assert not np.array_equal(running, batch)  # the two modes really differ
+    for k, v in trainer.G.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    np.testing.assert_array_equal(running, generate(trainer.G, z, torch.device("cpu")))
