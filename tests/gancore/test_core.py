@@ -17,6 +17,7 @@ from gancore.config import (
 from gancore.grid import make_grid, to_uint8
 from gancore.io import atomic_path, atomic_write_json, read_json
 from gancore.rundir import RunDir
+from gancore.train.schema import CheckpointMeta
 from gancore.samples import load_samples, save_samples
 
 
@@ -53,8 +54,9 @@ def test_rundir_log_and_checkpoint_pointer(tmp_path):
     for k in range(5):
         p = run.checkpoint_path(k, ".bin")
         p.write_bytes(b"x")
-        run.commit_checkpoint(p, k, keep=2)
+        run.commit_checkpoint(p, CheckpointMeta(k * 1000, k, 0.0, 0), keep=2)
     assert run.latest_checkpoint().name == run.checkpoint_path(4, ".bin").name
+    assert [e["nimg"] for e in run.checkpoint_entries()] == [3000, 4000]
     assert len(run.checkpoint_entries()) == 2
     assert len(list(run.checkpoints.glob("*.bin"))) == 2
 
