@@ -245,11 +245,11 @@ class Runner:
                 return {
                     "error": f"no checkpoint at or after {kimg:g} kimg in checkpoints/latest.json"
                 }
-            checkpoint = run.run_dir / "checkpoints" / entry["file"]
+            checkpoint = entry["path"]
             actual_kimg = float(entry["kimg"])
         else:
-            latest = RunDir(run.run_dir)._index().get("latest") or {}
-            actual_kimg = float(latest.get("kimg", self.profile.kimg))
+            entries = RunDir(run.run_dir).checkpoint_entries()
+            actual_kimg = float(entries[-1]["kimg"]) if entries else self.profile.kimg
         n = ev.num_samples
         out_dir.mkdir(parents=True, exist_ok=True)
         samples = out_dir / "samples.npz"
@@ -342,8 +342,8 @@ class Runner:
         )
 
     def _trained_kimg(self, run: RunSpec) -> float:
-        entry = RunDir(run.run_dir)._index().get("latest") if run.run_dir.exists() else None
-        return float(entry["kimg"]) if entry else 0.0
+        entries = RunDir(run.run_dir).checkpoint_entries() if run.run_dir.exists() else []
+        return float(entries[-1]["kimg"]) if entries else 0.0
 
     def _save(self, run: RunSpec, record: dict[str, Any]) -> None:
         record["updated"] = time.time()

@@ -124,10 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name, src, dst in (("torch-to-tf", "progan_torch", "progan_tf"), ("tf-to-torch", "progan_tf", "progan_torch")):
+    for name, src, dst in (
+        ("torch-to-tf", "progan_torch", "progan_tf"),
+        ("tf-to-torch", "progan_tf", "progan_torch"),
+    ):
         a = sub.add_parser(name, help=f"a {src} run -> a new {dst} run directory")
         a.add_argument("--run", required=True, help=f"the {src} run directory to convert")
-        a.add_argument("--checkpoint", default=None, help="a checkpoint of that run (default: its newest)")
+        a.add_argument(
+            "--checkpoint", default=None, help="a checkpoint of that run (default: its newest)"
+        )
         a.add_argument("--out", required=True, help=f"{dst} run directory to create")
         a.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     return p
@@ -135,7 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    import torch
 
     from gancore.config import config_from_dict, config_to_dict
     from gancore.rundir import RunDir

@@ -125,7 +125,7 @@ class Ours:
     def __init__(self, max_res: int, channels: int, latent: int, seed: int):
         from gancore.config import build_config
         from progan_common.config import PRESETS, ProGANConfig
-        from progan_torch.training import StepRunner, build_models, resolve_device
+        from progan_torch.training import ProGANTrainer
 
         overrides = {
             "max_res": max_res,
@@ -136,21 +136,20 @@ class Ours:
             "device": "cpu",
         }
         self.cfg = build_config(ProGANConfig, PRESETS, "cifar10", overrides)
-        device = resolve_device("cpu")
-        models = build_models(self.cfg, 3, 0, device, True)
-        self.runner = StepRunner(models, self.cfg, device, channels_last=True)
-        self.device = device
+        self.trainer = ProGANTrainer(self.cfg, 3, 0)
         self.reset()
 
     def reset(self):
-        self.runner.reset_optimizers(self.cfg.lr)
+        self.trainer.reset_optimizers()
 
     def step(self, u8, nimg: int, res: int, alpha: float):
-        from progan_torch.training import step_randoms, to_device_reals
+        from gancore.latents import step_randoms
+        from progan_common.bench import stage_for
 
-        reals = to_device_reals(u8, self.device, True)
-        z_d, z_g, u = step_randoms(self.cfg.seed, nimg, u8.shape[0], self.cfg.latent_dim)
-        self.runner.train_step(reals, None, z_d, z_g, u, res.bit_length() - 3, alpha)
+        n = u8.shape[0]
+        self.trainer.set_stage(stage_for(res, "fade" if alpha < 1 else "stabilize", n, self.cfg.lr))
+        z_d, z_g, u = step_randoms(self.cfg.seed, nimg, n, self.cfg.latent_dim)
+        self.trainer.step(u8, None, {"z_d": z_d, "z_g": z_g, "u": u})
 
 
 def time_steps(fn, steps: int, warmup: int) -> float:
@@ -164,7 +163,7 @@ def time_steps(fn, steps: int, warmup: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from progan_torch.training import RandomSource
+    from gancore.latents import RandomSource
 
     torch.manual_seed(args.seed)
     ref = Reference(args.max_res, args.channels, args.latent)

@@ -13,10 +13,10 @@ torch's (C, H, W) order (see ``tf_nets``).
 
 CLI::
 
-    python -m vanilla_gan.convert --run RUN_DIR --out KERAS_DIR [--checkpoint PATH]
+    python -m vanilla_gan.convert --run runs/dcgan-torch --out runs/dcgan-torch-as-tf
 
-loads a torch run's checkpoint and writes ``generator.weights.h5``
-(the EMA generator when the run has one) and ``discriminator.weights.h5``.
+writes a complete TensorFlow run directory (config.json naming its source, one committed
+checkpoint with G, D and the EMA G), which ``python -m vanilla_gan.sample`` reads.
 """
 
 from __future__ import annotations
@@ -94,26 +94,61 @@ def copy_torch_to_keras(torch_model, keras_model) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m vanilla_gan.convert",
-        description=("Convert a PyTorch vanilla_gan run's networks to Keras .weights.h5 files."),
+        description="Convert a PyTorch vanilla_gan run into a TensorFlow/Keras run directory "
+        "(G, D and the EMA G; the optimiser state starts fresh), which python -m "
+        "vanilla_gan.sample reads like any TF run.",
     )
-    ap.add_argument("--run", required=True, help="torch run directory (has config.json)")
-    ap.add_argument("--checkpoint", default=None, help="checkpoint file (default: the latest)")
-    ap.add_argument("--out", required=True, help="folder for the Keras weight files")
+    ap.add_argument("--run", required=True, help="the PyTorch run directory to convert")
+    ap.add_argument(
+        "--checkpoint", default=None, help="a checkpoint of that run (default: its newest)"
+    )
+    ap.add_argument("--out", required=True, help="the TensorFlow run directory to create")
+    ap.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     args = ap.parse_args(argv)
 
-    from vanilla_gan.torch_training import load_for_inference
+    import dataclasses
 
-    cfg, G, D, channels, _ = load_for_inference(args.run, args.checkpoint, device="cpu")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from vanilla_gan import tf_nets
+    from gancore.config import config_to_dict
+    from gancore.rundir import RunDir
+    from gancore.train.schema import CheckpointMeta, run_config
+    from gancore.train.session import checkpoint_for_sampling, read_run
+    from vanilla_gan import torch_nets
+    from vanilla_gan.rundata import read_run as read_vanilla
+    from vanilla_gan.torch_training import load_checkpoint
 
-    kG, kD = tf_nets.build_models(cfg, channels)
-    copy_torch_to_keras(G, kG)
-    copy_torch_to_keras(D, kD)
-    os.makedirs(args.out, exist_ok=True)
-    kG.save_weights(os.path.join(args.out, "generator.weights.h5"))
-    kD.save_weights(os.path.join(args.out, "discriminator.weights.h5"))
-    print(f"wrote {args.out}/generator.weights.h5 and discriminator.weights.h5")
+    info, _ = read_run(args.run, ("vanilla_gan.train",))
+    cfg, _, channels = read_vanilla(args.run, "torch")
+    path = checkpoint_for_sampling(args.run, args.checkpoint, ("vanilla_gan.train",))
+    ckpt = load_checkpoint(path)
+    tf_cfg = dataclasses.replace(cfg, framework="tf")
+    from vanilla_gan.tf_training import TFTrainer
+
+    trainer = TFTrainer(tf_cfg, channels)
+    for name in ("G", "D", "G_ema"):
+        state = ckpt.get(name)
+        target = getattr(trainer, name)
+        if state is None or target is None:
+            continue
+        G, D = torch_nets.build_models(cfg, channels)
+        module = D if name == "D" else G
+        module.load_state_dict(state)
+        copy_torch_to_keras(module.eval(), target)
+    meta = CheckpointMeta.from_dict(ckpt["meta"])
+    meta.framework = "tf"
+    out = RunDir(args.out)
+    new_info = dataclasses.replace(
+        info, framework="tf", converted_from=f"{args.run}, checkpoint {path.name}"
+    )
+    with out.lock():
+        out.create(run_config(new_info, config_to_dict(tf_cfg)), overwrite=args.overwrite)
+        target = out.checkpoint_path(meta.kimg, trainer.checkpoint_ext)
+        trainer.save(target, meta)
+        out.commit_checkpoint(target, meta)
+        out.set_status("converted", kimg=meta.kimg)
+    print(
+        f"wrote {target} in the new TensorFlow run {out.path}; sample it with python -m "
+        f"vanilla_gan.sample --run {out.path} --n 16 --out {out.path}/samples.npz"
+    )
     return 0
 
 

@@ -9,7 +9,6 @@ and carries a reason.
 from __future__ import annotations
 
 import dataclasses
-import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from benchmarks.profiles import FRAMEWORK_LABELS, Profile, profile_to_dict
 from benchmarks.runner import HARNESS_FILE, eval_points, plan, read_harness
 from gancore.io import read_json
 from gancore.rundir import RunDir
+from gancore.train.schema import GridNames
 
 
 def split_metrics(data: dict[str, Any]) -> tuple[dict[str, float | None], dict[str, Any]]:
@@ -61,39 +61,31 @@ def time_at_kimg(log: list[dict[str, Any]], kimg: float) -> float | None:
     return float(best["time_s"]) if best else None
 
 
-# Grid names the trainers write (samples/): ProGAN ``phase-<i>-<phase>-<res>.png`` at the end
-# of every phase and ``tick-<kimg>.png``; the vanilla GANs ``grid-<kimg>.png``; all ``final.png``.
-_PHASE_RE = re.compile(r"phase-(\d+)-([a-z]+)-(\d+)$", re.I)
-_KIMG_RE = re.compile(r"(\d+(?:\.\d+)?)\s*kimg|(?:tick|grid|fakes)[-_]?(\d+(?:\.\d+)?)", re.I)
-_RES_RE = re.compile(r"(?:(\d+)x\d+|res[-_]?(\d+))", re.I)
-
-
 def sample_grids(
     run_dir: Path, log: list[dict[str, Any]], total_kimg: float
 ) -> list[dict[str, Any]]:
-    """Every ``samples/*.png`` with its kimg and resolution, in training order.
-
-    kimg and resolution come from the file name where it holds them, else from
-    log.jsonl (the last tick of that phase / at that kimg); ``final`` is the end.
-    """
+    """Every grid of ``samples/`` (names: ``gancore.train.schema.GridNames``) with its kimg and
+    resolution, in training order; the reals grid is returned apart by :func:`reals_grid`."""
     out = []
     for p in sorted((run_dir / "samples").glob("*.png")):
+        parsed = GridNames.parse(p.name)
+        if parsed is None or parsed["kind"] == "reals":
+            continue
         g: dict[str, Any] = {
             "path": str(p),
             "name": p.name,
-            "final": p.stem == "final",
+            "final": parsed["kind"] == "final",
             "phase_index": None,
             "kimg": None,
             "res": None,
         }
-        if m := _PHASE_RE.search(p.stem):
-            g["phase_index"], phase, g["res"] = int(m.group(1)), m.group(2), int(m.group(3))
-            g["phase"] = phase
+        if parsed["kind"] == "phase":
+            g["phase_index"], g["phase"], g["res"] = parsed["index"], parsed["phase"], parsed["res"]
             ticks = [
                 float(r["kimg"])
                 for r in log
                 if r.get("res") == g["res"]
-                and r.get("phase") == phase
+                and r.get("phase") == g["phase"]
                 and r.get("kimg") is not None
             ]
             g["kimg"] = max(ticks) if ticks else None
@@ -101,15 +93,19 @@ def sample_grids(
             g["kimg"] = max(
                 (float(r["kimg"]) for r in log if r.get("kimg") is not None), default=total_kimg
             )
-        elif m := _KIMG_RE.search(p.stem):
-            g["kimg"] = float(m.group(1) or m.group(2))
+        else:
+            g["kimg"] = parsed["kimg"]
         if g["res"] is None:
-            rm = _RES_RE.search(p.stem)
-            g["res"] = int(rm.group(1) or rm.group(2)) if rm else _res_at(log, g["kimg"])
+            g["res"] = _res_at(log, g["kimg"])
         out.append(g)
     return sorted(
         out, key=lambda g: (g["final"], g["kimg"] is None, g["kimg"] or 0.0, g["phase_index"] or 0)
     )
+
+
+def reals_grid(run_dir: Path) -> str | None:
+    p = run_dir / "samples" / GridNames.REALS
+    return str(p) if p.exists() else None
 
 
 def _res_at(log: list[dict[str, Any]], kimg: float | None) -> int | None:

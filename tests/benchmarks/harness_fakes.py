@@ -19,6 +19,7 @@ from benchmarks.profiles import Profile, parse_profile
 from gancore.grid import save_grid
 from gancore.io import atomic_write_json
 from gancore.rundir import RunDir
+from gancore.train.schema import CheckpointMeta, GridNames, RunInfo, TickRecord, run_config
 
 
 def tiny_profile(
@@ -63,7 +64,8 @@ def write_run(
 ) -> None:
     """A run directory as a trainer + the harness would leave it."""
     rd = RunDir(run_dir)
-    rd.create({"model": kind, "framework": framework, "seed": seed, "kimg": kimg})
+    info = RunInfo(kind, framework, f"{kind}.train", 3, dataset="stacked-digits")
+    rd.create(run_config(info, {"seed": seed, "kimg": kimg}))
     img_per_s = img_per_s or {res: 100.0 + seed}
     resolutions = [4, 8, res] if kind == "progan" else [res]
     ticks = 8
@@ -71,20 +73,20 @@ def write_run(
         k = kimg * i / ticks
         r = resolutions[min(len(resolutions) - 1, (i - 1) * len(resolutions) // ticks)]
         rd.log(
-            {
-                "kimg": k,
-                "nimg": int(k * 1000),
-                "res": r,
-                "phase": "stabilize",
-                "alpha": 1.0,
-                "loss_d": 1.0 / i,
-                "loss_g": 2.0 / i,
-                "img_per_s": img_per_s.get(r, 50.0),
-                "time_s": 10.0 * i,
-                "peak_mem_mb": 500.0 + i,
-            }
+            tick_record(
+                kimg=k,
+                res=r,
+                phase="stabilize",
+                loss_d=1.0 / i,
+                loss_g=2.0 / i,
+                img_per_s=img_per_s.get(r, 50.0),
+                time_s=10.0 * i,
+                peak_mem_mb=500.0 + i,
+                model=kind,
+                framework=framework,
+            )
         )
-        grid_png(run_dir / "samples" / f"tick-{k:08.1f}.png", r, 20 * i % 255)
+        grid_png(run_dir / "samples" / GridNames.tick(k), r, 20 * i % 255)
         nxt = resolutions[min(len(resolutions) - 1, i * len(resolutions) // ticks)]
         if kind == "progan" and (i == ticks or nxt != r):  # ProGAN's end-of-phase grids
             grid_png(
@@ -95,8 +97,9 @@ def write_run(
     for k in sorted({*(curve or {}), kimg}):
         p = rd.checkpoint_path(k, ".pt")
         p.write_bytes(b"x")
-        rd.commit_checkpoint(p, k, keep=0)
+        rd.commit_checkpoint(p, CheckpointMeta(int(round(k * 1000)), 0, 0.0, 0), keep=0)
     grid_png(run_dir / "samples" / "final.png", res, 30 + 50 * seed)
+    grid_png(run_dir / "samples" / GridNames.REALS, res, 200)
     rd.set_status(state, **({"error": error} if error else {}))
     harness = {
         "state": state,
@@ -116,6 +119,39 @@ def write_run(
         atomic_write_json(folder / "metrics.json", m)
         atomic_write_json(folder / "point.json", {"kimg": k})
     atomic_write_json(run_dir / "harness.json", harness)
+
+
+def tick_record(**values) -> dict:
+    """A log.jsonl line with every TickRecord key (defaults for what a test does not set)."""
+    k = values["kimg"]
+    base = dict(
+        kimg=k,
+        nimg=int(round(k * 1000)),
+        step=0,
+        res=16,
+        level=2,
+        phase="stabilize",
+        alpha=1.0,
+        batch=16,
+        lr=None,
+        loss_d=1.0,
+        loss_g=1.0,
+        d_real=None,
+        d_fake=None,
+        gp=None,
+        grad_norm=None,
+        img_per_s=100.0,
+        warmup_s=0.0,
+        tick_s=1.0,
+        time_s=1.0,
+        peak_mem_mb=1.0,
+        skipped_steps=0,
+        world=1,
+        model="dcgan",
+        framework="torch",
+    )
+    base.update(values)
+    return TickRecord(**base).to_json()
 
 
 def metrics_file(
@@ -140,6 +176,7 @@ FAKE_TRAIN = r"""
 import json, sys, time
 from pathlib import Path
 from gancore.rundir import RunDir
+from gancore.train.schema import CheckpointMeta, GridNames, RunInfo, TickRecord, run_config
 from gancore.grid import save_grid
 import numpy as np
 args = sys.argv[1:]
@@ -152,9 +189,9 @@ calls = Path(run.path.parent / "calls.txt")
 with open(calls, "a") as fh:
     fh.write(run.path.name + (" resume" if resume else " fresh") + "\n")
 if resume:
-    start = float(json.loads((run.checkpoints / "latest.json").read_text())["latest"]["kimg"])
+    start = float(run.checkpoint_entries()[-1]["kimg"])
 else:
-    run.create({"argv": args})
+    run.create(run_config(RunInfo("dcgan", "torch", "fake.train", 3), {"argv": args}))
     start = 0.0
 run.set_status("running")
 if "--fail" in args:
@@ -165,7 +202,8 @@ while k < kimg - 1e-9:
     k = round(k + 1.0, 6)
     run.log({"kimg": k, "res": 16, "img_per_s": 123.0, "time_s": k * 2, "loss_d": 1.0, "loss_g": 1.0,
              "peak_mem_mb": 321.0})
-    p = run.checkpoint_path(k, ".pt"); p.write_bytes(b"x"); run.commit_checkpoint(p, k, keep=0)
+    p = run.checkpoint_path(k, ".pt"); p.write_bytes(b"x")
+    run.commit_checkpoint(p, CheckpointMeta(int(k * 1000), 0, 0.0, 0), keep=0)
     if "--interrupt" in args and not resume and k >= 1:
         sys.exit(3)  # like a kill: status stays "running"
 save_grid(run.samples / "final.png", np.zeros((4, 16, 16, 3), np.uint8), upscale_to=0)

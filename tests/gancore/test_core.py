@@ -17,8 +17,8 @@ from gancore.config import (
 from gancore.grid import make_grid, to_uint8
 from gancore.io import atomic_path, atomic_write_json, read_json
 from gancore.rundir import RunDir
-from gancore.train.schema import CheckpointMeta
 from gancore.samples import load_samples, save_samples
+from gancore.train.schema import CheckpointMeta
 
 
 def test_gancore_imports_no_framework():

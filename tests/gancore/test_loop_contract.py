@@ -78,7 +78,11 @@ def weights(run: RunDir) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(str(path / "ckpt"))
-    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if "OPTIMIZER" not in k and not k.startswith("_CHECKPOINTABLE")}
+    return {
+        k: reader.get_tensor(k)
+        for k in reader.get_variable_to_shape_map()
+        if "OPTIMIZER" not in k and not k.startswith("_CHECKPOINTABLE")
+    }
 
 
 class _at:
@@ -117,7 +121,18 @@ def test_log_status_grids_and_snapshot_cadence(model, framework, tmp_path):
     assert all(r["loss_d"] is not None and np.isfinite(r["loss_d"]) for r in recs)
     status = run.status()
     assert status["state"] == "finished"
-    assert {"state", "time", "pid", "host", "kimg", "nimg", "step", "time_s", "skipped_steps", "session_s"} <= set(status)
+    assert {
+        "state",
+        "time",
+        "pid",
+        "host",
+        "kimg",
+        "nimg",
+        "step",
+        "time_s",
+        "skipped_steps",
+        "session_s",
+    } <= set(status)
     entries = run.checkpoint_entries()
     assert [e["nimg"] for e in entries] == [64, 128]
     final = weights(run)
@@ -128,7 +143,11 @@ def test_log_status_grids_and_snapshot_cadence(model, framework, tmp_path):
     names = {p.name for p in run.samples.iterdir()}
     assert {"reals.png", "final.png", "tick-000000.032.png", "tick-000000.128.png"} <= names
     if model == "progan":  # one grid at the end of every phase of the progressive schedule
-        assert {"phase-00-stabilize-4.png", "phase-01-fade-8.png", "phase-02-stabilize-8.png"} <= names
+        assert {
+            "phase-00-stabilize-4.png",
+            "phase-01-fade-8.png",
+            "phase-02-stabilize-8.png",
+        } <= names
     config = json.loads(run.config_path.read_text())
     assert config["schema"] == 2 and config["run"]["model"] == model
     assert config["run"]["framework"] == framework
@@ -138,8 +157,9 @@ def test_log_status_grids_and_snapshot_cadence(model, framework, tmp_path):
 def test_resume_is_exact(model, framework, tmp_path):
     assert run_cli(model, framework, tmp_path / "whole") == 0
     assert run_cli(model, framework, tmp_path / "split", "--kimg", "0.064") == 0
-    from gancore.errors import run_cli as run
     import importlib
+
+    from gancore.errors import run_cli as run
 
     main = importlib.import_module(module(model, framework)).main
     assert run(main, ["--resume", str(tmp_path / "split"), "--kimg", "0.128", "--no-progress"]) == 0
@@ -160,8 +180,15 @@ def test_nonfinite_steps_are_skipped_and_no_checkpoint_is_written_inside_a_strea
     # steps starting at 32 and 48 see NaN randoms: two skipped steps; the snapshots due at 48
     # and 64 wait for the first good step (at 64 -> written at 80).
     code = run_cli(
-        model, framework, tmp_path / "run",
-        "--debug-nan-kimg", "0.032,0.064", "--snapshot-kimg", "0.016", "--max-bad-steps", "5",
+        model,
+        framework,
+        tmp_path / "run",
+        "--debug-nan-kimg",
+        "0.032,0.064",
+        "--snapshot-kimg",
+        "0.016",
+        "--max-bad-steps",
+        "5",
     )
     assert code == 0
     run = RunDir(tmp_path / "run")
@@ -173,8 +200,17 @@ def test_nonfinite_steps_are_skipped_and_no_checkpoint_is_written_inside_a_strea
 @pytest.mark.parametrize(("model", "framework"), TRAINERS, ids=IDS)
 def test_a_streak_stops_the_run_and_keeps_the_last_good_checkpoint(model, framework, tmp_path):
     code = run_cli(
-        model, framework, tmp_path / "run", "--debug-nan-kimg", "0.064,1", "--max-bad-steps", "3",
-        "--snapshot-kimg", "0.016", "--keep-checkpoints", "2",
+        model,
+        framework,
+        tmp_path / "run",
+        "--debug-nan-kimg",
+        "0.064,1",
+        "--max-bad-steps",
+        "3",
+        "--snapshot-kimg",
+        "0.016",
+        "--keep-checkpoints",
+        "2",
     )
     assert code == 3
     run = RunDir(tmp_path / "run")
@@ -206,9 +242,21 @@ def test_ctrl_c_writes_a_checkpoint_and_the_run_resumes(model, framework, tmp_pa
     entries = run.checkpoint_entries()
     assert entries and entries[-1]["nimg"] >= records(run)[-1]["nimg"]
     resumed = subprocess.run(
-        [sys.executable, "-m", module(model, framework), "--resume", str(out), "--kimg",
-         str(entries[-1]["nimg"] / 1000 + 0.032), "--no-progress"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            module(model, framework),
+            "--resume",
+            str(out),
+            "--kimg",
+            str(entries[-1]["nimg"] / 1000 + 0.032),
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed {out} from" in resumed.stderr

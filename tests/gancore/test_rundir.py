@@ -31,7 +31,9 @@ def _edit_index(run: RunDir, name: str) -> None:
     (run.checkpoints / "latest.json").write_text(json.dumps(index))
 
 
-@pytest.mark.parametrize("name", ["/tmp/victim", "../../victim", "../config.json", "sub/ckpt-000001.000kimg.pt"])
+@pytest.mark.parametrize(
+    "name", ["/tmp/victim", "../../victim", "../config.json", "sub/ckpt-000001.000kimg.pt"]
+)
 def test_a_crafted_index_can_neither_load_nor_delete_outside_the_folder(tmp_path, name):
     victim = tmp_path / "victim"
     victim.write_text("keep me")
@@ -55,7 +57,9 @@ def test_pruning_keeps_the_newest_and_deletes_only_checkpoints(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("content", ["", "{not json", "[1, 2]", '{"history": 5}', '{"history": [{"kimg": 1}]}'])
+@pytest.mark.parametrize(
+    "content", ["", "{not json", "[1, 2]", '{"history": 5}', '{"history": [{"kimg": 1}]}']
+)
 def test_a_damaged_index_is_a_clear_error(tmp_path, content):
     run = _run_with_checkpoints(tmp_path)
     (run.checkpoints / "latest.json").write_text(content)
@@ -99,7 +103,10 @@ def test_temporaries_of_a_killed_write_are_swept_and_nothing_else(tmp_path):
     (d / "ckpt.data-00000-of-00001").write_bytes(b"half")
     (run.checkpoints / "notes.txt").write_text("mine")
     removed = run.sweep_temporaries()
-    assert sorted(removed) == [".ckpt-000005.000kimg.pt.abc123.pt.tmp", ".ckpt-000006.000kimg.xyz.tmp"]
+    assert sorted(removed) == [
+        ".ckpt-000005.000kimg.pt.abc123.pt.tmp",
+        ".ckpt-000006.000kimg.xyz.tmp",
+    ]
     names = sorted(p.name for p in run.checkpoints.iterdir())
     assert "notes.txt" in names and len([n for n in names if n.startswith("ckpt-")]) == 3
 

@@ -243,8 +243,18 @@ def test_runs_convert_both_ways_and_sample_identically(tmp_path):
     assert run_cli(torch_train, argv) == 0
     tf_run, back = tmp_path / "tf", tmp_path / "back"
     assert convert.main(["torch-to-tf", "--run", str(run), "--out", str(tf_run)]) == 0
-    assert tf_sample.main(["--run", str(tf_run), "--n", "6", "--seed", "4", "--out", str(tmp_path / "k.npz")]) == 0
-    assert torch_sample.main(["--run", str(run), "--n", "6", "--seed", "4", "--out", str(tmp_path / "t.npz")]) == 0
+    assert (
+        tf_sample.main(
+            ["--run", str(tf_run), "--n", "6", "--seed", "4", "--out", str(tmp_path / "k.npz")]
+        )
+        == 0
+    )
+    assert (
+        torch_sample.main(
+            ["--run", str(run), "--n", "6", "--seed", "4", "--out", str(tmp_path / "t.npz")]
+        )
+        == 0
+    )
     k, _, meta = load_samples(tmp_path / "k.npz")
     t, _, _ = load_samples(tmp_path / "t.npz")
     assert meta["res"] == 8 and 0 < meta["alpha"] < 1
@@ -256,7 +266,9 @@ def test_runs_convert_both_ways_and_sample_identically(tmp_path):
     b = torch.load(RunDir(back).latest_checkpoint(), weights_only=True)
     for key, v in a["G_ema"].items():
         assert torch.equal(b["G_ema"][key], v), key
-    assert torch_sample.main(["--run", str(back), "--n", "2", "--out", str(tmp_path / "b.npz")]) == 0
+    assert (
+        torch_sample.main(["--run", str(back), "--n", "2", "--out", str(tmp_path / "b.npz")]) == 0
+    )
     # a sampler pointed at the other framework's run names the right command
     from gancore.errors import UserError
 

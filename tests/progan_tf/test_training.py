@@ -66,7 +66,9 @@ def test_one_step_per_phase_4_to_32_via_cli(tmp_path, capsys):
 
 def test_resume_mid_fade_equals_uninterrupted(tmp_path):
     tf.config.experimental.enable_op_determinism()
-    cfg = tiny_cfg(max_res=8, stabilize_kimg=0.016, fade_kimg=0.032, kimg=0.048, snapshot_kimg=0.008)
+    cfg = tiny_cfg(
+        max_res=8, stabilize_kimg=0.016, fade_kimg=0.032, kimg=0.048, snapshot_kimg=0.008
+    )
     st = cfg.schedule().state(32)
     assert st.phase == "fade" and 0 < st.alpha < 1  # the checkpoint below is mid-fade
     train(progan_job(cfg, tmp_path / "full", "tf"), ProGANTrainer(cfg, 3))
@@ -112,13 +114,17 @@ def test_sample_cli_deterministic_and_prefix_stable(tmp_path):
     assert train_cli.main(flags) == 0
     paths = [tmp_path / f"s{i}.npz" for i in range(3)]
     for p, n in zip(paths, (5, 5, 3)):
-        assert sample_cli.main(["--run", str(out), "--n", str(n), "--seed", "7", "--out", str(p)]) == 0
+        assert (
+            sample_cli.main(["--run", str(out), "--n", str(n), "--seed", "7", "--out", str(p)]) == 0
+        )
     (a, sa, meta), (b, _, _), (c, _, _) = (load_samples(p) for p in paths)
     assert a.shape == (5, 8, 8, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a[:3], c)  # image i depends on (seed, i) only
     assert list(sa) == [7 * 10**6 + i for i in range(5)] and meta["framework"] == "tf"
-    assert sample_cli.main(["--run", str(out), "--n", "2", "--seed", "8", "--out", str(paths[2])]) == 0
+    assert (
+        sample_cli.main(["--run", str(out), "--n", "2", "--seed", "8", "--out", str(paths[2])]) == 0
+    )
     assert not np.array_equal(load_samples(paths[2])[0], a[:2])
 
 

@@ -8,12 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from gancore.latents import RandomSource, step_randoms
+from gancore.latents import RandomSource
 from gancore.rundir import RunDir
 from progan_common.config import PRESETS, ProGANConfig
 from progan_torch.training import ProGANTrainer
-
-
 from tests.train_helpers import progan_randoms as _randoms  # noqa: E402
 
 
@@ -154,7 +152,9 @@ def test_sample_cli_is_deterministic(tiny_run, tmp_path):
 
     run = str(tiny_run.path)
     main(["--run", run, "--n", "5", "--seed", "7", "--out", str(tmp_path / "a.npz")])
-    main(["--run", run, "--n", "3", "--seed", "7", "--out", str(tmp_path / "b.npz"), "--batch", "2"])
+    main(
+        ["--run", run, "--n", "3", "--seed", "7", "--out", str(tmp_path / "b.npz"), "--batch", "2"]
+    )
     main(["--run", run, "--n", "3", "--seed", "8", "--out", str(tmp_path / "c.npz")])
     a, seeds_a, meta = load_samples(tmp_path / "a.npz")
     b, _, _ = load_samples(tmp_path / "b.npz")
@@ -162,7 +162,20 @@ def test_sample_cli_is_deterministic(tiny_run, tmp_path):
     assert a.dtype == np.uint8 and a.shape == (5, 8, 8, 3)
     assert np.array_equal(a[:3], b) and not np.array_equal(a[:3], c)
     assert list(seeds_a) == [7_000_000 + i for i in range(5)] and meta["ema"]
-    main(["--run", run, "--n", "2", "--interpolate", "4", "--seed", "1", "--out", str(tmp_path / "i.npz")])
+    main(
+        [
+            "--run",
+            run,
+            "--n",
+            "2",
+            "--interpolate",
+            "4",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path / "i.npz"),
+        ]
+    )
     i, _, _ = load_samples(tmp_path / "i.npz")
     assert i.shape[0] == 8 and (tmp_path / "i.png").exists()
 

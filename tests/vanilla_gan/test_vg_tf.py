@@ -65,7 +65,11 @@ def test_training_steps_change_params_and_keep_sigma_near_one(make_config, array
         z = rng.standard_normal((1, 8, cfg.z_dim), dtype=np.float32)
         stats = trainer.step(src.batch(32, 8 * t, 8)[0], None, {"z": z})
         if t == 0:
-            assert np.isfinite(stats["loss_d"]) and np.isfinite(stats["loss_g"]) and not stats["skipped"]
+            assert (
+                np.isfinite(stats["loss_d"])
+                and np.isfinite(stats["loss_g"])
+                and not stats["skipped"]
+            )
             for m, old in zip(models, before):
                 assert all(
                     not np.array_equal(v.numpy(), o) for v, o in zip(m.trainable_variables, old)

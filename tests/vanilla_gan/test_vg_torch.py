@@ -13,7 +13,11 @@ from vanilla_gan.torch_training import TorchTrainer, generate
 
 
 def _z(cfg, seed: int = 0) -> dict:
-    return {"z": np.random.default_rng(seed).standard_normal((1, cfg.batch, cfg.z_dim), dtype=np.float32)}
+    return {
+        "z": np.random.default_rng(seed).standard_normal(
+            (1, cfg.batch, cfg.z_dim), dtype=np.float32
+        )
+    }
 
 
 @pytest.mark.parametrize("model", ["dcgan", "sndcgan"])
@@ -111,7 +115,10 @@ def test_diverging_losses_are_skipped(make_config, array_source):
     """--lr 1e6 would blow the weights up; the magnitude guard skips every exploding step."""
     cfg = make_config("dcgan", lr_d=1e6, lr_g=1e6, max_abs_loss=1e3)
     trainer = TorchTrainer(cfg, 3)
-    skipped = [trainer.step(array_source(32).batch(32, 8 * t, 8)[0], None, _z(cfg, t))["skipped"] for t in range(6)]
+    skipped = [
+        trainer.step(array_source(32).batch(32, 8 * t, 8)[0], None, _z(cfg, t))["skipped"]
+        for t in range(6)
+    ]
     assert skipped[0] == 0.0 and all(skipped[2:]), skipped
     assert trainer.state_is_finite()
     assert max(p.abs().max().item() for p in trainer.G.parameters()) < 1e8
