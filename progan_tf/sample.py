@@ -15,29 +15,21 @@ Conditional models get label ``i % num_classes``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python sample.py` from inside progan_tf/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from gancore.config import config_from_dict  # noqa: E402
-from gancore.errors import UserError, run_cli  # noqa: E402
-from gancore.grid import save_grid  # noqa: E402
-from gancore.latents import (  # noqa: E402, F401 (latents_for re-exported)
-    SEED_STRIDE,
-    export_latents,
-    interpolation_latents,
-    latents_for,
-)
-from gancore.samples import save_samples  # noqa: E402
-from progan_common.cli import sample_parser  # noqa: E402
-from progan_common.config import ProGANConfig  # noqa: E402
+from gancore.config import config_from_dict
+from gancore.errors import UserError, run_cli
+from gancore.grid import save_grid
+from gancore.latents import SEED_STRIDE, export_latents
+from gancore.samples import save_samples
+from progan_common.cli import sample_parser
+from progan_common.config import ProGANConfig
 
 
 def load_sampler(run_dir: str, checkpoint: str | None):

@@ -29,10 +29,10 @@ import time
 if __package__ in (None, ""):  # `python bench.py` from inside vanilla_gan/
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from gancore.errors import UserError, run_cli  # noqa: E402
-from vanilla_gan.config import FRAMEWORKS, MODELS, TrainConfig, preset_for  # noqa: E402
+from gancore.errors import UserError, run_cli
+from vanilla_gan.config import FRAMEWORKS, MODELS, TrainConfig, preset_for
 
 
 class _ReferenceTrainer:

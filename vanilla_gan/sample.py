@@ -19,10 +19,10 @@ import sys
 if __package__ in (None, ""):  # `python sample.py` from inside vanilla_gan/
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from gancore.errors import UserError, run_cli  # noqa: E402
-from gancore.samples import save_samples  # noqa: E402
+from gancore.errors import UserError, run_cli
+from gancore.samples import save_samples
 
 SEED_BASE = 10**6
 
