@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks.commands import COMMANDS
 from benchmarks.profiles import list_profiles, load_profile, profile_to_dict
-from benchmarks.runner import Runner, eval_points, plan
+from benchmarks.runner import HarnessInterrupted, Runner, describe_exit, eval_points, plan
 from gancore.errors import run_cli
 
 
@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated glob(s) on run names, e.g. 'progan-*' or '*-tf-s0'",
     )
     run.add_argument("--no-report", action="store_true", help="skip building the report at the end")
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over the runs that stopped before their first checkpoint (their log and "
+        "grids are replaced); without it such a run is a failed row and nothing is deleted",
+    )
     run.add_argument(
         "--dry-run",
         action="store_true",
@@ -115,7 +121,15 @@ def main(argv: list[str] | None = None) -> int:
                     " ".join(COMMANDS.evaluate(samples, samples.with_name("metrics.json"), profile))
                 )
         return 0
-    records = Runner(profile, runs_dir).run(only=only)
+    try:
+        records = Runner(profile, runs_dir, overwrite=ns.overwrite).run(only=only)
+    except HarnessInterrupted as exc:
+        print(
+            f"interrupted during {exc.step}: the running trainer was asked to checkpoint and stop "
+            f"({describe_exit(exc.returncode or 0)}); run the same command again to continue.",
+            file=sys.stderr,
+        )
+        return 130
     failed = [r for r in records if r.get("state") != "finished"]
     if not ns.no_report:
         from benchmarks.report import build_report

@@ -12,16 +12,23 @@ Layout (``runs/<profile>/``)::
         eval/final/metrics.json       the final evaluation (samples.npz kept beside it)
 
 Re-running a profile skips runs whose trainer finished and whose evaluations all
-exist, evaluates finished runs that lack metrics, resumes interrupted runs with
-``--resume RUN_DIR`` from their last checkpoint, and restarts runs that never
-wrote one. A failing step never stops the grid: the run is recorded as failed
-with the last lines of the step's stderr, and the next run starts.
+exist, evaluates finished runs that lack metrics and resumes interrupted runs with
+``--resume RUN_DIR`` from their newest readable checkpoint. Nothing is deleted implicitly:
+a run stopped before its first checkpoint is a failed row that says how to start it again
+(``--overwrite``). A failing step never stops the grid: the run is recorded as failed with the
+reason (the trainer's own one-line error, or the signal that killed it), and the next run
+starts.
+
+One harness per runs directory (``runs/<profile>/.lock``). Every child process runs in its own
+session and is told to terminate when the harness dies (Linux ``PR_SET_PDEATHSIG``), so a
+killed harness leaves no trainer behind; Ctrl-C asks the running trainer to checkpoint and
+stop (SIGTERM), waits for it, records the interruption and exits with status 130.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -32,7 +39,7 @@ from benchmarks.commands import COMMANDS, Commands, RunSpec
 from benchmarks.profiles import Profile, profile_to_dict
 from benchmarks.progress import Progress
 from gancore.io import atomic_write_json, read_json
-from gancore.rundir import RunDir
+from gancore.rundir import RunDir, folder_lock
 
 HARNESS_FILE = "harness.json"
 STDERR_TAIL_LINES = 30
@@ -70,6 +77,35 @@ def tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
+class HarnessInterrupted(Exception):
+    """Ctrl-C during a step; the child was stopped (gracefully when it could)."""
+
+    def __init__(self, step: str, returncode: int | None) -> None:
+        super().__init__(step)
+        self.step, self.returncode = step, returncode
+
+
+def describe_exit(rc: int) -> str:
+    """``killed by signal 9 (SIGKILL)`` for a negative return code, else ``exit status N``."""
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = "unknown"
+        return f"killed by signal {-rc} ({name})"
+    return f"exit status {rc}"
+
+
+def _die_with_parent() -> None:  # runs in the child, between fork and exec
+    """Ask Linux to send SIGTERM to this child when the harness dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the run lock still stops a second trainer
+        pass
+
+
 def last_error_line(stderr_tail: str) -> str:
     """The most telling line of a traceback: its last non-empty line."""
     for line in reversed(stderr_tail.splitlines()):
@@ -88,7 +124,9 @@ class Runner:
         commands: Commands = COMMANDS,
         progress_stream: Any = None,
         poll_s: float = 1.0,
+        overwrite: bool = False,
     ) -> None:
+        self.overwrite = overwrite  # restart runs that stopped before their first checkpoint
         self.profile = profile
         self.runs_dir = Path(runs_dir)
         self.commands = commands
@@ -98,7 +136,10 @@ class Runner:
 
     # ------------------------------------------------------------------ public
     def run(self, only: Callable[[RunSpec], bool] | None = None) -> list[dict[str, Any]]:
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        with folder_lock(self.runs_dir):
+            return self._run_all(only)
+
+    def _run_all(self, only: Callable[[RunSpec], bool] | None) -> list[dict[str, Any]]:
         runs = [r for r in plan(self.profile, self.runs_dir) if only is None or only(r)]
         # The whole grid, not only the --only subset: the report shows every expected row.
         self._write_plan(plan(self.profile, self.runs_dir))
@@ -139,6 +180,18 @@ class Runner:
             dataset=self.profile.dataset,
             hardware=self.hardware,
         )
+        try:
+            return self._train_and_evaluate(run, record)
+        except HarnessInterrupted as exc:
+            record.update(
+                state="interrupted",
+                failed_step=exc.step,
+                error=f"interrupted by the user during {exc.step} ({describe_exit(exc.returncode or 0)})",
+            )
+            self._save(run, record)
+            raise
+
+    def _train_and_evaluate(self, run: RunSpec, record: dict[str, Any]) -> dict[str, Any]:
         status = RunDir(run.run_dir).status().get("state")
         if status == "finished" and self._evals_complete(run):
             self.progress.message(f"{run.name}: finished earlier, skipped")
@@ -158,12 +211,25 @@ class Runner:
 
     def _train(self, run: RunSpec, record: dict[str, Any]) -> bool:
         rd = RunDir(run.run_dir)
-        resume = rd.config_path.exists() and rd.latest_checkpoint() is not None
-        if not resume and run.run_dir.exists():
-            # A run that never committed a checkpoint has nothing worth keeping.
-            shutil.rmtree(run.run_dir)
+        started = rd.config_path.exists()
+        resume = started and bool(rd.checkpoint_entries())
+        if started and not resume and not self.overwrite:
+            record.update(
+                state="failed",
+                failed_step="train",
+                error=(
+                    f"{run.run_dir} stopped before its first checkpoint; nothing was deleted. "
+                    "Run the harness again with --overwrite to start such runs over (their log "
+                    "and grids are replaced), or delete the folder."
+                ),
+                stderr_tail=None,
+            )
+            self._save(run, record)
+            return False
         start_kimg = self._trained_kimg(run) if resume else 0.0
         argv = self.commands.train(run, self.profile, resume=resume)
+        if started and not resume:
+            argv.append("--overwrite")
         self.progress.set_phase("resume" if resume else "train", f"{start_kimg:.1f} kimg")
         t0 = time.time()
         rc, err_tail = self._exec(
@@ -195,7 +261,10 @@ class Runner:
             record.update(state="trained", error=None, stderr_tail=None, failed_step=None)
             self._save(run, record)
             return True
-        reason = status.get("error") or last_error_line(err_tail) or f"exit status {rc}"
+        if rc < 0:  # a signal: the stderr tail would only be the last progress bar line
+            reason = describe_exit(rc)
+        else:
+            reason = status.get("error") or last_error_line(err_tail) or describe_exit(rc)
         if rc == 0:
             reason = f"trainer exited 0 but status.json says {status.get('state')!r}: {reason}"
         record.update(state="failed", failed_step="train", error=str(reason), stderr_tail=err_tail)
@@ -269,7 +338,8 @@ class Runner:
             if rc != 0 or not samples.exists():
                 return {
                     **info,
-                    "error": "sample export failed: " + (last_error_line(err) or f"exit {rc}"),
+                    "error": "sample export failed: "
+                    + (describe_exit(rc) if rc < 0 else last_error_line(err) or describe_exit(rc)),
                     "stderr_tail": err,
                 }
         rc, err = self._exec(
@@ -280,7 +350,8 @@ class Runner:
         if rc != 0 or not (out_dir / "metrics.json").exists():
             return {
                 **info,
-                "error": "evaluation failed: " + (last_error_line(err) or f"exit {rc}"),
+                "error": "evaluation failed: "
+                + (describe_exit(rc) if rc < 0 else last_error_line(err) or describe_exit(rc)),
                 "stderr_tail": err,
             }
         atomic_write_json(out_dir / "point.json", info)
@@ -304,7 +375,12 @@ class Runner:
             rc, err = self._exec(argv, out_dir, "floor")
             rec = {"res": res, "argv": argv, "rc": rc, "wall_s": time.time() - t0}
             if rc != 0 or not (out_dir / "metrics.json").exists():
-                rec.update(error=last_error_line(err) or f"exit status {rc}", stderr_tail=err)
+                rec.update(
+                    error=describe_exit(rc)
+                    if rc < 0
+                    else last_error_line(err) or describe_exit(rc),
+                    stderr_tail=err,
+                )
                 self.progress.message(f"real-vs-real floor at {res}x{res} FAILED: {rec['error']}")
             atomic_write_json(out_dir / HARNESS_FILE, rec)
 
@@ -312,12 +388,25 @@ class Runner:
     def _exec(
         self, argv: list[str], log_dir: Path, step: str, monitor: Callable[[], None] | None = None
     ) -> tuple[int, str]:
-        """Run one subprocess with its output in ``log_dir``; returns (rc, stderr tail)."""
+        """Run one subprocess with its output in ``log_dir``; returns (rc, stderr tail).
+
+        The child runs in its own session (a terminal's Ctrl-C reaches only the harness, which
+        decides what the child hears) and dies with the harness. On Ctrl-C the child gets
+        SIGTERM -- the trainers checkpoint at the next step and exit 130 -- and the harness waits
+        for it before raising :class:`HarnessInterrupted`.
+        """
         log_dir.mkdir(parents=True, exist_ok=True)
         out_path, err_path = log_dir / f"{step}.out", log_dir / f"{step}.err"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             try:
-                proc = subprocess.Popen(argv, stdout=out, stderr=err, env=_child_env())
+                proc = subprocess.Popen(
+                    argv,
+                    stdout=out,
+                    stderr=err,
+                    env=_child_env(),
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
             except OSError as exc:
                 err.write(f"could not start {argv[0]}: {exc}\n".encode())
                 return 127, f"could not start {argv[0]}: {exc}"
@@ -326,12 +415,20 @@ class Runner:
                     if monitor:
                         monitor()
                     time.sleep(self.poll_s)
-            except BaseException:
-                proc.terminate()  # Ctrl-C: stop the child too; the run resumes next time
+            except KeyboardInterrupt:
+                proc.send_signal(signal.SIGTERM)
+                self.progress.message(
+                    f"interrupted: asking {step} to stop at its next step (Ctrl-C again to kill it)"
+                )
                 try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
+                    proc.wait()
+                except KeyboardInterrupt:
                     proc.kill()
+                    proc.wait()
+                raise HarnessInterrupted(step, proc.returncode) from None
+            except BaseException:
+                proc.kill()
+                proc.wait()
                 raise
         return proc.returncode, tail(err_path)
 

@@ -249,27 +249,9 @@ class RunDir:
         return removed
 
     # ------------------------------------------------------------------ lock
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the run's advisory lock (one trainer per run directory); released on exit,
-        and by the kernel if the process dies."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held for the block)
-        try:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                raise UserError(
-                    f"{self.path} is in use by {describe_holder(self.path / LOCK)}; wait for it to "
-                    "finish or stop that process first."
-                ) from None
-            fh.seek(0)
-            fh.truncate()
-            fh.write(json.dumps(holder_record()) + "\n")
-            fh.flush()
-            yield
-        finally:
-            fh.close()
+    def lock(self):
+        """Hold the run's advisory lock (one trainer per run directory)."""
+        return folder_lock(self.path)
 
     # ---------------------------------------------------------------- status
     def set_status(self, state: str, **extra: Any) -> None:
@@ -292,6 +274,31 @@ class RunDir:
         except (OSError, ValueError):
             return {"state": "unreadable"}
         return data if isinstance(data, dict) else {"state": "unreadable"}
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold ``folder/.lock`` exclusively for the block (``flock``: released on exit and by the
+    kernel if the process dies, so a killed holder never leaves a stale lock). The file names
+    the holder (pid, host, time, command) so the error a second process gets says who it is."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fh = open(folder / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held for the block)
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UserError(
+                f"{folder} is in use by {describe_holder(folder / LOCK)}; wait for it to finish "
+                "or stop that process first."
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps(holder_record()) + "\n")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
 
 
 def holder_record() -> dict[str, Any]:

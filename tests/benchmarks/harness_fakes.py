@@ -191,9 +191,22 @@ with open(calls, "a") as fh:
 if resume:
     start = float(run.checkpoint_entries()[-1]["kimg"])
 else:
-    run.create(run_config(RunInfo("dcgan", "torch", "fake.train", 3), {"argv": args}))
+    run.create(run_config(RunInfo("dcgan", "torch", "fake.train", 3), {"argv": args}),
+               overwrite="--overwrite" in args)
     start = 0.0
 run.set_status("running")
+if "--sleep" in args:  # a long trainer: say who it is, then wait for a signal
+    import os, signal
+    (run.path / "pid").write_text(str(os.getpid()))
+    def stop(signum, frame):
+        (run.path / "got-signal").write_text(signal.Signals(signum).name)
+        run.set_status("interrupted")
+        sys.exit(130)
+    signal.signal(signal.SIGTERM, stop)
+    time.sleep(120)
+if "--suicide" in args:
+    import os, signal
+    os.kill(os.getpid(), signal.SIGKILL)
 if "--fail" in args:
     print("fake trainer: about to fail", file=sys.stderr)
     raise RuntimeError("fake trainer exploded at 0.5 kimg")

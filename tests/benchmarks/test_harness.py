@@ -117,12 +117,14 @@ def test_train_and_sample_argv_follow_the_model_cli_contract(tmp_path):
 
 # ---------------------------------------------------------- runner behaviour
 def _runner(prof, tmp_path, **kw):
+    overwrite = kw.pop("overwrite", False)
     return Runner(
         prof,
         tmp_path / "runs",
         commands=FakeCommands(tmp_path, **kw),
         progress_stream=io.StringIO(),
         poll_s=0.02,
+        overwrite=overwrite,
     )
 
 
@@ -152,10 +154,19 @@ def test_failed_run_is_a_row_and_the_grid_goes_on_then_finished_runs_are_skipped
     ]
     assert calls(runs) == ["dcgan-torch-s0 fresh", "sndcgan-torch-s0 fresh"]
 
-    # second invocation: the finished run is skipped, the failed one is retried
+    # second invocation: the finished run is skipped; the failed one stopped before its first
+    # checkpoint, so it is not touched (nothing deleted) and the row says how to restart it
+    (runs / "dcgan-torch-s0" / "notes.txt").write_text("mine")
     records = _runner(prof, tmp_path).run()
+    assert calls(runs)[2:] == []
+    bad = next(r for r in records if r["model"] == "dcgan")
+    assert bad["state"] == "failed" and "--overwrite" in bad["error"]
+    assert (runs / "dcgan-torch-s0" / "notes.txt").read_text() == "mine"
+    # third, with --overwrite: retried in place (the trainer's own --overwrite)
+    records = _runner(prof, tmp_path, overwrite=True).run()
     assert calls(runs)[2:] == ["dcgan-torch-s0 fresh"]
     assert {r["model"]: r["state"] for r in records} == {"dcgan": "failed", "sndcgan": "finished"}
+    assert (runs / "dcgan-torch-s0" / "notes.txt").read_text() == "mine"
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
@@ -171,6 +182,112 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert second[0]["state"] == "finished"
     assert [a["resume"] for a in second[0]["attempts"]] == [False, True]
     assert read(run_dir / "checkpoints" / "latest.json")["latest"]["kimg"] == 2.0
+
+
+def test_a_row_killed_by_a_signal_says_so(tmp_path):
+    prof = tiny_profile(
+        frameworks=["torch"], models={"dcgan": {"batch": 4, "args": {"suicide": True}}}
+    )
+    rec = _runner(prof, tmp_path).run()[0]
+    assert rec["state"] == "failed" and rec["error"] == "killed by signal 9 (SIGKILL)"
+
+
+def _hold_lock(path, ready, release):
+    from gancore.rundir import folder_lock
+
+    with folder_lock(path):
+        ready.set()
+        release.wait(30)
+
+
+def test_one_harness_per_runs_directory(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(tmp_path / "runs"), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        prof = tiny_profile(frameworks=["torch"], models={"dcgan": {"batch": 4}})
+        with pytest.raises(UserError, match=f"in use by pid {holder.pid}"):
+            _runner(prof, tmp_path).run()
+    finally:
+        release.set()
+        holder.join(30)
+
+
+HARNESS_SCRIPT = """
+import io, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from benchmarks.runner import HarnessInterrupted, Runner
+from tests.benchmarks.harness_fakes import FakeCommands, tiny_profile
+tmp = Path(sys.argv[2])
+prof = tiny_profile(frameworks=["torch"], models={"dcgan": {"batch": 4, "args": {"sleep": True}}})
+try:
+    Runner(prof, tmp / "runs", commands=FakeCommands(tmp), progress_stream=io.StringIO(), poll_s=0.05).run()
+except HarnessInterrupted as exc:
+    print("INTERRUPTED", exc.step, exc.returncode)
+    sys.exit(130)
+"""
+
+
+def _start_harness(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from benchmarks.runner import _repo_root
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HARNESS_SCRIPT, str(_repo_root()), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pid_file = tmp_path / "runs" / "dcgan-torch-s0" / "pid"
+    deadline = time.time() + 60
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert pid_file.exists(), proc.stderr.read() if proc.poll() is not None else "no trainer"
+    time.sleep(0.3)
+    return proc, int(pid_file.read_text())
+
+
+def test_ctrl_c_on_the_harness_stops_the_trainer_gracefully_and_is_recorded(tmp_path):
+    import signal
+
+    proc, _ = _start_harness(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "INTERRUPTED train 130" in out and "Traceback" not in err
+    run_dir = tmp_path / "runs" / "dcgan-torch-s0"
+    assert (run_dir / "got-signal").read_text() == "SIGTERM"  # asked to checkpoint, not killed
+    record = read(run_dir / "harness.json")
+    assert record["state"] == "interrupted" and "interrupted by the user" in record["error"]
+
+
+def test_a_killed_harness_leaves_no_trainer_behind(tmp_path):
+    import os
+    import signal
+    import time
+
+    proc, child = _start_harness(tmp_path)
+    proc.kill()
+    proc.wait(30)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the trainer outlived its harness")
+    assert (tmp_path / "runs" / "dcgan-torch-s0" / "got-signal").read_text() == "SIGTERM"
 
 
 def test_finished_training_with_failed_evaluation_is_a_failed_row(tmp_path):
