@@ -44,6 +44,26 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
+def output_file(path: str | os.PathLike, flag: str = "--out", example: str = "out.npz") -> Path:
+    """Check a file path given on the command line before any work is done: it must not be a
+    folder, and its folder must exist (or be creatable) and be writable."""
+    from gancore.errors import UserError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name, e.g. {path / example}")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"{flag} {path}: cannot create its folder ({exc.strerror or exc})."
+        ) from exc
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{flag} {path}: the folder {folder} is not writable; choose another path.")
+    return path
+
+
 def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> None:
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data)

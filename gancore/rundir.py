@@ -282,8 +282,15 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
     kernel if the process dies, so a killed holder never leaves a stale lock). The file names
     the holder (pid, host, time, command) so the error a second process gets says who it is."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fh = open(folder / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held for the block)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a folder; choose another path.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held for the block)
+    except OSError as exc:
+        raise UserError(
+            f"cannot use {folder}: {exc.strerror or exc}; choose a writable folder."
+        ) from exc
     try:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -26,6 +26,7 @@ import numpy as np
 from gancore.config import config_from_dict
 from gancore.errors import UserError, run_cli
 from gancore.grid import save_grid
+from gancore.io import output_file
 from gancore.latents import SEED_STRIDE, export_latents
 from gancore.samples import save_samples
 from progan_common.cli import sample_parser
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    output_file(args.out)
     if args.n < 1 or args.batch < 1:
         raise UserError("--n and --batch must be positive")
     from gancore.tf_utils import select_device

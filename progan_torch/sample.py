@@ -26,6 +26,7 @@ import torch
 
 from gancore.errors import UserError, run_cli
 from gancore.grid import save_grid
+from gancore.io import output_file
 from gancore.latents import (
     SEED_STRIDE,
     export_latents,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    output_file(args.out)
     if args.n < 1 or args.batch < 1:
         raise UserError("--n and --batch must be positive")
     device = resolve_device(args.device)

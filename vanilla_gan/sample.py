@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # `python sample.py` from inside vanilla_gan/
 import numpy as np
 
 from gancore.errors import UserError, run_cli
+from gancore.io import output_file
 from gancore.samples import save_samples
 
 SEED_BASE = 10**6
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--dry-run", action="store_true", help="print what would be done and exit")
     args = ap.parse_args(argv)
+    output_file(args.out)
     if args.n < 1 or args.batch < 1 or args.seed < 0:
         raise UserError("--n and --batch must be positive and --seed non-negative")
 
