@@ -76,6 +76,19 @@ class ProGANConfig:
         default=4,
         metadata=_h("minibatch-stddev group size; 0 or 1 disables the layer (ablation switch)"),
     )
+    # Official G_paper / D_paper default (fused_scale=True, every block from 8x8 up, and
+    # no official config turns it off): the same weights and fan-in, 2.25x fewer
+    # multiply-adds in those convolutions. G computes the same function either way; D's
+    # fused block applies its LReLU after the 2x2 pooling (official), the unfused one
+    # before it (paper Table 2, original Theano code), so this is a model choice for D.
+    fused_scale: bool = field(
+        default=True,
+        metadata=_h(
+            "fused resampling convs (official default): G's upsample+conv3x3 as one "
+            "transposed conv, D's conv3x3+avgpool as one strided conv (LReLU after the pool); "
+            "--no-fused-scale keeps them separate (D: LReLU before the pool, paper Table 2)"
+        ),
+    )
     spectral_norm_d: bool = field(
         default=False,
         metadata=_h("spectral normalisation on D's layers (not in the paper; an option)"),
