@@ -139,7 +139,8 @@ class _Equalized(keras.layers.Layer):
         w = tf.convert_to_tensor(self.weight)
         if self.spectral_norm:
             return w / self._sigma(w, training)
-        return w * tf.cast(self.scale, w.dtype) if self.equalized else w
+        # tf.constant, not tf.cast: casting a Python float goes through float32 first.
+        return w * tf.constant(self.scale, w.dtype) if self.equalized else w
 
     def _sigma(self, w: tf.Tensor, training: bool) -> tf.Tensor:
         mat = tf.reshape(tf.cast(w, tf.float32), [-1, w.shape[-1]])  # (in*k*k, out)
