@@ -136,3 +136,12 @@ def test_torch_keras_parity(fused):
                 g_out.numpy().transpose(0, 3, 1, 2), g_ref, atol=1e-4, err_msg=msg
             )
             np.testing.assert_allclose(d_out.numpy(), d_ref, atol=1e-4, err_msg=msg)
+
+
+@pytest.mark.parametrize("n,group", [(16, 16), (14, 16), (6, 16), (3, 16), (16, 4), (3, 4)])
+def test_mbstd_group_is_official_min(n, group):
+    """Official ``tf.minimum(group_size, N)``: the paper preset's group 16 at its batches
+    16, 14, 6, 3 is the whole minibatch (same rule as progan_torch)."""
+    from progan_tf.layers import mbstd_groups
+
+    assert mbstd_groups(n, group) == min(group, n)
