@@ -75,7 +75,23 @@ class ProGANConfig:
     )
     mbstd_group: int = field(
         default=4,
-        metadata=_h("minibatch-stddev group size; 0 or 1 disables the layer (ablation switch)"),
+        metadata=_h(
+            "minibatch-stddev group size, min(group, batch) used (official); 0 or 1 disables "
+            "the layer (ablation switch); official default 4, paper presets 16 (whole minibatch)"
+        ),
+    )
+    # Official G_paper / D_paper default (fused_scale=True, every block from 8x8 up, and
+    # no official config turns it off): the same weights and fan-in, 2.25x fewer
+    # multiply-adds in those convolutions. G computes the same function either way; D's
+    # fused block applies its LReLU after the 2x2 pooling (official), the unfused one
+    # before it (paper Table 2, original Theano code), so this is a model choice for D.
+    fused_scale: bool = field(
+        default=True,
+        metadata=_h(
+            "fused resampling convs (official default): G's upsample+conv3x3 as one "
+            "transposed conv, D's conv3x3+avgpool as one strided conv (LReLU after the pool); "
+            "--no-fused-scale keeps them separate (D: LReLU before the pool, paper Table 2)"
+        ),
     )
     spectral_norm_d: bool = field(
         default=False,
@@ -274,21 +290,32 @@ class ProGANConfig:
 
 
 # Presets: only the values that differ from the dataclass defaults (the paper's).
+# Sources: the official TF code (tkarras/progressive_growing_of_gans, config.py presets and
+# train.TrainingSchedule) and, where the TF code has no setting (CIFAR-10), the original
+# Theano code the paper's numbers came from (branch original-theano-version, config.py).
 PRESETS: dict[str, dict] = {
-    # Paper, CelebA-HQ 1024: 800k + 800k images per level, minibatch 16 for 4..128 then
-    # 14, 6, 3 at 256, 512, 1024 (paper section A.1), mirror augmentation on.
+    # Paper, CelebA-HQ 1024 = official config.py "preset-v1-1gpu" (and the Theano config
+    # "celeb-hq-1024x1024"): 800k + 800k images per level, minibatch 16 then 14, 6, 3 at
+    # 256, 512, 1024 (paper A.1), 19,000 kimg in total, so 1024x1024 is reached at
+    # 12,800 kimg (8 doublings x 1,600) and trained for 6,200 more. mbstd group 16 is the
+    # whole minibatch at every level (official D.mbstd_group_size = 16 -> min(16, N); the
+    # Theano layer and paper section 3 take the stddev over the minibatch). Mirror on.
+    # Not taken from the Theano config: its 40-kimg learning-rate ramp-up (the TF code has none).
     "celebahq": {
         "dataset": "celebahq",
         "max_res": 1024,
         "mirror": True,
-        "kimg": 12000.0,
+        "kimg": 19000.0,
         "batch_sizes": {256: 14, 512: 6, 1024: 3},
         "default_batch": 16,
+        "mbstd_group": 16,
         "tick_kimg": 160.0,
         "snapshot_kimg": 1000.0,
     },
     # Official config.py "preset-v2-1gpu": larger minibatches at low resolution, 600k + 600k
-    # (the official TrainingSchedule defaults) and lr 0.0015 at 1024.
+    # (the official TrainingSchedule defaults), lr 0.0015 at 1024, 12,000 kimg: 1024x1024 is
+    # reached at 9,600 kimg (8 x 1,200) and trained for 2,400 more. mbstd group: the official
+    # D_paper default 4.
     "celebahq-1gpu": {
         "dataset": "celebahq",
         "max_res": 1024,
@@ -302,19 +329,28 @@ PRESETS: dict[str, dict] = {
         "tick_kimg": 160.0,
         "snapshot_kimg": 1000.0,
     },
-    # Paper CIFAR-10 setting: latent 128, 128 channels everywhere, gamma 750, 400k + 400k, batch 16, no mirror.
+    # Paper section 6.5 (CIFAR10 inception scores). The TF code has no CIFAR-10 preset, so
+    # every value follows the Theano config "cifar-10-32x32": G/D fmap_base 4096 and fmap_max
+    # 128 (128 channels at every level to 32x32), latent_size 128, iwass_target (gamma) 750,
+    # lod_training/transition_kimg 400 + 400, minibatch 16 (minibatch_default, no
+    # overrides), total_kimg 20,000, mirror_augment False, rampup_kimg 0, and the minibatch
+    # stddev over the whole minibatch (mbstat_avg 'all': group 16). Changed here: fmap_base
+    # was 2048 (same widths to 32x32), kimg 12,000 and mbstd group 4. Not representable:
+    # its separate_funcs=False (D and G updated together from one forward; we alternate
+    # D then G as the TF code does).
     "cifar10": {
         "dataset": "cifar10",
         "max_res": 32,
         "latent_dim": 128,
-        "fmap_base": 2048,
+        "fmap_base": 4096,
         "fmap_max": 128,
         "gp_gamma": 750.0,
         "stabilize_kimg": 400.0,
         "fade_kimg": 400.0,
         "default_batch": 16,
+        "mbstd_group": 16,
         "mirror": False,
-        "kimg": 12000.0,
+        "kimg": 20000.0,
         "tick_kimg": 40.0,
         "snapshot_kimg": 400.0,
     },

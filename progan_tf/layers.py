@@ -1,8 +1,7 @@
 """ProGAN building blocks as Keras 3 layers (TensorFlow backend), NHWC.
 
 Every item follows the official code (tkarras/progressive_growing_of_gans,
-``networks.py``) and the shared spec (`/tmp/team/PROGAN_SPEC.md`, mirrored in
-``progan_torch.layers``):
+``networks.py``) and mirrors ``progan_torch.layers`` (same names, same stored weights):
 
 - *Equalised learning rate* (paper section 4.1): weights are stored as N(0, 1)
   and multiplied at run time by ``gain / sqrt(fan_in)``, ``fan_in = k*k*C_in``;
@@ -12,6 +11,9 @@ Every item follows the official code (tkarras/progressive_growing_of_gans,
 - *Pixel norm* (section 4.2): ``x * rsqrt(mean_c(x^2) + 1e-8)``.
 - *Minibatch stddev* (section 3): official strided grouping (sample ``i`` is in
   group ``i % (N // G)``), one statistic per group appended as the last channel.
+- *Fused resampling* (official ``fused_scale``): :class:`UpConv2d` and
+  :class:`ConvDown2d` store the weight of a plain conv and fold the 2x upsample / 2x2
+  pool into one stride-2 (transposed) conv.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def lerp(a: tf.Tensor, b: tf.Tensor, t) -> tf.Tensor:
 def mbstd_groups(n: int, group: int) -> int:
     """Group size actually used for a batch of ``n``.
 
-    The official code requires ``n % group == 0``. A ProGAN batch can be any
+    Official: ``min(group, n)`` (``tf.minimum(group_size, tf.shape(x)[0])``), which must
+    divide ``n``; whenever it does, this returns it. A ProGAN batch can be any
     size (last resolutions use 3, 6, 14 in the paper's CelebA-HQ setting), so we
     use the largest divisor of ``n`` that is ``<= group`` -- the same rule as
     ``progan_torch.layers`` -- rather than failing.
@@ -136,7 +139,8 @@ class _Equalized(keras.layers.Layer):
         w = tf.convert_to_tensor(self.weight)
         if self.spectral_norm:
             return w / self._sigma(w, training)
-        return w * tf.cast(self.scale, w.dtype) if self.equalized else w
+        # tf.constant, not tf.cast: casting a Python float goes through float32 first.
+        return w * tf.constant(self.scale, w.dtype) if self.equalized else w
 
     def _sigma(self, w: tf.Tensor, training: bool) -> tf.Tensor:
         mat = tf.reshape(tf.cast(w, tf.float32), [-1, w.shape[-1]])  # (in*k*k, out)
@@ -197,4 +201,51 @@ class EqualizedConv2d(_Equalized):
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         y = tf.nn.conv2d(x, self.effective_weight(training), strides=1, padding="SAME")
+        return tf.nn.bias_add(y, self.bias)
+
+
+def fused_taps(w: tf.Tensor) -> tf.Tensor:
+    """``(k, k, ...) -> (k+1, k+1, ...)``: zero-pad by one and sum the four 2x2-shifted copies.
+
+    Tap ``u`` is ``w[u-1] + w[u]`` per axis: the 2x nearest upsample (or 2x2 box) composed
+    with the k x k kernel, for a stride-2 layer (official ``upscale2d_conv2d`` /
+    ``conv2d_downscale2d``).
+    """
+    w = tf.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])
+    return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
+
+
+class UpConv2d(EqualizedConv2d):
+    """Nearest 2x upsample + this conv as ONE stride-2 transposed conv (``fused_scale``).
+
+    Same variables, layout ``(k, k, in, out)`` and He scale as :class:`EqualizedConv2d`;
+    for the same stored weight the same function as ``conv(upsample2x(x))`` with 2.25x
+    fewer multiply-adds. The kernel is flipped (rotated 180 degrees) because a transposed
+    conv scatters each input pixel through its kernel (a convolution of the zero-stuffed
+    input) while ``conv2d`` correlates; the official ``upscale2d_conv2d`` has no flip since
+    its weight is its own ``[k, k, out, in]`` variable (so an official fused weight equals
+    our weight flipped). See ``progan_torch.layers.UpConv2d``.
+    """
+
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        w = fused_taps(tf.reverse(self.effective_weight(training), axis=[0, 1]))
+        w = tf.transpose(w, [0, 1, 3, 2])  # conv2d_transpose wants (k, k, out, in)
+        n, h, wd = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+        shape = tf.stack([n, h * 2, wd * 2, self.out_channels])
+        # 'SAME' pads (k - 1) / 2 on each side for a (k+1)-tap kernel at stride 2: exactly
+        # the zero border the unfused conv sees around the upsampled image.
+        y = tf.nn.conv2d_transpose(x, w, shape, strides=2, padding="SAME")
+        return tf.nn.bias_add(y, self.bias)
+
+
+class ConvDown2d(EqualizedConv2d):
+    """This conv + 2x2 average pool as ONE stride-2 conv (``fused_scale``).
+
+    Same variables and scale as :class:`EqualizedConv2d`; for the same stored weight the
+    same function as ``downsample2x(conv(x))`` (no flip: both are correlations).
+    """
+
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        w = fused_taps(self.effective_weight(training)) * 0.25
+        y = tf.nn.conv2d(x, w, strides=2, padding="SAME")
         return tf.nn.bias_add(y, self.bias)

@@ -14,6 +14,11 @@ i.e. twice per resolution -- while alpha is read from the variable and never ret
 Layout: NHWC inside, but the 4x4 dense output is reshaped channel-first (official
 NCHW ``tf.reshape(x, [-1, nf, 4, 4])``) and D flattens channel-first, so every weight
 equals torch's up to a transpose.
+
+``cfg.fused_scale`` (official default): G's ``conv0`` is an ``UpConv2d`` (upsample folded
+in, same function) and D's ``conv1`` a ``ConvDown2d`` with the LReLU after the pool (the
+official fused D block; unfused, the LReLU comes before the pool). Same variables either
+way, so the converter and checkpoints do not depend on the switch.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ import tensorflow as tf
 
 from progan_common.config import ProGANConfig
 from progan_tf.layers import (
+    ConvDown2d,
     EqualizedConv2d,
     EqualizedLinear,
+    UpConv2d,
     downsample2x,
     lerp,
     lrelu,
@@ -68,12 +75,15 @@ class GBlock0(keras.layers.Layer):
 
 
 class GBlock(keras.layers.Layer):
-    """Upsample 2x -> conv3x3 -> LReLU, PN -> conv3x3 -> LReLU, PN."""
+    """Upsample 2x -> conv3x3 -> LReLU, PN -> conv3x3 -> LReLU, PN (``fused``: one transposed conv)."""
 
-    def __init__(self, nf_in: int, nf_out: int, pn: bool, eq: bool, **kw) -> None:
+    def __init__(
+        self, nf_in: int, nf_out: int, pn: bool, eq: bool, fused: bool = False, **kw
+    ) -> None:
         super().__init__(**kw)
-        self.pn = pn
-        self.conv0 = EqualizedConv2d(nf_in, nf_out, 3, equalized=eq)
+        self.pn, self.fused = pn, fused
+        conv0 = UpConv2d if fused else EqualizedConv2d
+        self.conv0 = conv0(nf_in, nf_out, 3, equalized=eq)
         self.conv1 = EqualizedConv2d(nf_out, nf_out, 3, equalized=eq)
 
     def _act(self, x: tf.Tensor) -> tf.Tensor:
@@ -81,7 +91,7 @@ class GBlock(keras.layers.Layer):
         return pixel_norm(x) if self.pn else x
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
-        x = self._act(self.conv0(upsample2x(x)))
+        x = self._act(self.conv0(x) if self.fused else self.conv0(upsample2x(x)))
         return self._act(self.conv1(x))
 
 
@@ -103,7 +113,9 @@ class Generator(keras.Model):
                 self.blocks.append(GBlock0(in_dim, nf, pn, eq, name="blocks.0"))
             else:
                 self.blocks.append(
-                    GBlock(cfg.channels_at(res // 2), nf, pn, eq, name=f"blocks.{k}")
+                    GBlock(
+                        cfg.channels_at(res // 2), nf, pn, eq, cfg.fused_scale, name=f"blocks.{k}"
+                    )
                 )
             self.torgb.append(
                 EqualizedConv2d(nf, img_channels, 1, gain=1.0, equalized=eq, name=f"torgb.{k}")
@@ -142,15 +154,30 @@ class Generator(keras.Model):
 
 
 class DBlock0(keras.layers.Layer):
-    """4x4 head: mbstd -> conv3x3 -> LReLU -> flatten (NCHW) -> dense -> LReLU -> dense(1+classes)."""
+    """4x4 head: mbstd -> conv3x3 -> LReLU -> flatten (NCHW) -> dense -> LReLU -> dense(1+classes).
 
-    def __init__(self, nf: int, mbstd_group: int, num_classes: int, eq: bool, sn: bool, **kw):
+    ``nf``: the 4x4 width (official ``nf(1)``); ``nf_dense``: dense0's width (official
+    ``Dense0`` uses ``nf(0)``; the same as ``nf`` in every preset).
+    """
+
+    def __init__(
+        self,
+        nf: int,
+        nf_dense: int,
+        mbstd_group: int,
+        num_classes: int,
+        eq: bool,
+        sn: bool,
+        **kw,
+    ):
         super().__init__(**kw)
         self.nf, self.mbstd_group = nf, mbstd_group
         extra = 1 if mbstd_group > 1 else 0
         self.conv = EqualizedConv2d(nf + extra, nf, 3, equalized=eq, spectral_norm=sn)
-        self.dense0 = EqualizedLinear(nf * 16, nf, equalized=eq, spectral_norm=sn)
-        self.dense1 = EqualizedLinear(nf, 1 + num_classes, gain=1.0, equalized=eq, spectral_norm=sn)
+        self.dense0 = EqualizedLinear(nf * 16, nf_dense, equalized=eq, spectral_norm=sn)
+        self.dense1 = EqualizedLinear(
+            nf_dense, 1 + num_classes, gain=1.0, equalized=eq, spectral_norm=sn
+        )
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         if self.mbstd_group > 1:
@@ -162,17 +189,24 @@ class DBlock0(keras.layers.Layer):
 
 
 class DBlock(keras.layers.Layer):
-    """conv3x3 -> LReLU -> conv3x3 -> LReLU -> 2x2 average pool."""
+    """conv3x3 -> LReLU -> conv3x3 -> LReLU -> 2x2 average pool.
 
-    def __init__(self, nf_in: int, nf_out: int, eq: bool, sn: bool, **kw) -> None:
+    ``fused`` (official default): conv1 + pool as one strided conv, LReLU after the pool
+    (official ``act(apply_bias(conv2d_downscale2d(x)))``).
+    """
+
+    def __init__(
+        self, nf_in: int, nf_out: int, eq: bool, sn: bool, fused: bool = False, **kw
+    ) -> None:
         super().__init__(**kw)
+        self.fused = fused
         self.conv0 = EqualizedConv2d(nf_in, nf_in, 3, equalized=eq, spectral_norm=sn)
-        self.conv1 = EqualizedConv2d(nf_in, nf_out, 3, equalized=eq, spectral_norm=sn)
+        conv1 = ConvDown2d if fused else EqualizedConv2d
+        self.conv1 = conv1(nf_in, nf_out, 3, equalized=eq, spectral_norm=sn)
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
-        x = lrelu(self.conv0(x, training=training))
-        x = lrelu(self.conv1(x, training=training))
-        return downsample2x(x)
+        x = self.conv1(lrelu(self.conv0(x, training=training)), training=training)
+        return lrelu(x) if self.fused else downsample2x(lrelu(x))
 
 
 class Discriminator(keras.Model):
@@ -194,12 +228,16 @@ class Discriminator(keras.Model):
                 )
             )
             if k == 0:
-                self.blocks.append(
-                    DBlock0(nf, cfg.mbstd_group, num_classes, eq, sn, name="blocks.0")
+                # channels_at(2) is the official nf(0): dense0's width (see DBlock0).
+                head = DBlock0(
+                    nf, cfg.channels_at(2), cfg.mbstd_group, num_classes, eq, sn, name="blocks.0"
                 )
+                self.blocks.append(head)
             else:
                 self.blocks.append(
-                    DBlock(nf, cfg.channels_at(res // 2), eq, sn, name=f"blocks.{k}")
+                    DBlock(
+                        nf, cfg.channels_at(res // 2), eq, sn, cfg.fused_scale, name=f"blocks.{k}"
+                    )
                 )
         self.level = tf.Variable(self.num_levels - 1, trainable=False, dtype=tf.int32, name="level")
         self.alpha = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="alpha")

@@ -1,8 +1,8 @@
 """ProGAN building blocks (Karras et al. 2018, section 4 and the official ``networks.py``).
 
 Every layer here is shared by the generator and the discriminator in
-``networks.py``; names follow ``/tmp/team/PROGAN_SPEC.md`` so the TensorFlow twin
-(``progan_tf.layers``) and the converter can map parameters one to one.
+``networks.py``; names and weight layouts are those of the TensorFlow twin
+(``progan_tf.layers``), so the converter maps parameters one to one.
 
 Equalised learning rate (paper section 4.1): weights are stored as N(0, 1) and
 multiplied at run time by ``gain / sqrt(fan_in)`` (He's constant), ``fan_in =
@@ -104,6 +104,54 @@ class EqualizedConv2d(_Equalized):
         )
 
 
+def fused_taps(w: torch.Tensor) -> torch.Tensor:
+    """``(..., k, k) -> (..., k+1, k+1)``: zero-pad by one and sum the four 2x2-shifted copies.
+
+    Tap ``u`` of the result is ``w[u-1] + w[u]`` per axis: the weight one output pixel of
+    a stride-2 layer gives to input offset ``u`` once the 2x nearest upsample (or the 2x2
+    box) and the k x k kernel are composed (official ``upscale2d_conv2d`` /
+    ``conv2d_downscale2d``).
+    """
+    w = F.pad(w, (1, 1, 1, 1))
+    return w[..., 1:, 1:] + w[..., :-1, 1:] + w[..., 1:, :-1] + w[..., :-1, :-1]
+
+
+class UpConv2d(EqualizedConv2d):
+    """Nearest 2x upsample + this k x k conv as ONE stride-2 transposed conv (fused_scale).
+
+    Same parameters, layout and He scale as :class:`EqualizedConv2d` (fan-in ``k*k*C_in``),
+    and for the same stored weight the same function as ``conv(upsample2x(x))``, with
+    2.25x fewer multiply-adds (a (k+1)^2 kernel per 4 output pixels instead of 4 k^2).
+
+    Why the flip: ``conv_transpose2d`` scatters every input pixel through its kernel
+    (``y[2m + u - p] += x[m] * K[u]``), i.e. it *convolves* the zero-stuffed input, while
+    ``conv2d`` *correlates* (``y[i] = sum_a w[a] x[i + a]``). Writing upsample-then-correlate
+    as a scatter gives the 4-tap-summed kernel of ``w`` rotated by 180 degrees. The official
+    ``upscale2d_conv2d`` omits the flip (its weight is its own variable, laid out
+    ``[k, k, out, in]``, never compared with an unfused conv), so an official fused weight
+    is our weight flipped; we flip at run time instead so that checkpoints, converted
+    weights and the ``fused_scale`` switch are interchangeable.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = fused_taps(self.scaled_weight().flip(2, 3)).transpose(0, 1)  # (in, out, k+1, k+1)
+        return F.conv_transpose2d(x, w, self.bias, stride=2, padding=self.padding)
+
+
+class ConvDown2d(EqualizedConv2d):
+    """This k x k conv + 2x2 average pool as ONE stride-2 conv (fused_scale).
+
+    Same parameters, layout and He scale as :class:`EqualizedConv2d`; for the same stored
+    weight the same function as ``downsample2x(conv(x))`` (the bias commutes with the
+    average), 2.25x fewer multiply-adds. No flip: both sides are correlations. The 4-tap
+    sum times 1/4 is the 2x2 box folded into the kernel (official ``conv2d_downscale2d``).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = fused_taps(self.scaled_weight()) * 0.25
+        return F.conv2d(x, w, self.bias, stride=2, padding=self.padding)
+
+
 def lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, LRELU_SLOPE)
 
@@ -129,7 +177,8 @@ def downsample2x(x: torch.Tensor) -> torch.Tensor:
 def mbstd_group_size(n: int, group: int) -> int:
     """The group size actually used for a batch of ``n``.
 
-    The official layer needs ``n % min(group, n) == 0`` and fails otherwise. We
+    Official: ``min(group, n)`` (``tf.minimum(group_size, tf.shape(x)[0])``), which must
+    divide ``n`` (the official layer fails otherwise); whenever it does, this returns it. We
     handle a ragged batch explicitly by using the largest divisor of ``n`` that is
     ``<= group`` (so batch 6 with group 4 uses groups of 3; a prime batch falls back
     to 1, i.e. a zero stddev feature). ``progan_tf`` does the same.

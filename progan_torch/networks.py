@@ -6,9 +6,13 @@ Level ``k`` works at ``4 * 2**k``; ``blocks[k]`` / ``torgb[k]`` / ``fromrgb[k]``
 Every block exists from the start, so parameters and optimiser state never depend on the
 stage; the stage is the ``level`` / ``alpha`` buffers (saved in the state_dict).
 
-The official code fuses "upsample + conv3x3" into a transposed conv and "conv3x3 +
-avgpool" into a strided conv at high resolutions (``fused_scale``); both are the same
-linear maps with the same weights and fan-in, so we keep the plain, readable form.
+``cfg.fused_scale`` (official default, every block from 8x8 up) fuses G's "upsample +
+conv3x3" into one transposed conv and D's "conv3x3 + avgpool" into one strided conv
+(``progan_torch.layers.UpConv2d`` / ``ConvDown2d``): same parameters, 2.25x fewer
+multiply-adds. In G the fused block is the same function as the unfused one. In D it is
+not quite: the official fused block applies the LReLU *after* the pooling
+(``act(conv2d_downscale2d(x))``), the unfused one before it (``downscale2d(act(conv2d(x)))``,
+also the paper's Table 2 and the original Theano code), and we follow each form.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from torch import nn
 from progan_common.config import ProGANConfig
 from progan_torch.layers import (
     SQRT2,
+    ConvDown2d,
     EqualizedConv2d,
     EqualizedLinear,
+    UpConv2d,
     downsample2x,
     lerp,
     lrelu,
@@ -108,16 +114,22 @@ class GFirstBlock(nn.Module):
 
 
 class GBlock(nn.Module):
-    """Upsample 2x (nearest) -> conv3x3 -> LReLU -> PN -> conv3x3 -> LReLU -> PN."""
+    """Upsample 2x (nearest) -> conv3x3 -> LReLU -> PN -> conv3x3 -> LReLU -> PN.
 
-    def __init__(self, nf_in: int, nf_out: int, equalized: bool, pn) -> None:
+    ``fused``: the upsample and conv0 run as one transposed conv (same weights, same result).
+    """
+
+    def __init__(self, nf_in: int, nf_out: int, equalized: bool, pn, fused: bool = False) -> None:
         super().__init__()
-        self.conv0 = EqualizedConv2d(nf_in, nf_out, 3, equalized=equalized)
+        self.fused = fused
+        conv0 = UpConv2d if fused else EqualizedConv2d
+        self.conv0 = conv0(nf_in, nf_out, 3, equalized=equalized)
         self.conv1 = EqualizedConv2d(nf_out, nf_out, 3, equalized=equalized)
         self.pn = pn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pn(lrelu(self.conv0(upsample2x(x))))
+        x = self.conv0(x) if self.fused else self.conv0(upsample2x(x))
+        x = self.pn(lrelu(x))
         return self.pn(lrelu(self.conv1(x)))
 
 
@@ -137,7 +149,7 @@ class Generator(_StageState):
         levels = num_levels(cfg.max_res)
         nf = [cfg.channels_at(4 * 2**k) for k in range(levels)]
         blocks: list[nn.Module] = [GFirstBlock(cfg.latent_dim + num_classes, nf[0], eq, pn)]
-        blocks += [GBlock(nf[k - 1], nf[k], eq, pn) for k in range(1, levels)]
+        blocks += [GBlock(nf[k - 1], nf[k], eq, pn, cfg.fused_scale) for k in range(1, levels)]
         self.blocks = nn.ModuleList(blocks)
         # toRGB: 1x1, gain 1, linear (official torgb: conv2d(x, num_channels, 1, gain=1)).
         self.torgb = nn.ModuleList(
@@ -185,29 +197,41 @@ class FromRGB(EqualizedConv2d):
 
 
 class DBlock(nn.Module):
-    """conv3x3 -> LReLU -> conv3x3 (to the lower level's width) -> LReLU -> avgpool 2x2."""
+    """conv3x3 -> LReLU -> conv3x3 (to the lower level's width) -> LReLU -> avgpool 2x2.
 
-    def __init__(self, nf_in: int, nf_out: int, equalized: bool) -> None:
+    ``fused`` (official default): conv1 and the pool run as one strided conv and the LReLU
+    comes after the pool, as in the official ``act(apply_bias(conv2d_downscale2d(x)))``.
+    """
+
+    def __init__(self, nf_in: int, nf_out: int, equalized: bool, fused: bool = False) -> None:
         super().__init__()
+        self.fused = fused
         self.conv0 = EqualizedConv2d(nf_in, nf_in, 3, equalized=equalized)
-        self.conv1 = EqualizedConv2d(nf_in, nf_out, 3, equalized=equalized)
+        conv1 = ConvDown2d if fused else EqualizedConv2d
+        self.conv1 = conv1(nf_in, nf_out, 3, equalized=equalized)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return downsample2x(lrelu(self.conv1(lrelu(self.conv0(x)))))
+        x = self.conv1(lrelu(self.conv0(x)))
+        return lrelu(x) if self.fused else downsample2x(lrelu(x))
 
 
 class DHead(nn.Module):
     """4x4: minibatch stddev -> conv3x3 -> LReLU -> flatten (NCHW) -> dense -> LReLU -> dense.
 
     Output column 0 is the Wasserstein score, columns 1.. the AC-GAN label logits.
+    ``nf`` is the 4x4 width (official ``nf(1)``), ``nf_dense`` dense0's width (official
+    ``Dense0``: ``nf(res - 2)`` at res = 2, i.e. ``nf(0)``; equal to ``nf`` whenever
+    ``fmap_base / 2 >= fmap_max``, as in every preset).
     """
 
-    def __init__(self, nf: int, num_classes: int, mbstd_group: int, equalized: bool) -> None:
+    def __init__(
+        self, nf: int, nf_dense: int, num_classes: int, mbstd_group: int, equalized: bool
+    ) -> None:
         super().__init__()
         self.mbstd_group = mbstd_group if mbstd_group > 1 else 0
         self.conv = EqualizedConv2d(nf + (1 if self.mbstd_group else 0), nf, 3, equalized=equalized)
-        self.dense0 = EqualizedLinear(nf * 16, nf, equalized=equalized)
-        self.dense1 = EqualizedLinear(nf, 1 + num_classes, gain=1.0, equalized=equalized)
+        self.dense0 = EqualizedLinear(nf * 16, nf_dense, equalized=equalized)
+        self.dense1 = EqualizedLinear(nf_dense, 1 + num_classes, gain=1.0, equalized=equalized)
 
     def forward(self, x: torch.Tensor, chunks: int = 1) -> torch.Tensor:
         if self.mbstd_group:
@@ -227,8 +251,10 @@ class Discriminator(_StageState):
         levels = num_levels(cfg.max_res)
         nf = [cfg.channels_at(4 * 2**k) for k in range(levels)]
         self.fromrgb = nn.ModuleList(FromRGB(img_channels, nf[k], eq) for k in range(levels))
-        blocks: list[nn.Module] = [DHead(nf[0], num_classes, cfg.mbstd_group, eq)]
-        blocks += [DBlock(nf[k], nf[k - 1], eq) for k in range(1, levels)]
+        # channels_at(2) is the official nf(0): the dense layer's width (see DHead).
+        head = DHead(nf[0], cfg.channels_at(2), num_classes, cfg.mbstd_group, eq)
+        blocks: list[nn.Module] = [head]
+        blocks += [DBlock(nf[k], nf[k - 1], eq, cfg.fused_scale) for k in range(1, levels)]
         self.blocks = nn.ModuleList(blocks)
         self._init_state(levels)
         if cfg.spectral_norm_d:

@@ -185,7 +185,7 @@ def test_dry_run_and_help(capsys):
     text = capsys.readouterr().out
     cfg = json.loads(text[: text.index("\n}") + 2])
     assert cfg["gp_gamma"] == 750.0 and cfg["latent_dim"] == 128
-    assert "fade" in text and " 32 " in text and "total: 12000 kimg" in text
+    assert "fade" in text and " 32 " in text and "total: 20000 kimg" in text
     with pytest.raises(SystemExit):
         train_cli.main(["--help"])
 
