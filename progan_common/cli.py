@@ -50,18 +50,20 @@ def preset_summary(values: dict) -> str:
 @dataclass
 class Plan:
     cfg: ProGANConfig
-    run: RunDir
-    job: TrainJob
+    run: RunDir | None
+    job: TrainJob | None
     resume: bool
     overwrite: bool
+    dry_run: bool = False
 
     @property
     def config(self) -> dict:
         return config_to_dict(self.cfg)
 
 
-def plan_training(args: argparse.Namespace, framework: str, entry_point: str) -> Plan | None:
-    """The resolved config and the training job; None after printing a ``--dry-run``."""
+def plan_training(args: argparse.Namespace, framework: str, entry_point: str) -> Plan:
+    """The resolved config and the training job (a ``--dry-run`` plan has no job: the config
+    and phase table are printed, nothing is read or written)."""
     check_run_arguments(args)
     if args.resume:
         info, _ = read_run(args.resume, (entry_point,))
@@ -70,7 +72,7 @@ def plan_training(args: argparse.Namespace, framework: str, entry_point: str) ->
     if args.dry_run:
         print(format_config(cfg))
         print(phase_table(cfg))
-        return None
+        return Plan(cfg, None, None, bool(args.resume), args.overwrite, dry_run=True)
     stages = cfg.schedule()
     total = int(round(cfg.kimg * 1000))
     source = open_source(
@@ -109,6 +111,29 @@ def plan_training(args: argparse.Namespace, framework: str, entry_point: str) ->
         conditional=bool(source.num_classes),
     )
     return Plan(cfg, job.run, job, bool(args.resume), args.overwrite)
+
+
+def dry_run_estimate(cfg: ProGANConfig, make_trainer) -> str:
+    """Training FLOPs over the schedule and a wall-clock estimate from a few real steps of
+    ``make_trainer()`` at min(max_res, 32) (kept small so a dry run takes seconds)."""
+    from gancore.latents import RandomSource
+    from gancore.train.estimate import calibrate, describe, schedule_flops
+    from progan_torch.flops import step_flops_per_image
+
+    total = int(round(cfg.kimg * 1000))
+    sched = cfg.schedule()
+
+    def per_image(res: int, fading: bool) -> float:
+        return step_flops_per_image(cfg, res, fading)
+
+    flops = schedule_flops(sched, total, per_image)
+    res = min(cfg.max_res, 32)
+    probe = next((st for st in sched.phases() if st.res == res), sched.state(0))
+    draw = lambda nimg, st: dict(  # noqa: E731
+        zip(("z_d", "z_g", "u"), step_randoms(cfg.seed, nimg, st.batch, cfg.latent_dim))
+    )
+    cal = calibrate(make_trainer(), probe, draw, RandomSource(3, seed=cfg.seed), per_image)
+    return describe(flops, total, cal)
 
 
 def phase_table(cfg: ProGANConfig) -> str:

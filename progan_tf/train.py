@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # `python train.py` from inside progan_tf/
 
 from gancore.errors import run_cli
 from gancore.train.session import execute
-from progan_common.cli import build_train_parser, plan_training
+from progan_common.cli import build_train_parser, dry_run_estimate, plan_training
 
 ENTRY_POINT = "progan_tf.train"
 
@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     plan = plan_training(args, "tf", ENTRY_POINT)
-    if plan is None:
+    if plan.dry_run:
+        from progan_tf.training import ProGANTrainer
+
+        print(dry_run_estimate(plan.cfg, lambda: ProGANTrainer(plan.cfg, 3, 0)))
         return 0
     from gancore import tf_utils
     from progan_tf.training import ProGANTrainer

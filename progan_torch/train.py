@@ -18,7 +18,7 @@ if __package__ in (None, ""):  # `python train.py` from inside progan_torch/
 
 from gancore.errors import run_cli
 from gancore.train.session import execute
-from progan_common.cli import build_train_parser, plan_training
+from progan_common.cli import build_train_parser, dry_run_estimate, plan_training
 
 ENTRY_POINT = "progan_torch.train"
 
@@ -26,7 +26,10 @@ ENTRY_POINT = "progan_torch.train"
 def main(argv: list[str] | None = None) -> int:
     args = build_train_parser("python -m progan_torch.train", __doc__).parse_args(argv)
     plan = plan_training(args, "torch", ENTRY_POINT)
-    if plan is None:
+    if plan.dry_run:
+        from progan_torch.training import ProGANTrainer
+
+        print(dry_run_estimate(plan.cfg, lambda: ProGANTrainer(plan.cfg, 3, 0)))
         return 0
     from progan_torch.distributed import barrier, init_from_env, shutdown
     from progan_torch.training import ProGANTrainer

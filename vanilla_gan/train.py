@@ -66,6 +66,36 @@ def resolve(ns: argparse.Namespace) -> TrainConfig:
     return resolve_config(TrainConfig, PRESETS, ns, base_preset=preset_for(model))
 
 
+def make_trainer(cfg: TrainConfig, channels: int):
+    if cfg.framework == "torch":
+        from vanilla_gan.torch_training import TorchTrainer
+
+        return TorchTrainer(cfg, channels)
+    from vanilla_gan.tf_training import TFTrainer
+
+    return TFTrainer(cfg, channels)
+
+
+def dry_run_estimate(cfg: TrainConfig) -> str:
+    """Training FLOPs of the run and a wall-clock estimate from a few real steps here."""
+    from gancore.latents import RandomSource
+    from gancore.train.estimate import calibrate, describe, schedule_flops
+    from vanilla_gan.flops import step_flops_per_image
+
+    per = step_flops_per_image(cfg)
+    stages = ConstantStages(cfg.res, cfg.batch * cfg.n_dis)
+    total = int(round(cfg.kimg * 1000))
+    shape = (cfg.n_dis, cfg.batch, cfg.z_dim)
+    cal = calibrate(
+        make_trainer(cfg, 3),
+        stages.state(0),
+        lambda nimg, _st: {"z": step_latents(cfg.seed, nimg, shape)},
+        RandomSource(3, seed=cfg.seed),
+        lambda res, fading: per,
+    )
+    return describe(schedule_flops(stages, total, lambda res, fading: per), total, cal)
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = parser().parse_args(argv)
     check_run_arguments(ns)
@@ -74,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = resolve(ns)
     if ns.dry_run:
         print(format_config(cfg))
+        print(dry_run_estimate(cfg))
         return 0
     run = RunDir(ns.resume or ns.out)
     source = open_source(
@@ -104,19 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         settings=settings_from(cfg, progress=not ns.no_progress),
     )
 
-    def make_trainer():
-        if cfg.framework == "torch":
-            from vanilla_gan.torch_training import TorchTrainer
-
-            return TorchTrainer(cfg, source.channels)
-        from vanilla_gan.tf_training import TFTrainer
-
-        return TFTrainer(cfg, source.channels)
-
     return execute(
         run,
         job,
-        make_trainer,
+        lambda: make_trainer(cfg, source.channels),
         config=config_to_dict(cfg),
         resume=bool(ns.resume),
         overwrite=ns.overwrite,
