@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks.commands import COMMANDS
 from benchmarks.profiles import list_profiles, load_profile, profile_to_dict
 from benchmarks.runner import HarnessInterrupted, Runner, describe_exit, eval_points, plan
-from gancore.errors import run_cli
+from gancore.errors import UserError, run_cli
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -98,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command == "report":
         from benchmarks.report import build_report
 
+        if not (runs_dir / "plan.json").exists() and not any(
+            (d / "config.json").exists() for d in (runs_dir.iterdir() if runs_dir.is_dir() else [])
+        ):
+            raise UserError(
+                f"no runs of profile {profile.name!r} in {runs_dir}: nothing to report. Run "
+                f"`make bench PROFILE={profile.name}` first, or pass --runs-dir."
+            )
         out = build_report(profile, runs_dir, reports_dir)
         print(f"report written: {out['md']}, {out['html']}, {out['csv']}, {out['json']}")
         return 0
@@ -106,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def only(run) -> bool:
         return patterns is None or any(fnmatch.fnmatch(run.name, p) for p in patterns)
+
+    if patterns and not any(only(r) for r in plan(profile, runs_dir)):
+        names = ", ".join(r.name for r in plan(profile, runs_dir))
+        raise UserError(f"--only {ns.only!r} matches none of this profile's runs: {names}")
 
     if ns.dry_run:
         print(json.dumps(profile_to_dict(profile), indent=2))

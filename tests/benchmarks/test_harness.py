@@ -343,3 +343,10 @@ def test_progress_eta_learns_from_finished_work():
     p.set_phase("train")
     assert "[2/2 progan-tf-s0] train" in out.getvalue() and "ETA 2m00s" in out.getvalue()
     assert fmt_duration(3725) == "1h02m" and fmt_duration(None) == "?"
+
+
+def test_report_without_runs_and_only_matching_nothing_are_errors(tmp_path):
+    with pytest.raises(UserError, match="nothing to report"):
+        harness_main(["report", "--profile", "smoke", "--runs-dir", str(tmp_path / "none")])
+    with pytest.raises(UserError, match="matches none"):
+        harness_main(["run", "--profile", "smoke", "--only", "nope-*", "--runs-dir", str(tmp_path)])
