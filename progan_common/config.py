@@ -208,6 +208,13 @@ class ProGANConfig:
         default=3, metadata=_h("how many checkpoints to keep (0 keeps all)")
     )
     grid_size: int = field(default=36, metadata=_h("images in the fixed-latent sample grids"))
+    max_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "wall-clock budget: end the run (final checkpoint and grids) once its "
+            "training time over all sessions reaches this many minutes, even before --kimg"
+        },
+    )
     max_bad_steps: int = field(
         default=20,
         metadata=_h(

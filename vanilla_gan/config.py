@@ -189,6 +189,13 @@ class TrainConfig:
         },
     )
     tensorboard: bool = field(default=False, metadata={"help": "also write TensorBoard events"})
+    max_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "wall-clock budget: end the run (final checkpoint and grids) once its "
+            "training time over all sessions reaches this many minutes, even before --kimg"
+        },
+    )
     max_bad_steps: int = field(
         default=20,
         metadata={

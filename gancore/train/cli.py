@@ -24,6 +24,7 @@ T = TypeVar("T")
 RESUME_OVERRIDABLE = frozenset(
     {
         "kimg",
+        "max_minutes",
         "device",
         "threads",
         "tick_kimg",

@@ -77,6 +77,9 @@ class LoopSettings:
     progress: bool = True
     tensorboard: bool = False
     max_steps: int | None = None  # stop early without a final checkpoint (benchmarks, tests)
+    # A wall-clock budget (equal-time comparisons): the run ends, like at total_nimg, once its
+    # training time (all sessions) reaches this many seconds.
+    max_seconds: float | None = None
     # Test hook (hidden flag): the randoms of steps starting in [start, end) images are NaN, so
     # every loss is non-finite -- exercises the non-finite policy in every trainer the same way.
     nan_window: tuple[int, int] | None = None
@@ -131,6 +134,7 @@ def settings_from(cfg: Any, progress: bool, max_steps: int | None = None) -> Loo
         progress=progress,
         tensorboard=cfg.tensorboard,
         max_steps=max_steps,
+        max_seconds=None if getattr(cfg, "max_minutes", None) is None else cfg.max_minutes * 60.0,
         nan_window=window,
     )
 
@@ -286,7 +290,7 @@ def train(job: TrainJob, trainer: Trainer, resume: bool = False) -> Outcome:
 
         tb = ScalarWriter(run.path / "tensorboard")
 
-    tick, bad_streak, steps, pending_snapshot = _Tick(), 0, 0, False
+    tick, bad_streak, steps, pending_snapshot, out_of_time = _Tick(), 0, 0, False, False
     seen_shapes: set[tuple[int, bool]] = set()
     session_start, time_base = time.perf_counter(), pos.time_s
     reader = Prefetcher(job.source)
@@ -318,7 +322,11 @@ def train(job: TrainJob, trainer: Trainer, resume: bool = False) -> Outcome:
 
     try:
         with SignalGuard() as guard:
-            while pos.nimg < s.total_nimg and (s.max_steps is None or steps < s.max_steps):
+            while (
+                pos.nimg < s.total_nimg
+                and not out_of_time
+                and (s.max_steps is None or steps < s.max_steps)
+            ):
                 st = stages.state(pos.nimg)
                 if prev is not None and st.phase_index != prev.phase_index and not single_stage:
                     grid(GridNames.phase(prev.phase_index, prev.phase, prev.res))
@@ -374,7 +382,13 @@ def train(job: TrainJob, trainer: Trainer, resume: bool = False) -> Outcome:
                         f"{st.phase_name}); the last good checkpoint is "
                         f"{_latest_name(run)}. Resume from it with a lower learning rate."
                     )
-                done = pos.nimg >= s.total_nimg
+                if s.max_seconds is not None and elapsed() >= s.max_seconds and not out_of_time:
+                    out_of_time = True
+                    say(
+                        f"the time budget of {s.max_seconds / 60:g} min is reached at kimg "
+                        f"{pos.nimg / 1000:.3f}; finishing the run here"
+                    )
+                done = pos.nimg >= s.total_nimg or out_of_time
                 if _crossed(before, pos.nimg, s.tick_nimg) or done:
                     rec = _record(job, st, pos, tick, elapsed(), trainer)
                     if main:
@@ -407,7 +421,7 @@ def train(job: TrainJob, trainer: Trainer, resume: bool = False) -> Outcome:
         if tb is not None:
             tb.close()
 
-    finished = pos.nimg >= s.total_nimg
+    finished = pos.nimg >= s.total_nimg or out_of_time
     if finished and main:
         if prev is not None and not single_stage:
             grid(GridNames.phase(prev.phase_index, prev.phase, prev.res))

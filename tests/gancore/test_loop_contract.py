@@ -260,3 +260,16 @@ def test_ctrl_c_writes_a_checkpoint_and_the_run_resumes(model, framework, tmp_pa
     )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed {out} from" in resumed.stderr
+
+
+def test_a_time_budget_ends_the_run_like_its_length(tmp_path):
+    """--max-minutes: the run ends (final checkpoint, grids, finished) once its training time
+    reaches the budget, wherever it is."""
+    assert (
+        run_cli("dcgan", "torch", tmp_path / "run", "--kimg", "100", "--max-minutes", "0.0001") == 0
+    )
+    run = RunDir(tmp_path / "run")
+    assert run.status()["state"] == "finished"
+    nimg = run.checkpoint_entries()[-1]["nimg"]
+    assert 0 < nimg < 100_000 and records(run)[-1]["nimg"] == nimg
+    assert (run.samples / "final.png").exists()
