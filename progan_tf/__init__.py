@@ -4,3 +4,9 @@ Modules: ``layers``, ``networks``, ``loss``, ``training`` (the step), ``train`` 
 CLI), ``sample``, ``checkpoint``, ``convert`` (torch <-> Keras weights), ``bench``.
 See ``progan_tf/README.md``.
 """
+
+from gancore.tf_import import load_triton_first
+
+# Before any submodule imports TensorFlow: triton loaded after TensorFlow segfaults a process
+# that also uses torch (the converter does). See gancore/tf_import.py.
+load_triton_first()

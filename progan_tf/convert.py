@@ -31,7 +31,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from gancore.errors import UserError, run_cli
+from gancore.errors import UserError, file_error, run_cli
 
 
 def _to_keras(name: str, array: np.ndarray) -> np.ndarray:
@@ -113,14 +113,36 @@ def torch_state_dict(model) -> dict[str, Any]:
     return {k: torch.from_numpy(np.array(v)) for k, v in sd.items()}
 
 
-def load_torch_checkpoint(path: str | Path, trainer) -> dict[str, Any]:
-    """Load a progan_torch checkpoint file's G, D and G_ema into a progan_tf trainer."""
+def read_torch_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A progan_torch checkpoint file as a dict, or a one-line UserError saying what is wrong."""
     import torch
 
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"torch checkpoint {path} does not exist (or is not a file).")
     try:
-        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    # torch.load on a damaged or foreign file raises almost anything (EOFError,
+    # UnpicklingError, RuntimeError, even KeyError: 101 for text): all mean "not readable"
     except Exception as exc:
-        raise UserError(f"cannot read torch checkpoint {path}: {exc}") from exc
+        raise UserError(
+            f"{file_error(path, exc, 'torch checkpoint')}; it is damaged or not a torch checkpoint: "
+            "pass a .pt from a progan_torch run's checkpoints/ folder."
+        ) from exc
+    missing = [k for k in ("config", "meta", "progress", "G", "D")]
+    if isinstance(ckpt, dict):
+        missing = [k for k in missing if k not in ckpt]
+    if missing:
+        raise UserError(
+            f"{path} is not a progan_torch checkpoint (no {', '.join(missing)}); pass a file "
+            "from a progan_torch run's checkpoints/ folder."
+        )
+    return ckpt
+
+
+def load_torch_checkpoint(path: str | Path, trainer) -> dict[str, Any]:
+    """Load a progan_torch checkpoint file's G, D and G_ema into a progan_tf trainer."""
+    ckpt = read_torch_checkpoint(path)
     for key in ("G", "D", "G_ema"):
         model = getattr(trainer, key, None)
         if model is not None and ckpt.get(key) is not None:
@@ -159,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     from progan_tf.training import Trainer
 
     if args.cmd == "torch-to-tf":
-        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        ckpt = read_torch_checkpoint(args.checkpoint)
         cfg = config_from_dict(ProGANConfig, ckpt["config"])
         meta = ckpt["meta"]
         trainer = Trainer(cfg, meta["img_channels"], meta["num_classes"])
