@@ -1,6 +1,6 @@
 """The prepared-dataset cache: where it lives, how it is keyed, how it is read.
 
-A prepared data set is a folder (DESIGN.md section 2, "Prepared dataset")::
+A prepared data set is a folder::
 
     <cache>/<slug>-<key>-r<max_res>/
         manifest.json   source, options, split, count, channels, labels, resolutions,
