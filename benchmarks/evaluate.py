@@ -317,6 +317,11 @@ def check_cli_arguments(ns: argparse.Namespace, names: list[str], artifact_dir: 
             f"--max-samples must be 1 or more, got {ns.max_samples}; leave it out to use "
             "every sample."
         )
+    if ns.res < 4 or ns.res & (ns.res - 1):
+        raise UserError(
+            f"--res must be a power of two >= 4 (the resolution real 'samples' are read at), "
+            f"got {ns.res}."
+        )
     if ns.out is not None:
         check_writable_file("--out", ns.out)
     if artifact_dir is not None:

@@ -195,6 +195,8 @@ def test_real_vs_real_halves_are_disjoint(tmp_path):
         (["--metrics", ""], "--metrics is empty"),
         (["--metrics", " , "], "--metrics is empty"),
         (["--seed", "-1"], "seed must be 0 or more"),
+        (["--res", "-4"], "--res must be a power of two >= 4"),
+        (["--res", "33"], "--res must be a power of two >= 4"),
         (["--swd-n", "-5"], "swd_n must be positive"),
         (["--birthday-dup-factor", "nan"], "birthday_dup_factor must be in (0, 1]"),
         (["--birthday-dup-factor", "inf"], "birthday_dup_factor must be in (0, 1]"),

@@ -35,7 +35,7 @@ def _bad_files(folder: Path) -> dict[str, Path]:
     files["text"].write_text("hello, this is not a checkpoint\n" * 5)
     torch.save({"x": torch.zeros(2)}, files["dict"])
     torch.save([1, 2, 3], files["list"])
-    files["evil"].write_bytes(pickle.dumps(_Evil(folder / "PWNED")))
+    files["evil"].write_bytes(pickle.dumps(_Evil(folder / "PWNED"), protocol=2))
     return files
 
 
