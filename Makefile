@@ -15,10 +15,11 @@ BENCH_ARGS := --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(DATA_R
 
 .PHONY: install test test-slow lint format bench report clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins the known-good versions the test suite passed with (see its header).
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@$(BIN)/python -c "import torch, torchvision, tensorflow" || { \
 	  echo "error: torch/torchvision/tensorflow failed to import in $(VENV)."; \
 	  echo "A CPU-only torch wheel breaks torchvision: remove $(VENV) and re-run 'make install'."; exit 1; }

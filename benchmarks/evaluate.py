@@ -24,7 +24,9 @@ The result is a flat dict of numbers whose keys name the protocol, plus ``protoc
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,6 +51,7 @@ from gancore.config import (
     overrides_from_namespace,
 )
 from gancore.errors import UserError, run_cli
+from gancore.hardware import describe
 from gancore.io import atomic_write_json
 
 SELECTION = "numpy.random.default_rng([0, 5]).permutation(count); first n"
@@ -135,6 +138,8 @@ class EvalOptions:
             )
         if self.ndb_k is not None and self.ndb_k < 2:
             raise ValueError(f"ndb_k must be at least 2, got {self.ndb_k}")
+        if self.seed < 0:  # numpy's default_rng refuses negative seeds deep inside a metric
+            raise ValueError(f"seed must be 0 or more, got {self.seed}")
 
 
 def dataset_reference(
@@ -302,6 +307,59 @@ def real_samples(
     return images, desc, None
 
 
+def check_cli_arguments(ns: argparse.Namespace, names: list[str], artifact_dir: str | None) -> None:
+    """Refuse flags that cannot work before any metric runs (an evaluation can take an hour:
+    an unwritable --out must not be found at the end)."""
+    if not names:
+        raise UserError("--metrics is empty; name at least one metric, or use 'all'.")
+    if ns.max_samples is not None and ns.max_samples < 1:
+        raise UserError(
+            f"--max-samples must be 1 or more, got {ns.max_samples}; leave it out to use "
+            "every sample."
+        )
+    if ns.res < 4 or ns.res & (ns.res - 1):
+        raise UserError(
+            f"--res must be a power of two >= 4 (the resolution real 'samples' are read at), "
+            f"got {ns.res}."
+        )
+    if ns.out is not None:
+        check_writable_file("--out", ns.out)
+    if artifact_dir is not None:
+        check_writable_dir("--artifact-dir", artifact_dir)
+
+
+def check_writable_file(flag: str, value: str) -> None:
+    """``value`` names a file this process can create or replace (checked without writing it)."""
+    if not value.strip():
+        raise UserError(f"{flag} is empty; give a file path such as runs/x/metrics.json.")
+    path = Path(value)
+    if path.is_dir():
+        raise UserError(
+            f"{flag} {path} is a folder; give a file path such as {path / 'metrics.json'}."
+        )
+    check_writable_dir(flag, str(path.parent), shown=path)
+
+
+def check_writable_dir(flag: str, value: str, shown: Path | None = None) -> None:
+    """``value`` is, or can become, a folder this process can write in (nothing is created)."""
+    shown = shown or Path(value)
+    folder = Path(value or ".").absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{flag} {shown}: {existing} is a file, not a folder; choose another path.")
+    try:  # a probe file, deleted at once: the only check that is right for root, ACLs, ro mounts
+        fd, probe = tempfile.mkstemp(prefix=".ganbench-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(
+            f"{flag} {shown}: cannot write in {existing} ({exc.strerror or exc}); choose a "
+            "writable path."
+        ) from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.evaluate",
@@ -325,7 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-a", default="train", help="reference split in --real-vs-real")
     p.add_argument("--split-b", default="test", help="'samples' split in --real-vs-real")
     p.add_argument("--res", type=int, default=32, help="resolution of real 'samples' (dataset:...)")
-    p.add_argument("--max-samples", type=int, default=None, help="use only the first N samples")
+    p.add_argument(
+        "--max-samples", type=int, default=None, help="use only the first N samples (N >= 1)"
+    )
     p.add_argument("--metrics", default="all", help="comma-separated metric names, or all")
     p.add_argument("--out", help="result JSON (written atomically); printed when omitted")
     p.add_argument(
@@ -358,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError("--real-vs-real needs --dataset")
         ns.samples, ns.split = f"dataset:{ns.dataset}:{ns.split_b}", ns.split_a
     names = parse_metrics(ns.metrics)
+    check_cli_arguments(ns, names, opts.artifact_dir)
     if ns.out and opts.artifact_dir is None:
         opts.artifact_dir = str(Path(ns.out).resolve().parent)
     if ns.dry_run:
@@ -376,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
 
         images, _, meta = load_samples(ns.samples)
         desc = {"path": str(ns.samples), "meta": meta}
-    if ns.max_samples:
+    if ns.max_samples is not None:
         images = images[: ns.max_samples]
     result = evaluate_images(
         images,
@@ -392,8 +453,13 @@ def main(argv: list[str] | None = None) -> int:
         strict=not ns.keep_going,
     )
     result["evaluation"]["samples"] = desc
+    # package versions (torch, tensorflow, torch-fidelity, ...) and the constraints file's hash
+    result["evaluation"]["software"] = describe()
     if ns.out:
-        atomic_write_json(ns.out, result)
+        try:
+            atomic_write_json(ns.out, result)
+        except OSError as exc:  # e.g. the disk filled up during the evaluation
+            raise UserError(f"cannot write --out {ns.out}: {exc}; choose another path.") from exc
         print(f"wrote {ns.out}", file=sys.stderr)
     else:
         import json

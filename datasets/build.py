@@ -36,7 +36,9 @@ from datasets.npy import NpyWriter
 from datasets.sources.base import Chunk, Item, SourceSpec
 from gancore.errors import UserError
 
-BAD_FRACTION_LIMIT = 0.01  # more than 1% undecodable files fails the prepare (issue 2)
+BAD_FRACTION_LIMIT = (
+    0.01  # more than 1% undecodable files fails the prepare (the data layer's rule)
+)
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError)
 _CHUNK_BYTES = 32 << 20
 

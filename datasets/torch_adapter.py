@@ -14,10 +14,15 @@ import threading
 from collections.abc import Iterator
 
 import numpy as np
-import torch
 
-from datasets.cache import PreparedDataset
-from datasets.stream import ImageStream
+from gancore.tf_import import load_triton_first
+
+load_triton_first(warn_if_late=True)  # before TensorFlow can be imported: see README
+
+import torch  # noqa: E402
+
+from datasets.cache import PreparedDataset  # noqa: E402
+from datasets.stream import ImageStream  # noqa: E402
 
 _SCALE = np.float32(1.0 / 127.5)
 _THREADS: set[tuple[threading.Thread, threading.Event]] = set()

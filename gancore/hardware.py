@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import re
 import resource
 import sys
 from importlib import metadata
+from pathlib import Path
 
 
 def cpu_model() -> str:
@@ -44,17 +47,68 @@ def package_version(name: str) -> str | None:
         return None
 
 
+# The packages whose versions change results or speed; recorded beside every result.
+RECORDED_PACKAGES = ("torch", "torchvision", "tensorflow", "keras", "numpy", "torch-fidelity")
+CONSTRAINTS_FILE = Path(__file__).resolve().parents[1] / "constraints.txt"
+
+
+def _norm(name: str) -> str:
+    """Distribution names compare case-insensitively with - _ . alike (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_versions() -> dict[str, str]:
+    """Every installed distribution's version by normalised name (one scan of sys.path)."""
+    out: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] if dist.metadata else None
+        if name:
+            out.setdefault(_norm(name), dist.version)
+    return out
+
+
+def read_constraints(path: Path = CONSTRAINTS_FILE) -> dict[str, str]:
+    """``name==version`` pins of a pip constraints file (comments and other lines ignored)."""
+    pins: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line and not line.startswith("-"):
+            name, version = line.split("==", 1)
+            pins[_norm(name.split("[")[0].strip())] = version.split(";")[0].strip()
+    return pins
+
+
+def constraints_status(installed: dict[str, str], path: Path = CONSTRAINTS_FILE) -> str:
+    """Which known-good set this environment is: ``unpinned`` when the repository has no
+    constraints file; else its hash and whether every pinned package is at its pin."""
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        pins = read_constraints(path)
+    except (OSError, UnicodeDecodeError):
+        return "unpinned"
+    off = [
+        f"{n} {installed.get(n, 'missing')} != {v}"
+        for n, v in sorted(pins.items())
+        if installed.get(n) is not None and installed[n] != v
+    ]
+    if not off:
+        return f"{path.name} sha256:{digest} (every installed pinned package matches)"
+    shown = "; ".join(off[:5]) + (f"; {len(off) - 5} more" if len(off) > 5 else "")
+    return f"{path.name} sha256:{digest}, but {len(off)} differ: {shown}"
+
+
 def describe() -> dict[str, object]:
-    """Hardware and software facts recorded beside every run and result."""
+    """Hardware and software facts recorded beside every run and result.
+
+    Reads package metadata only: nothing here imports torch or tensorflow."""
+    installed = installed_versions()
     return {
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "numpy": package_version("numpy"),
-        "torch": package_version("torch"),
-        "tensorflow": package_version("tensorflow"),
-        "keras": package_version("keras"),
+        **{name: installed.get(_norm(name)) for name in RECORDED_PACKAGES},
+        "constraints": constraints_status(installed),
         "cpu_bf16": cpu_bf16_support(),
     }
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gancore.errors import UserError
+from gancore.errors import UserError, file_error
 from gancore.io import atomic_path
 
 
@@ -37,22 +39,42 @@ def save_samples(
 
 
 def load_samples(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Read a ``samples.npz``; clear errors for anything that is not one."""
+    """Read a ``samples.npz``; a one-line :class:`UserError` for anything that is not one."""
     path = Path(path)
+    remedy = "export samples with the model's sample CLI (it writes a samples.npz)"
     if not path.exists():
+        raise UserError(f"samples file {path} does not exist; {remedy}.")
+    if path.is_dir():
+        raise UserError(f"samples file {path} is a folder; pass the samples.npz inside it.")
+    if path.stat().st_size == 0:
+        raise UserError(f"samples file {path} is empty (0 bytes); {remedy} again.")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{file_error(path, exc, 'samples file')}; {remedy} again.") from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):
         raise UserError(
-            f"samples file {path} does not exist; export one with the model's sample CLI."
+            f"samples file {path} is a single .npy array, not a samples .npz with 'images' "
+            f"and 'seeds'; {remedy}, or write one with gancore.samples.save_samples."
         )
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with data:
             if "images" not in data:
                 raise UserError(f"{path} has no 'images' array (keys: {sorted(data.keys())}).")
             images = data["images"]
             seeds = data["seeds"] if "seeds" in data else np.arange(len(images), dtype=np.int64)
             meta = json.loads(str(data["meta"])) if "meta" in data else {}
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable samples .npz file: {exc}") from exc
+    # a truncated archive fails when a member is read: BadZipFile, zlib.error, EOFError, ...
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise UserError(f"{file_error(path, exc, 'samples file')}; {remedy} again.") from exc
     validate_images(images, str(path))
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: 'meta' must be a JSON object, got {type(meta).__name__}.")
+    if seeds.shape != (len(images),) or not np.issubdtype(seeds.dtype, np.integer):
+        raise UserError(
+            f"{path}: 'seeds' must hold one integer per image ({len(images)} images), got "
+            f"{seeds.dtype} of shape {seeds.shape}; {remedy} again."
+        )
     return images, seeds, meta
 
 

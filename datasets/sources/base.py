@@ -80,7 +80,10 @@ def fingerprint_files(paths: list[Path], extra: Any = None) -> str:
     """Hash of (path, size, mtime) of every file: cheap, and changes when a file does."""
     h = hashlib.sha256()
     for p in paths:
-        st = os.stat(p)
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:  # a dangling symlink: fingerprint the link; decoding skips it
+            st = os.lstat(p)
         h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     h.update(repr(extra).encode())
     return h.hexdigest()[:16]

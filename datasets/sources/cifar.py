@@ -191,12 +191,7 @@ def _pickle_source(
     def open_batches(_workdir: Path):
         def gen() -> Iterator[Chunk]:
             for b, data in batches():
-                d = safe_load(data, f"{where}:{b}")
-                try:
-                    x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-                    y = np.asarray(d[b"labels"], dtype=np.int64)
-                except (KeyError, ValueError) as exc:
-                    raise UserError(f"{where}:{b} is not a CIFAR-10 batch ({exc}). {HOW}") from exc
+                x, y = _batch_arrays(safe_load(data, f"{where}:{b}"), f"{where}:{b}")
                 keep = np.isin(y, classes)
                 yield Chunk(np.ascontiguousarray(x[keep].transpose(0, 2, 3, 1)), remap[y[keep]])
 
@@ -216,6 +211,31 @@ def _pickle_source(
         label_meaning="index into label_names",
         native_res=32,
     )
+
+
+def _batch_arrays(d: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 N x 3 x 32 x 32 images, int64 N labels) of one unpickled batch, or a UserError.
+
+    The official batches are dicts with b"data" (N x 3072 uint8) and b"labels" (N ints);
+    anything else (a list, a missing key, a label count that differs from the image
+    count) is refused with the file's name rather than failing later inside numpy."""
+
+    def bad(why: str) -> UserError:
+        return UserError(f"{what} is not a CIFAR-10 batch ({why}); re-download it. {HOW}")
+
+    if not isinstance(d, dict):
+        raise bad(f"it holds a {type(d).__name__}, not a dict")
+    missing = [k.decode() for k in (b"data", b"labels") if k not in d]
+    if missing:
+        raise bad(f"no {' or '.join(missing)} entry")
+    try:
+        x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        y = np.asarray(d[b"labels"], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise bad(f"{type(exc).__name__}: {exc}") from exc
+    if y.ndim != 1 or len(y) != len(x):
+        raise bad(f"{len(x)} images but labels of shape {y.shape}")
+    return x, y
 
 
 def _check_user_md5(path: Path) -> None:

@@ -110,7 +110,12 @@ def image_tree_source(
 
 
 def _loader(path: Path):
-    return lambda: open_image(path)
+    def load():
+        if path.is_symlink() and not path.exists():  # skipped and listed like a corrupt file
+            raise FileNotFoundError(f"broken symbolic link to {os.readlink(path)}")
+        return open_image(path)
+
+    return load
 
 
 def folder_source(spec_path: str, split: str, options: dict) -> SourceSpec:

@@ -179,3 +179,74 @@ def test_real_vs_real_halves_are_disjoint(tmp_path):
     assert ref["part"] == "first half" and smp["part"] == "second half"
     assert ref["count"] == smp["count"] == 10000 and smp["n"] == 5000
     assert 0 < res["swd_64_avg"] < 50
+
+
+# ---------------------------------------------------------- flag checks before any metric runs
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--out", "DIR"], "is a folder; give a file path such as"),
+        (["--out", "FILE/m.json"], "is a file, not a folder"),
+        (["--out", "FILE/deeper/m.json"], "is a file, not a folder"),
+        (["--out", ""], "--out is empty"),
+        (["--artifact-dir", "FILE"], "is a file, not a folder"),
+        (["--max-samples", "0"], "--max-samples must be 1 or more, got 0"),
+        (["--max-samples", "-3"], "--max-samples must be 1 or more, got -3"),
+        (["--metrics", ""], "--metrics is empty"),
+        (["--metrics", " , "], "--metrics is empty"),
+        (["--seed", "-1"], "seed must be 0 or more"),
+        (["--res", "-4"], "--res must be a power of two >= 4"),
+        (["--res", "33"], "--res must be a power of two >= 4"),
+        (["--swd-n", "-5"], "swd_n must be positive"),
+        (["--birthday-dup-factor", "nan"], "birthday_dup_factor must be in (0, 1]"),
+        (["--birthday-dup-factor", "inf"], "birthday_dup_factor must be in (0, 1]"),
+        (["--samples", "NPY"], "is a single .npy array, not a samples .npz"),
+        (["--samples", "EMPTY"], "is empty (0 bytes)"),
+        (["--samples", "FEWSEEDS"], "'seeds' must hold one integer per image"),
+    ],
+)
+def test_cli_bad_flags_exit_2_with_one_line(tmp_path, capsys, extra, fragment):
+    (tmp_path / "FILE").write_text("x")
+    (tmp_path / "DIR").mkdir()
+    good = tmp_path / "good.npz"
+    save_samples(good, _imgs(), np.arange(8))
+    np.save(tmp_path / "NPY.npy", _imgs())
+    (tmp_path / "NPY.npy").rename(tmp_path / "NPY")
+    (tmp_path / "EMPTY").write_bytes(b"")
+    np.savez(tmp_path / "FEWSEEDS.npz", images=_imgs(), seeds=np.arange(3))
+    (tmp_path / "FEWSEEDS.npz").rename(tmp_path / "FEWSEEDS")
+    names = {"FILE", "DIR", "NPY", "EMPTY", "FEWSEEDS"}
+    extra = [str(tmp_path / a) if a.split("/")[0] in names else a for a in extra]
+    argv = ["--samples", str(good), "--dataset", "stacked-digits", "--metrics", "swd"]
+    argv += ["--quiet", "--cache-dir", str(tmp_path), *extra]
+    assert run_cli(main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and fragment in err and err.count("\n") == 1, err
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys"), reason="needs a folder nobody may write in")
+def test_cli_unwritable_out_is_refused_before_evaluating(tmp_path, capsys):
+    good = tmp_path / "good.npz"
+    save_samples(good, _imgs(), np.arange(8))
+    argv = ["--samples", str(good), "--dataset", "stacked-digits", "--metrics", "swd"]
+    assert run_cli(main, [*argv, "--quiet", "--out", "/sys/ganbench-test/m.json"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write in /sys" in err and "choose a writable path" in err
+
+
+def test_cli_result_records_versions_and_max_samples(tmp_path):
+    samples = tmp_path / "s.npz"
+    save_samples(samples, _imgs(40), np.arange(40))
+    out = tmp_path / "new" / "m.json"
+    argv = ["--samples", str(samples), "--dataset", "stacked-digits", "--metrics", "swd"]
+    argv += ["--swd-n", "16", "--max-samples", "20", "--quiet", "--cache-dir", str(tmp_path)]
+    assert run_cli(main, [*argv, "--out", str(out)]) == 0
+    ev = json.loads(out.read_text())["evaluation"]
+    assert ev["n_samples"] == 20
+    sw = ev["software"]
+    for key in ("python", "torch", "torchvision", "tensorflow", "keras", "numpy", "torch-fidelity"):
+        assert key in sw, key
+    assert sw["numpy"] == np.__version__
+    assert sw["constraints"] == "unpinned" or sw["constraints"].startswith(
+        "constraints.txt sha256:"
+    )

@@ -33,3 +33,23 @@ def test_to_tf_range_and_unlabelled(tmp_path) -> None:
     )
     _, y = next(iter(tf_dataset(ds, 4, batch_size=3)))
     assert (y.numpy() == -1).all()
+
+
+@pytest.mark.parametrize(
+    "res, batch, start, n",
+    [(32, 16, 7, 40), (32, 700, 3, 3), (4, 5, 0, 50)],
+    ids=["32 batches per chunk", "one batch per chunk", "tiny, epochs of 70"],
+)
+def test_chunked_pipeline_matches_torch(tmp_path, res, batch, start, n) -> None:
+    """The tf.data pipeline gathers several batches per call (chunks): same batches anyway."""
+    from datasets.tf_adapter import chunk_batches
+
+    ds = prepare("stacked-digits", cache_dir=tmp_path, count=70)
+    k = chunk_batches(batch, res * res * 3)
+    assert (k > 1) == (batch != 700)
+    tfd = tf_dataset(ds, res, batch_size=batch, seed=3, mirror=True, start=start)
+    tb = TorchBatches(ds, res, batch_size=batch, seed=3, mirror=True, start=start, prefetch=0)
+    for (x_tf, y_tf), (x_t, y_t) in zip(tfd.take(n), (next(tb) for _ in range(n))):
+        assert x_tf.shape == (batch, res, res, 3)
+        np.testing.assert_array_equal(x_tf.numpy(), x_t.permute(0, 2, 3, 1).numpy())
+        np.testing.assert_array_equal(y_tf.numpy(), y_t.numpy())

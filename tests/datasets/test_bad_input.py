@@ -1,4 +1,4 @@
-"""Issue 2's bad-input list, one test each: clear errors, skipped files, refused archives."""
+"""The data layer's bad-input list, one test each: clear errors, skipped files, refused archives."""
 
 from __future__ import annotations
 

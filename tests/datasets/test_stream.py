@@ -64,3 +64,32 @@ def test_channels_first_is_the_transpose(ds) -> None:
     nhwc, lab = s.batch(16, 40, 90)
     nchw, lab2 = s.batch(16, 40, 90, channels_first=True)
     assert np.array_equal(nchw, nhwc.transpose(0, 3, 1, 2)) and np.array_equal(lab, lab2)
+
+
+@pytest.mark.parametrize("res", [32, 64])  # 32x32x3: vectorised gather; 64x64x3: per image
+def test_mirror_on_both_gather_paths(tmp_path, res) -> None:
+    from tests.conftest import write_image_folder
+
+    folder = write_image_folder(tmp_path / "imgs", 30, size=res, seed=4)
+    big = prepare(f"folder:{folder}", cache_dir=tmp_path / "c", max_res=res)
+    s = ImageStream(big, seed=11, mirror=True)
+    idx, flip = s.indices(5, 70)  # crosses two epoch boundaries
+    assert 0 < flip.sum() < 70
+    images, _ = s.batch(res, 5, 70)
+    src = np.asarray(big.array(res))
+    expect = np.stack([src[i, :, ::-1] if f else src[i] for i, f in zip(idx, flip)])
+    assert np.array_equal(images, expect)
+    assert np.array_equal(s.batch(res, 5, 70, channels_first=True)[0], expect.transpose(0, 3, 1, 2))
+
+
+def test_parallel_batches_match_sequential(ds) -> None:
+    """The tf.data adapter gathers chunks in parallel threads from one stream."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = ImageStream(ds, seed=4, mirror=True)
+    starts = [k * 37 for k in range(40)]  # 15 epochs of 100: the epoch cache keeps only 4
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda st: s.batch(8, st, 37)[0], starts))
+    fresh = ImageStream(ds, seed=4, mirror=True)
+    for st, g in zip(starts, got):
+        assert np.array_equal(g, fresh.batch(8, st, 37)[0])
