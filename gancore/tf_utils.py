@@ -17,6 +17,7 @@ import sys
 
 from gancore.errors import UserError
 from gancore.hardware import cpu_bf16_support, peak_rss_mb
+from gancore.tf_import import load_triton_first
 
 
 @contextlib.contextmanager
@@ -41,6 +42,7 @@ def quiet_native_stderr():
         os.close(devnull)
 
 
+load_triton_first()  # a process that also runs torch must load triton before TensorFlow
 with quiet_native_stderr():
     import keras
     import tensorflow as tf
