@@ -191,6 +191,8 @@ def check_loop_fields(cfg: Any) -> None:
         raise ValueError(f"max_bad_steps must be >= 1, got {cfg.max_bad_steps}")
     if cfg.max_abs_loss <= 0:
         raise ValueError(f"max_abs_loss must be positive, got {cfg.max_abs_loss}")
+    if getattr(cfg, "tflop", None) is not None and cfg.tflop <= 0:
+        raise ValueError(f"tflop must be positive, got {cfg.tflop}")
     if getattr(cfg, "max_minutes", None) is not None and cfg.max_minutes <= 0:
         raise ValueError(f"max_minutes must be positive, got {cfg.max_minutes}")
     if cfg.threads < 0:

@@ -68,7 +68,7 @@ def plan_training(args: argparse.Namespace, framework: str, entry_point: str) ->
     if args.resume:
         info, _ = read_run(args.resume, (entry_point,))
         args.random_data = args.random_data or info.random_data
-    cfg = resolve_config(ProGANConfig, PRESETS, args)
+    cfg = with_compute_budget(resolve_config(ProGANConfig, PRESETS, args))
     if args.dry_run:
         print(format_config(cfg))
         print(phase_table(cfg))
@@ -111,6 +111,25 @@ def plan_training(args: argparse.Namespace, framework: str, entry_point: str) ->
         conditional=bool(source.num_classes),
     )
     return Plan(cfg, job.run, job, bool(args.resume), args.overwrite)
+
+
+def with_compute_budget(cfg: ProGANConfig) -> ProGANConfig:
+    """With ``--tflop``: the run length (``kimg``, whole thousands of images) whose training
+    FLOPs over the progressive schedule reach the budget; the phases keep their lengths and
+    the final stabilisation at ``max_res`` takes what is left."""
+    if cfg.tflop is None:
+        return cfg
+    import dataclasses
+
+    from gancore.train.estimate import nimg_for_flops
+    from progan_torch.flops import step_flops_per_image
+
+    nimg = nimg_for_flops(
+        lambda n: dataclasses.replace(cfg, kimg=n / 1000.0).schedule(),
+        lambda res, fading: step_flops_per_image(cfg, res, fading),
+        cfg.tflop * 1e12,
+    )
+    return dataclasses.replace(cfg, kimg=nimg / 1000.0)
 
 
 def dry_run_estimate(cfg: ProGANConfig, make_trainer) -> str:

@@ -208,6 +208,14 @@ class ProGANConfig:
         default=3, metadata=_h("how many checkpoints to keep (0 keeps all)")
     )
     grid_size: int = field(default=36, metadata=_h("images in the fixed-latent sample grids"))
+    tflop: float | None = field(
+        default=None,
+        metadata={
+            "help": "training budget in TFLOP (10^12 floating-point operations of the training "
+            "steps, counted with the PyTorch twin; the TensorFlow twin is identical): sets "
+            "--kimg so the run's training compute reaches it (equal-compute comparisons)"
+        },
+    )
     max_minutes: float | None = field(
         default=None,
         metadata={

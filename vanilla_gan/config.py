@@ -189,6 +189,14 @@ class TrainConfig:
         },
     )
     tensorboard: bool = field(default=False, metadata={"help": "also write TensorBoard events"})
+    tflop: float | None = field(
+        default=None,
+        metadata={
+            "help": "training budget in TFLOP (10^12 floating-point operations of the training "
+            "steps, counted with the PyTorch twin; the TensorFlow twin is identical): sets "
+            "--kimg so the run's training compute reaches it (equal-compute comparisons)"
+        },
+    )
     max_minutes: float | None = field(
         default=None,
         metadata={

@@ -15,6 +15,8 @@ directory, log, grids, checkpoints and exit statuses are those of every trainer
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -63,7 +65,14 @@ def resolve(ns: argparse.Namespace) -> TrainConfig:
     model = getattr(ns, "model", TrainConfig.model)
     if model not in ("dcgan", "sndcgan"):
         raise UserError(f"unknown --model {model!r}; choose dcgan or sndcgan")
-    return resolve_config(TrainConfig, PRESETS, ns, base_preset=preset_for(model))
+    cfg = resolve_config(TrainConfig, PRESETS, ns, base_preset=preset_for(model))
+    if cfg.tflop is not None:  # the run length follows from the compute budget
+        from vanilla_gan.flops import step_flops_per_image
+
+        per_step = step_flops_per_image(cfg) * cfg.batch * cfg.n_dis
+        steps = max(1, math.ceil(cfg.tflop * 1e12 / per_step))
+        cfg = dataclasses.replace(cfg, kimg=steps * cfg.batch * cfg.n_dis / 1000.0)
+    return cfg
 
 
 def make_trainer(cfg: TrainConfig, channels: int):

@@ -24,6 +24,7 @@ T = TypeVar("T")
 RESUME_OVERRIDABLE = frozenset(
     {
         "kimg",
+        "tflop",
         "max_minutes",
         "device",
         "threads",
