@@ -97,8 +97,7 @@ class Commands:
             argv += [
                 "--resume",
                 str(run.run_dir),
-                "--kimg",
-                _num(profile.kimg),
+                *profile.budget.trainer_flags(),
                 "--device",
                 profile.device,
                 "--snapshot-kimg",
@@ -123,8 +122,7 @@ class Commands:
         argv += [
             "--dataset",
             profile.dataset,
-            "--kimg",
-            _num(profile.kimg),
+            *profile.budget.trainer_flags(),
             "--seed",
             str(run.seed),
             "--device",

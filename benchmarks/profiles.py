@@ -1,14 +1,22 @@
 """Benchmark profiles: declarative TOML files that say what grid to train and how to score it.
 
-A profile fixes the data set, the resolution, which models and frameworks, the
-number of images every model is shown (one budget for all, so the comparison is
-per unit of training), the seeds, the metrics, the sample counts and the
-evaluation points. Example (``benchmarks/profiles/default.toml``)::
+A profile fixes the data set, the resolution, which models and frameworks, one training
+budget for every model (so the comparison is per unit of the budget's axis), the seeds, the
+metrics, the sample counts and the evaluation points. The budget has one of three axes:
+
+- ``budget = { tflop = 28 }``: equal training compute. Each model trains until its training
+  steps have used this many TFLOP (counted once per model and resolution with the PyTorch twin;
+  the TensorFlow twin runs the same networks, so the count is machine- and framework-
+  independent); the images shown follow from each model's cost per image.
+- ``budget = { kimg = 60 }`` (or the older top-level ``kimg = 60``): equal images shown.
+- ``budget = { minutes = 4 }``: equal wall-clock training time on this machine.
+
+Example (``benchmarks/profiles/default.toml``)::
 
     description = "offline default"
     dataset = "stacked-digits"
     resolution = 32
-    kimg = 20                       # images shown per model, in thousands (same for all)
+    budget = { tflop = 28 }         # per model, the same for all
     seeds = 1                       # N -> seeds 0..N-1, or an explicit list [0, 7]
     frameworks = ["torch", "tf"]
     snapshot_kimg = 5               # checkpoint interval (evaluation points must be multiples)
@@ -54,6 +62,8 @@ FRAMEWORK_LABELS = {"torch": "PyTorch", "tf": "TensorFlow"}
 # because the grid's fairness (same budget, same seeds) depends on them.
 RESERVED_ARGS = {
     "kimg",
+    "tflop",
+    "max_minutes",
     "seed",
     "out",
     "resume",
@@ -76,6 +86,7 @@ _TOP_KEYS = {
     "dataset",
     "resolution",
     "kimg",
+    "budget",
     "seeds",
     "frameworks",
     "device",
@@ -116,13 +127,42 @@ class EvalSpec:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """The one training budget every model of a profile gets, on one axis."""
+
+    axis: str  # "compute" | "images" | "time"
+    tflop: float | None = None
+    kimg: float | None = None
+    minutes: float | None = None
+
+    def trainer_flags(self) -> list[str]:
+        """The trainer flags that impose the budget."""
+        if self.axis == "compute":
+            return ["--tflop", _num(self.tflop)]
+        if self.axis == "images":
+            return ["--kimg", _num(self.kimg)]
+        return ["--max-minutes", _num(self.minutes), "--kimg", _num(self.kimg or 100_000)]
+
+    def describe(self) -> str:
+        if self.axis == "compute":
+            return f"equal training compute: {self.tflop:g} TFLOP per model"
+        if self.axis == "images":
+            return f"equal images shown: {self.kimg:g} kimg per model"
+        return f"equal wall-clock training time: {self.minutes:g} min per model on this machine"
+
+
+def _num(x: float | None) -> str:
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     path: Path
     description: str
     dataset: str
     resolution: int
-    kimg: float
+    kimg: float | None  # images per model when the budget is on the images axis, else None
     seeds: tuple[int, ...]
     frameworks: tuple[str, ...]
     models: tuple[ModelSpec, ...]
@@ -131,6 +171,7 @@ class Profile:
     eval_kimg: tuple[float, ...] = ()
     device: str = "auto"
     data_root: str | None = None
+    budget: Budget = field(default_factory=lambda: Budget("images", kimg=1.0))
 
     def with_overrides(
         self, seeds: int | None = None, device: str | None = None, data_root: str | None = None
@@ -195,20 +236,24 @@ def load_profile(name_or_path: str) -> Profile:
 def parse_profile(raw: dict[str, Any], name: str, path: Path | None = None) -> Profile:
     """Build and validate a :class:`Profile`; raises ``ValueError`` saying which key is wrong."""
     _no_unknown(raw, _TOP_KEYS, "top level")
-    for key in ("dataset", "resolution", "kimg", "models", "evaluation"):
+    for key in ("dataset", "resolution", "models", "evaluation"):
         if key not in raw:
             raise ValueError(f"missing required key {key!r}")
     dataset = _typed(raw, "dataset", str)
     resolution = _pow2(_typed(raw, "resolution", int), "resolution")
-    kimg = float(_number(raw, "kimg"))
-    if kimg <= 0:
-        raise ValueError(f"kimg must be positive, got {kimg}")
+    budget = _budget(raw)
+    kimg = budget.kimg if budget.axis == "images" else None
     seeds = _seeds(raw.get("seeds", 1))
     frameworks = _frameworks(raw.get("frameworks", list(FRAMEWORKS)), "frameworks")
-    snapshot = float(raw.get("snapshot_kimg", kimg))
+    snapshot = float(raw.get("snapshot_kimg", kimg or 1.0))
     if snapshot <= 0:
         raise ValueError(f"snapshot_kimg must be positive, got {snapshot}")
     eval_kimg = tuple(sorted(float(k) for k in raw.get("eval_kimg", [])))
+    if eval_kimg and kimg is None:
+        raise ValueError(
+            "eval_kimg needs a budget on the images axis (on the compute or time axis each "
+            "model shows a different number of images); score the final checkpoint only"
+        )
     for k in eval_kimg:
         if not 0 < k < kimg:
             raise ValueError(
@@ -239,7 +284,36 @@ def parse_profile(raw: dict[str, Any], name: str, path: Path | None = None) -> P
         eval_kimg=eval_kimg,
         device=device,
         data_root=raw.get("data_root"),
+        budget=budget,
     )
+
+
+def _budget(raw: dict[str, Any]) -> Budget:
+    """``budget = {tflop|kimg|minutes = N}``, or the older top-level ``kimg = N``."""
+    if "budget" in raw and "kimg" in raw:
+        raise ValueError("give either budget = {...} or kimg, not both")
+    if "budget" not in raw:
+        if "kimg" not in raw:
+            raise ValueError("missing required key 'budget' (e.g. budget = { tflop = 28 })")
+        table = {"kimg": raw["kimg"]}
+    else:
+        table = raw["budget"]
+        if not isinstance(table, dict):
+            raise ValueError("budget must be a table, e.g. budget = { tflop = 28 }")
+    _no_unknown(table, {"tflop", "kimg", "minutes"}, "budget")
+    axes = [k for k in ("tflop", "minutes") if k in table] or [k for k in ("kimg",) if k in table]
+    if len(axes) != 1 or ("tflop" in table and "kimg" in table):
+        raise ValueError(
+            "budget needs exactly one of tflop, kimg or minutes (kimg may bound minutes)"
+        )
+    values = {}
+    for key in table:
+        v = _number(table, key)
+        if not v > 0 or v != v or v == float("inf"):
+            raise ValueError(f"budget {key} must be a positive number, got {table[key]!r}")
+        values[key] = v
+    axis = {"tflop": "compute", "kimg": "images", "minutes": "time"}[axes[0]]
+    return Budget(axis, values.get("tflop"), values.get("kimg"), values.get("minutes"))
 
 
 def _models(table: Any, resolution: int, frameworks: tuple[str, ...]) -> tuple[ModelSpec, ...]:

@@ -27,9 +27,11 @@ stop (SIGTERM), waits for it, records the interruption and exits with status 130
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +40,7 @@ from typing import Any
 from benchmarks.commands import COMMANDS, Commands, RunSpec
 from benchmarks.profiles import Profile, profile_to_dict
 from benchmarks.progress import Progress
+from gancore.errors import UserError
 from gancore.io import atomic_write_json, read_json
 from gancore.rundir import RunDir, folder_lock
 
@@ -141,12 +144,13 @@ class Runner:
 
     def _run_all(self, only: Callable[[RunSpec], bool] | None) -> list[dict[str, Any]]:
         runs = [r for r in plan(self.profile, self.runs_dir) if only is None or only(r)]
+        self.planned = self._planned_kimg(plan(self.profile, self.runs_dir))
         # The whole grid, not only the --only subset: the report shows every expected row.
         self._write_plan(plan(self.profile, self.runs_dir))
         self.hardware = self._query_hardware()
         atomic_write_json(self.runs_dir / "hardware.json", self.hardware)
         todo_kimg = sum(
-            self.profile.kimg - self._trained_kimg(r)
+            self.planned[r.name] - self._trained_kimg(r)
             for r in runs
             if RunDir(r.run_dir).status().get("state") != "finished"
         )
@@ -176,7 +180,8 @@ class Runner:
             framework=run.framework,
             seed=run.seed,
             res=run.model.res,
-            kimg=self.profile.kimg,
+            kimg=self.planned[run.name],
+            budget=self.profile.budget.describe(),
             dataset=self.profile.dataset,
             hardware=self.hardware,
         )
@@ -237,12 +242,14 @@ class Runner:
             run.run_dir / "logs",
             "train",
             monitor=lambda: self.progress.train_tick(
-                _logged_kimg(run.run_dir, start_kimg), self.profile.kimg, start_kimg
+                _logged_kimg(run.run_dir, start_kimg), self.planned[run.name], start_kimg
             ),
         )
         seconds = time.time() - t0
         self.progress.train_finished(
-            max(0.0, self._trained_kimg(run) - start_kimg), seconds, self.profile.kimg - start_kimg
+            max(0.0, self._trained_kimg(run) - start_kimg),
+            seconds,
+            self.planned[run.name] - start_kimg,
         )
         attempts = record.setdefault("attempts", [])
         attempts.append(
@@ -307,7 +314,7 @@ class Runner:
         self, run: RunSpec, out_dir: Path, folder: str, kimg: float | None
     ) -> dict[str, Any]:
         ev = self.profile.evaluation
-        checkpoint, actual_kimg = None, self.profile.kimg
+        checkpoint, actual_kimg = None, self.planned[run.name]
         if kimg is not None:
             entry = _checkpoint_at(RunDir(run.run_dir), kimg)
             if entry is None:
@@ -318,7 +325,7 @@ class Runner:
             actual_kimg = float(entry["kimg"])
         else:
             entries = RunDir(run.run_dir).checkpoint_entries()
-            actual_kimg = float(entries[-1]["kimg"]) if entries else self.profile.kimg
+            actual_kimg = float(entries[-1]["kimg"]) if entries else self.planned[run.name]
         n = ev.num_samples
         out_dir.mkdir(parents=True, exist_ok=True)
         samples = out_dir / "samples.npz"
@@ -446,17 +453,47 @@ class Runner:
         record["updated"] = time.time()
         atomic_write_json(run.run_dir / HARNESS_FILE, record)
 
+    def _planned_kimg(self, runs: list[RunSpec]) -> dict[str, float]:
+        """Each run's length in kimg: the profile's on the images axis; under a compute budget
+        the trainers' own resolution of --tflop (``benchmarks.budget``, in a subprocess: the
+        harness imports no framework); under a time budget unknown (nan) until it ran."""
+        budget = self.profile.budget
+        if budget.axis == "images":
+            return {r.name: float(budget.kimg) for r in runs}
+        if budget.axis == "time":
+            return {r.name: float("nan") for r in runs}
+        argvs = [self.commands.train(r, self.profile, resume=False) for r in runs]
+        try:
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.budget"],
+                input=json.dumps(argvs),
+                capture_output=True,
+                text=True,
+                env=_child_env(),
+                timeout=600,
+            )
+            sizes = json.loads(out.stdout)
+        except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+            raise UserError(f"could not size the runs of the compute budget: {exc}") from exc
+        if out.returncode or len(sizes) != len(runs):
+            raise UserError(
+                "could not size the runs of the compute budget: " + last_error_line(out.stderr)
+            )
+        return {r.name: float(x["kimg"]) for r, x in zip(runs, sizes)}
+
     def _write_plan(self, runs: list[RunSpec]) -> None:
         atomic_write_json(
             self.runs_dir / "plan.json",
             {
                 "profile": profile_to_dict(self.profile),
+                "budget": dataclasses.asdict(self.profile.budget),
                 "runs": [
                     {
                         "name": r.name,
                         "model": r.model.name,
                         "framework": r.framework,
                         "seed": r.seed,
+                        "kimg": self.planned.get(r.name),
                     }
                     for r in runs
                 ],

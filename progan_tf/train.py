@@ -35,7 +35,7 @@ def make_strategy(name: str):
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser():
     parser = build_train_parser("python -m progan_tf.train", __doc__)
     parser.add_argument(
         "--strategy",
@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=["auto", "one", "mirrored"],
         help="tf.distribute: auto = MirroredStrategy when more than one GPU is visible",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     plan = plan_training(args, "tf", ENTRY_POINT)
     if plan.dry_run:
         from progan_tf.training import ProGANTrainer

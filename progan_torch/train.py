@@ -23,8 +23,12 @@ from progan_common.cli import build_train_parser, dry_run_estimate, plan_trainin
 ENTRY_POINT = "progan_torch.train"
 
 
+def build_parser():
+    return build_train_parser("python -m progan_torch.train", __doc__)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_train_parser("python -m progan_torch.train", __doc__).parse_args(argv)
+    args = build_parser().parse_args(argv)
     plan = plan_training(args, "torch", ENTRY_POINT)
     if plan.dry_run:
         from progan_torch.training import ProGANTrainer

@@ -151,6 +151,7 @@ def collect_run(run: RunSpec, profile: Profile) -> dict[str, Any]:
     harness = read_harness(run.run_dir)
     status = rd.status() if run.run_dir.exists() else {"state": "missing"}
     log = rd.read_log() if run.run_dir.exists() else []
+    planned = harness.get("kimg") or profile.kimg or (log[-1]["kimg"] if log else float("nan"))
     rec: dict[str, Any] = {
         "name": run.name,
         "model": run.model.name,
@@ -191,7 +192,7 @@ def collect_run(run: RunSpec, profile: Profile) -> dict[str, Any]:
         if got is None:
             continue
         values, details = got
-        point = _point_info(run.run_dir / "eval" / folder, kimg, profile.kimg)
+        point = _point_info(run.run_dir / "eval" / folder, kimg, planned)
         rec["curve"].append(
             {
                 "kimg": point["kimg"],
@@ -204,7 +205,7 @@ def collect_run(run: RunSpec, profile: Profile) -> dict[str, Any]:
             rec["metrics"], rec["details"] = values, details
     rec["curve"].sort(key=lambda p: p["kimg"])
     rec["skipped"] = dict(rec["details"].get("skipped") or {})
-    grids = sample_grids(run.run_dir, log, profile.kimg) if run.run_dir.exists() else []
+    grids = sample_grids(run.run_dir, log, planned) if run.run_dir.exists() else []
     rec["grids"] = grids
     rec["final_grid"] = final_grid(grids)
     rec["growth"] = growth_sequence(grids) if run.model.kind == "progan" else []

@@ -42,6 +42,7 @@ def tiny_profile(
         "models": models or {"dcgan": {"batch": 4}, "progan": {"preset": "quick"}},
         **top,
     }
+    raw = {k: v for k, v in raw.items() if v is not None}  # kimg=None: use another budget
     return parse_profile(raw, name=name)
 
 

@@ -42,7 +42,7 @@ def test_bundled_profiles_load_and_share_one_budget():
     [
         ({"colour": 1}, "unknown key"),
         ({"resolution": 48}, "power of two"),
-        ({"kimg": -1}, "kimg must be positive"),
+        ({"kimg": -1}, "kimg must be a positive number"),
         ({"eval_kimg": [1.5]}, "not a multiple of snapshot_kimg"),
         ({"eval_kimg": [2]}, "strictly between"),
         ({"seeds": 0}, "seeds must be at least 1"),
@@ -350,3 +350,38 @@ def test_report_without_runs_and_only_matching_nothing_are_errors(tmp_path):
         harness_main(["report", "--profile", "smoke", "--runs-dir", str(tmp_path / "none")])
     with pytest.raises(UserError, match="matches none"):
         harness_main(["run", "--profile", "smoke", "--only", "nope-*", "--runs-dir", str(tmp_path)])
+
+
+def test_a_compute_budget_sizes_each_run_with_the_trainers_own_resolution(tmp_path):
+    """budget = {tflop}: the trainers get --tflop, and the harness learns each run's length
+    from benchmarks.budget (the model code counts its FLOPs per image)."""
+    import json
+    import subprocess
+    import sys
+
+    prof = tiny_profile(
+        frameworks=["torch"],
+        models={
+            "dcgan": {"batch": 16, "args": {"width": 8}},
+            "sndcgan": {"batch": 16, "args": {"width": 8}},
+        },
+        kimg=None,
+        budget={"tflop": 0.05},
+        eval_kimg=[],
+    )
+    from benchmarks.commands import COMMANDS
+
+    runs = plan(prof, tmp_path / "runs")
+    argvs = [COMMANDS.train(r, prof, resume=False) for r in runs]
+    assert all("--tflop" in a and "--kimg" not in a for a in argvs)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.budget"],
+        input=json.dumps(argvs),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    sizes = json.loads(out.stdout)
+    # SN-DCGAN's standard CNN costs more per image: the same compute shows it fewer images
+    assert sizes[0]["kimg"] > 2 * sizes[1]["kimg"] > 0
+    assert prof.budget.describe() == "equal training compute: 0.05 TFLOP per model"

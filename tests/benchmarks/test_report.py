@@ -6,11 +6,9 @@ import csv
 import json
 import statistics
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
-from benchmarks.harness import main as harness_main
 from benchmarks.report import build_report
 from gancore.io import atomic_write_json
 from tests.benchmarks.harness_fakes import metrics_file, tiny_profile, write_run
@@ -201,26 +199,6 @@ def test_cifar_cars_published_rows_say_not_comparable(tmp_path):
     assert "all ten classes on lossless pixels" in summary and "NOT comparable" in summary
     # no floor was run: the report says nothing invented about it
     assert "floor: real vs real" not in summary
-
-
-def test_report_cli_on_empty_runs_dir_says_not_run(tmp_path, capsys):
-    assert (
-        harness_main(
-            [
-                "report",
-                "--profile",
-                "smoke",
-                "--runs-dir",
-                str(tmp_path / "r"),
-                "--reports-dir",
-                str(tmp_path / "rep"),
-            ]
-        )
-        == 0
-    )
-    md = (tmp_path / "rep" / "report.md").read_text()
-    assert "not run" in md and "0 finished" in md
-    assert Path(tmp_path / "rep" / "report.html").exists()
 
 
 def test_null_metric_is_no_estimate_not_missing(tmp_path):
