@@ -57,7 +57,10 @@ def is_cifar10(dataset: str | None) -> bool:
     return bool(dataset) and (dataset in CIFAR10_SETS or str(dataset).startswith("cifar10:"))
 
 
-def build_net(widths: list[int] | tuple[int, ...] = tuple(RECIPE["widths"])):
+def build_net(
+    widths: list[int] | tuple[int, ...] = tuple(RECIPE["widths"]),
+    logit_scale: float = RECIPE["logit_scale"],
+):
     """The classifier; ``net.features(x)`` is the penultimate layer, ``net(x)`` the logits."""
     import torch.nn as nn
 
@@ -80,7 +83,7 @@ def build_net(widths: list[int] | tuple[int, ...] = tuple(RECIPE["widths"])):
                 cin = cout
             self.body = nn.Sequential(*layers)
             self.head = nn.Linear(cin, 10, bias=False)
-            self.logit_scale = float(RECIPE["logit_scale"])
+            self.logit_scale = float(logit_scale)
 
         def features(self, x):
             return self.body(nn.functional.gelu(self.stem(x))).amax(dim=(2, 3))
@@ -166,7 +169,7 @@ def train_classifier(
     ytr = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
     mean = xtr.float().mean(dim=(0, 2, 3))
     std = xtr.float().std(dim=(0, 2, 3))
-    net = build_net(recipe["widths"])
+    net = build_net(recipe["widths"], recipe["logit_scale"])
     net.stem.weight.data = _whitening_filters(xtr, mean, std, recipe["whiten_eps"], recipe["seed"])
     net.stem.weight.requires_grad_(False)
     net = net.to(memory_format=torch.channels_last)
@@ -235,17 +238,16 @@ def predict(net, images_u8: np.ndarray, mean, std, batch: int = 1000) -> np.ndar
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
-def load_cifar10(
-    data_root: str | None, split: str, cache_dir: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """All 10 classes of one CIFAR-10 split; :class:`MetricSkipped` when it is not available."""
+def prepared_split(data_root: str | None, split: str, cache_dir: str | None = None):
+    """The prepared CIFAR-10 ``split`` (all 10 classes); :class:`MetricSkipped` if unavailable."""
     from datasets import prepare
 
+    role = "learns from" if split == "train" else "is held out on"
     try:
         ds = prepare("cifar10", data_root=data_root, cache_dir=cache_dir, max_res=32, split=split)
     except UserError as exc:
         raise MetricSkipped(
-            f"the cifar10cls classifier trains on the CIFAR-10 {split} split, which is not "
+            f"the cifar10cls classifier {role} the CIFAR-10 {split} split, which is not "
             f"available here ({exc}); pass --data-root with the full CIFAR-10"
         ) from exc
     if ds.labels is None or ds.count < 1000:
@@ -254,7 +256,16 @@ def load_cifar10(
             f"{' and no labels' if ds.labels is None else ''}; the cifar10cls classifier needs "
             "the full labelled split"
         )
-    return np.asarray(ds.array(32)), np.asarray(ds.labels)
+    return ds
+
+
+def _content_id(ds) -> str:
+    """The prepared split's content: the sha256 of its 32x32 array and labels (manifest)."""
+    images = str(ds.manifest.get("arrays", {}).get("32", {}).get("sha256", ""))[:16]
+    labels = str(ds.manifest.get("labels", {}).get("sha256", ""))[:16]
+    if images and labels:
+        return f"{images}-{labels}"
+    return f"{array_fingerprint(np.asarray(ds.array(32)))}-{array_fingerprint(ds.labels)}"
 
 
 def get_classifier(
@@ -262,24 +273,26 @@ def get_classifier(
 ) -> tuple[dict[str, np.ndarray], dict]:
     """The trained weights (from cache or trained now, a few minutes) and the protocol note."""
     cache_dir = str(cache.root)
-    x_train, y_train = load_cifar10(data_root, "train", cache_dir)
-    x_test, y_test = load_cifar10(data_root, "test", cache_dir)
-    key = {
-        "recipe": RECIPE,
-        "train": array_fingerprint(x_train),
-        "train_labels": array_fingerprint(y_train.astype(np.int64)),
-        "test": array_fingerprint(x_test),
-        "test_labels": array_fingerprint(y_test.astype(np.int64)),
-    }
-    arrays, hit = cache.arrays(
-        "cifar10-classifier",
-        key,
-        lambda: train_classifier(x_train, y_train, x_test, y_test, RECIPE, progress),
-    )
+    train = prepared_split(data_root, "train", cache_dir)
+    test = prepared_split(data_root, "test", cache_dir)
+    key = {"recipe": RECIPE, "train": _content_id(train), "test": _content_id(test)}
+
+    def fit() -> dict[str, np.ndarray]:
+        x_train, y_train = np.asarray(train.array(32)), np.asarray(train.labels)
+        x_test, y_test = np.asarray(test.array(32)), np.asarray(test.labels)
+        return train_classifier(x_train, y_train, x_test, y_test, RECIPE, progress)
+
+    arrays, hit = cache.arrays("cifar10-classifier", key, fit)
     acc = float(arrays["accuracy"])
     note = {
         "classifier": RECIPE["arch"],
-        "classifier_data": {"dataset": "cifar10", "train": "train", "heldout": "test"},
+        "classifier_data": {
+            "dataset": "cifar10",
+            "train": "train",
+            "heldout": "test",
+            "train_sha256": key["train"],
+            "test_sha256": key["test"],
+        },
         "classifier_heldout_accuracy": acc,
         "classifier_n_heldout": int(arrays["n_test"]),
         "classifier_n_train": int(arrays["n_train"]),

@@ -110,6 +110,7 @@ def test_frechet_routes_agree_with_torch_fidelity():
     assert abs(frechet_distance_sample_space(same, same)) < 1e-9
 
 
+@pytest.mark.filterwarnings("ignore:FD with")
 @pytest.mark.parametrize("n", [300, 1100])  # sample-space route (N <= 1024) and covariance route
 def test_equals_torch_fidelity_calculate_metrics(digits, fast_digits, tmp_path, n):
     """Our fd/kid/prc_domain on grey digits equal torch-fidelity's ``calculate_metrics`` run on
@@ -173,6 +174,7 @@ def test_equals_torch_fidelity_calculate_metrics(digits, fast_digits, tmp_path, 
     assert out[f"fd_{label}"] > 0
 
 
+@pytest.mark.filterwarnings("ignore:FD with")
 def test_a_set_against_itself(digits, fast_digits):
     """FD 0, precision = recall = 1, and KID equal to the closed form of its unbiased estimator
     on identical sets, (2/m)(mean off-diagonal k - mean diagonal k) <= 0 (k the cubic kernel)."""
@@ -265,3 +267,40 @@ def test_cifar10_classifier_path(shared_data, monkeypatch):
     assert worse["fd_cifar10cls_1k"] > 2 * floor["fd_cifar10cls_1k"] > 0
     assert worse["kid_cifar10cls_1k_mean"] > floor["kid_cifar10cls_1k_mean"]
     assert worse["precision_cifar10cls_1k"] < floor["precision_cifar10cls_1k"]
+
+
+@pytest.mark.filterwarnings("ignore:FD with")
+def test_real_vs_real_floor_through_the_cli(tmp_path, fast_digits):
+    """The evaluate CLI's --real-vs-real path: disjoint halves of stacked-digits, same N on
+    both sides, N and the reference split recorded."""
+    import json
+
+    from benchmarks.evaluate import main
+    from gancore.errors import run_cli
+
+    out = tmp_path / "floor.json"
+    argv = [
+        "--real-vs-real",
+        "--split-a",
+        "train",
+        "--split-b",
+        "train",
+        "--dataset",
+        "stacked-digits",
+        "--metrics",
+        "fd_domain,kid_domain,prc_domain",
+        "--domain-n",
+        "300",
+        "--kid-subsets",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert run_cli(main, argv) == 0
+    res = json.loads(out.read_text())
+    assert res["fd_digits_300"] > 0 and 0 < res["recall_digits_300"] <= 1
+    proto = res["protocol"]["fd_domain"]
+    assert proto["n"] == 300 and proto["reference"]["part"] == "first half"
+    assert proto["reference_split"] == "train" and proto["reference"]["n"] == 300
+    assert res["evaluation"]["samples"]["part"] == "second half"
