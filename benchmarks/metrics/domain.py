@@ -127,6 +127,8 @@ def domain_features(ext: DomainExtractor, images_u8: np.ndarray, progress: bool)
     import torch
     from torch_fidelity.utils import get_featuresdict_from_dataset
 
+    from benchmarks.metrics.domain_features import PENULTIMATE
+
     class _Images(torch.utils.data.Dataset):  # uint8 CHW tensors, torch-fidelity's input type
         def __len__(self) -> int:
             return len(images_u8)
@@ -134,11 +136,6 @@ def domain_features(ext: DomainExtractor, images_u8: np.ndarray, progress: bool)
         def __getitem__(self, i: int):
             return torch.from_numpy(np.ascontiguousarray(images_u8[i].transpose(2, 0, 1)))
 
-    if images_u8.shape[1:3] != (32, 32):
-        raise UserError(
-            f"the {ext.short} extractor reads 32x32 images (its classifier's input); got "
-            f"{images_u8.shape[1]}x{images_u8.shape[2]}. Export samples at 32x32."
-        )
     feats = get_featuresdict_from_dataset(
         _Images(),
         ext.module,
@@ -147,15 +144,24 @@ def domain_features(ext: DomainExtractor, images_u8: np.ndarray, progress: bool)
         save_cpu_ram=True,  # no DataLoader worker processes: the data is already in memory
         verbose=progress,
     )
-    from benchmarks.metrics.domain_features import PENULTIMATE
-
     return feats[PENULTIMATE].numpy().astype(np.float32, copy=False)
 
 
-def paired_features(ctx: EvalContext, metric: str, minimum: int):
-    """(generated features, reference features, N, protocol note) at one N for both sides."""
-    ext = get_extractor(ctx)
+def paired_features(
+    ctx: EvalContext, metric: str, minimum: int
+) -> tuple[np.ndarray, np.ndarray, int, dict, dict]:
+    """Generated and reference features at one N for both sides, the reference features'
+    cache key (FD caches its statistics under it) and the protocol note.
+
+    Checks run before any classifier is trained: no domain classifier -> skipped; wrong
+    resolution or too few images -> user error."""
+    short = extractor_name(ctx.dataset)
     ref = ctx.need_reference(metric)
+    if ctx.images.shape[1:3] != (32, 32):
+        raise UserError(
+            f"the {short} extractor reads 32x32 images (its classifier's input); got "
+            f"{ctx.res}x{ctx.res}. Export samples at 32x32."
+        )
     n = min(ctx.options.domain_n, len(ctx.images), len(ref))
     if n < minimum:
         raise UserError(
@@ -163,6 +169,7 @@ def paired_features(ctx: EvalContext, metric: str, minimum: int):
             f"{len(ctx.images)} generated, {len(ref)} reference."
         )
     t0 = time.perf_counter()
+    ext = get_extractor(ctx)
     gkey = ("domain-gen", ext.short, ext.note["weights_sha256_16"], n)
     if gkey not in ctx.memo:
         ctx.memo[gkey] = domain_features(ext, ctx.images[:n], ctx.progress)

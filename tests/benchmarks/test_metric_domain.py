@@ -110,9 +110,23 @@ def test_frechet_routes_agree_with_torch_fidelity():
     assert abs(frechet_distance_sample_space(same, same)) < 1e-9
 
 
+def _session_digit_weights() -> str:
+    """The FAST digit classifier's weights file in the session's metric cache (the .npz that
+    torch-fidelity's extractor reads by path)."""
+    import json
+
+    from gancore.paths import cache_root
+
+    for meta in sorted((cache_root() / "metrics").glob("digit-classifier-*.json")):
+        key = json.loads(meta.read_text())["key"]
+        if key["base"] == "digits" and key["recipe"] == FAST_DIGITS:
+            return str(meta.with_suffix(".npz"))
+    raise AssertionError("the digit classifier was not cached")
+
+
 @pytest.mark.filterwarnings("ignore:FD with")
 @pytest.mark.parametrize("n", [300, 1100])  # sample-space route (N <= 1024) and covariance route
-def test_equals_torch_fidelity_calculate_metrics(digits, fast_digits, tmp_path, n):
+def test_equals_torch_fidelity_calculate_metrics(digits, fast_digits, n):
     """Our fd/kid/prc_domain on grey digits equal torch-fidelity's ``calculate_metrics`` run on
     the registered ``ganbench-digits`` extractor with the cached weights file."""
     import torch
@@ -123,20 +137,12 @@ def test_equals_torch_fidelity_calculate_metrics(digits, fast_digits, tmp_path, 
     grey, _ = digits
     gen = np.clip(grey[-n:].astype(np.int16) + 40, 0, 255).astype(np.uint8)  # brighter digits
     out = evaluate_images(
-        gen,
-        "digits",
-        metrics="fd_domain,kid_domain,prc_domain",
-        domain_n=n,
-        cache_dir=str(tmp_path),
-        **SMALL,
+        gen, "digits", metrics="fd_domain,kid_domain,prc_domain", domain_n=n, **SMALL
     )
     proto = out["protocol"]["fd_domain"]
     assert proto["feature_dim"] == 1024 and proto["n"] == n
     assert proto["route"].startswith("sample space" if n <= 1024 else "covariance")
-    # The weights as torch-fidelity reaches them: the cache's .npz, by path.
-    (weights,) = [
-        p for p in (tmp_path / "metrics").glob("digit-classifier-*.npz") if p.suffix == ".npz"
-    ]
+    weights = _session_digit_weights()
 
     class Images(torch.utils.data.Dataset):
         def __init__(self, a):
