@@ -75,6 +75,10 @@ class EvalOptions:
     classifier_split: str | None = field(
         default=None, metadata={"help": "split the digit classifier trains on (default: --split)"}
     )
+    domain_n: int = field(
+        default=10000,
+        metadata={"help": "images per set (generated and real) for fd/kid/prc_domain"},
+    )
     ndb_n: int = field(default=20000, metadata={"help": "generated images for NDB"})
     ndb_ref_n: int = field(default=50000, metadata={"help": "max real images for the NDB bins"})
     ndb_k: int | None = field(
@@ -122,6 +126,7 @@ class EvalOptions:
             "isc_splits",
             "prc_n",
             "modes_n",
+            "domain_n",
             "ndb_n",
             "ndb_ref_n",
             "ndb_res",
@@ -227,19 +232,19 @@ def evaluate_images(
             out = METRICS[name].load()(ctx)
         except MetricSkipped as exc:
             skipped[name] = str(exc)
-            _say(progress, f"{name:9s} skipped: {exc}")
+            _say(progress, f"{name:10s} skipped: {exc}")
             continue
         except UserError as exc:
             if strict:
                 raise
             skipped[name] = f"error: {exc}"
-            _say(progress, f"{name:9s} failed: {exc}")
+            _say(progress, f"{name:10s} failed: {exc}")
             continue
         seconds = time.perf_counter() - t0
         result.update(out.values)
         protocol[name] = {**out.protocol, "seconds": round(seconds, 3)}
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in out.values.items())
-        _say(progress, f"{name:9s} {seconds:7.1f} s  {shown}")
+        _say(progress, f"{name:10s} {seconds:7.1f} s  {shown}")
     result["protocol"] = protocol
     result["skipped"] = skipped
     result["evaluation"] = {
@@ -269,9 +274,9 @@ def list_metrics() -> str:
     lines = ["available metrics (default: all; Inception/VGG ones are skipped without weights):"]
     for spec in METRICS.values():
         lines += [
-            f"  {spec.name:9s} {spec.summary}",
-            f"  {'':9s} needs: {spec.needs}",
-            f"  {'':9s} keys:  {spec.keys}",
+            f"  {spec.name:10s} {spec.summary}",
+            f"  {'':10s} needs: {spec.needs}",
+            f"  {'':10s} keys:  {spec.keys}",
         ]
     return "\n".join(lines)
 

@@ -26,6 +26,11 @@ class MetricSpec:
 
 
 _M = "benchmarks.metrics."
+_DOMAIN_NEEDS = (
+    "32x32 digit sets (stacked-mnist, stacked-digits, mnist, digits; digit classifier) or "
+    "CIFAR-10 sets (cifar10, cifar10-cars, cifar10:<classes>; a classifier trained once, in "
+    "minutes, on the CIFAR-10 train split of --data-root); weights cached"
+)
 METRICS: dict[str, MetricSpec] = {
     m.name: m
     for m in [
@@ -95,10 +100,54 @@ METRICS: dict[str, MetricSpec] = {
             "birthday_support_s<S>",
             "birthday-paradox support estimate + closest-pairs PNG",
         ),
+        MetricSpec(
+            "fd_domain",
+            _M + "domain:compute_fd",
+            _DOMAIN_NEEDS,
+            "fd_<E>_<N> (E = digits or cifar10cls)",
+            "Frechet distance on the project's own classifier features (offline FID analogue; "
+            "not comparable with Inception FID)",
+        ),
+        MetricSpec(
+            "kid_domain",
+            _M + "domain:compute_kid",
+            _DOMAIN_NEEDS,
+            "kid_<E>_<N>_mean, kid_<E>_<N>_std",
+            "kernel distance (torch-fidelity KID, 100 subsets) on the same features",
+        ),
+        MetricSpec(
+            "prc_domain",
+            _M + "domain:compute_prc",
+            _DOMAIN_NEEDS,
+            "precision_<E>_<N>, recall_<E>_<N>, prc_f_score_<E>_<N>",
+            "precision / recall (torch-fidelity, k=3) on the same features",
+        ),
     ]
 }
 
-DEFAULT_METRICS = ("swd", "msssim", "ndb", "birthday", "modes", "fid", "kid", "isc", "prc")
-OFFLINE_METRICS = ("swd", "msssim", "ndb", "birthday", "modes")
+DEFAULT_METRICS = (
+    "swd",
+    "msssim",
+    "ndb",
+    "birthday",
+    "modes",
+    "fd_domain",
+    "kid_domain",
+    "prc_domain",
+    "fid",
+    "kid",
+    "isc",
+    "prc",
+)
+OFFLINE_METRICS = (
+    "swd",
+    "msssim",
+    "ndb",
+    "birthday",
+    "modes",
+    "fd_domain",
+    "kid_domain",
+    "prc_domain",
+)
 
 __all__ = ["DEFAULT_METRICS", "METRICS", "OFFLINE_METRICS", "MetricSpec"]

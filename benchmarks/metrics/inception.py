@@ -37,25 +37,32 @@ def fid_statistics(features: np.ndarray) -> dict[str, np.ndarray]:
     return {"mu": f.mean(axis=0), "sigma": np.cov(f, rowvar=False)}
 
 
-def _psd_sqrt(s: np.ndarray) -> np.ndarray:
+def psd_sqrt(s: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a positive semi-definite matrix (negative rounding clipped)."""
     w, v = np.linalg.eigh((s + s.T) / 2.0)
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
 def frechet_distance(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+    mu1: np.ndarray,
+    sigma1: np.ndarray,
+    mu2: np.ndarray,
+    sigma2: np.ndarray,
+    sqrt_sigma1: np.ndarray | None = None,
 ) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)).
 
     Tr((S1 S2)^(1/2)) = Tr((S1^(1/2) S2 S1^(1/2))^(1/2)): the symmetric form has real,
     non-negative eigenvalues, so no complex square root is needed (torch-fidelity takes the
-    eigenvalues of S1 S2 instead; the tests check the two agree).
+    eigenvalues of S1 S2 instead; the tests check the two agree). ``sqrt_sigma1`` (from
+    :func:`psd_sqrt`, e.g. cached with a reference set's statistics) saves one d x d
+    eigen-decomposition.
     """
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise ValueError(
             f"statistics differ in shape: {mu1.shape}/{sigma1.shape} vs {mu2.shape}/{sigma2.shape}"
         )
-    r1 = _psd_sqrt(sigma1)
+    r1 = psd_sqrt(sigma1) if sqrt_sigma1 is None else sqrt_sigma1
     m = r1 @ sigma2 @ r1
     tr_covmean = float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2.0), 0.0, None))))
     diff = mu1 - mu2
