@@ -76,7 +76,7 @@ def test_generators_agree_every_level(pair, alpha):
     kg.alpha.assign(alpha)
     for level in range(kg.num_levels):
         with torch.no_grad():
-            ref = nhwc(tg(torch.from_numpy(z), torch.from_numpy(y), level, alpha))
+            ref = nhwc(tg(torch.from_numpy(z), torch.from_numpy(y), level, alpha < 1, alpha))
         out = kg(z, np.eye(4, dtype=np.float32)[y], level=level, fading=alpha < 1).numpy()
         assert out.shape == ref.shape
         np.testing.assert_allclose(out, ref, atol=1e-4, err_msg=f"level {level} alpha {alpha}")
@@ -90,7 +90,7 @@ def test_discriminators_agree_every_level(pair, alpha):
         res = 4 * 2**level
         x = np.random.default_rng(level).uniform(-1, 1, (8, res, res, 3)).astype(np.float32)
         with torch.no_grad():
-            ref = td(nchw(x), level, alpha).numpy()
+            ref = td(nchw(x), level, alpha < 1, alpha).numpy()
         out = kd(x, level=level, fading=alpha < 1).numpy()
         assert out.shape == ref.shape == (8, 5)
         np.testing.assert_allclose(out, ref, atol=1e-4, err_msg=f"level {level} alpha {alpha}")
@@ -140,9 +140,9 @@ def test_gradient_penalty_and_ema_agree(pair):
     kd.alpha.assign(0.5)
     x = np.random.default_rng(9).uniform(-1, 1, (8, 8, 8, 3)).astype(np.float32)
     gp_k, n_k = loss.gradient_penalty(
-        lambda m: kd(m, level=1, fading=True)[:, 0], tf.constant(x), 1.0
+        lambda m: kd(m, level=1, fading=True, alpha=0.5), tf.constant(x), 2.0, 10.0
     )
-    gp_t, n_t = t_gp(lambda m: td(m, 1, 0.5), nchw(x), 1.0, 1.0)
+    gp_t, n_t = t_gp(lambda m: td(m, 1, True, 0.5), nchw(x), 2.0, 10.0)
     np.testing.assert_allclose(n_k.numpy(), n_t.detach().numpy(), rtol=1e-4)
     np.testing.assert_allclose(gp_k.numpy(), gp_t.detach().numpy(), rtol=1e-4, atol=1e-6)
     # EMA: torch lerp_(ema, w, 1 - beta) vs ours w + (ema - w) * beta
