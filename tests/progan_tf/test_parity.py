@@ -187,20 +187,15 @@ def _step_both(cfg, level: int, alpha: float, conditional: bool):
 def test_one_training_step_matches(level, alpha, conditional):
     """One D step + EMA + G step from the same weights/batch/latents moves both alike.
 
-    Tolerance, and why. Adam's first step (beta1 = 0, bias-corrected) is
-    ``lr * g / (|g| + eps')``, i.e. ``~ lr * sign(g)`` for every weight: an error in ``g``
+    Tolerance, and why. Both frameworks run the official TF1 Adam (Keras' Adam; torch:
+    ``gancore.torch_utils.TF1Adam``). Its first step (beta1 = 0, bias-corrected) is
+    ``lr * g / (|g| + eps / 0.1)``, i.e. ``~ lr * sign(g)`` for every weight: an error in ``g``
     never shows up as a proportional error in the weights, so we compare the *moves*
-    ``delta = w_after - w_before`` in units of ``lr``:
-
-    - Gradients agree to ~1e-6 relative (float32 summation order in convs differs
-      between oneDNN/Eigen and torch), so the direction of every move agrees: no sign
-      differs among the weights that moved by more than 0.1 lr.
-    - Magnitudes differ where ``|g|`` is tiny because the two Adams put eps in different
-      places: Keras (like the official ``tf.train.AdamOptimizer``) adds eps to the
-      bias-corrected denominator, torch to ``sqrt(v_hat)``; with beta2 = 0.99 that is an
-      effective eps of 1e-7 vs 1e-8, so moves differ by ``~lr * 1e-7 / |g|``: < 1 lr
-      always, < 0.01 lr for |g| > 1e-5 (>= 97 % of the weights here).
-    The losses agree to 1e-4 relative.
+    ``delta = w_after - w_before`` in units of ``lr``. Gradients agree to ~1e-6 relative
+    (float32 summation order in convs differs between oneDNN/Eigen and torch), so the moves
+    agree to ~1e-5 lr except where ``|g|`` is near eps (1e-7 after the bias correction),
+    where the relative gradient error becomes a move error: measured max 1.2e-3 lr, 99.99 %
+    of the weights within 1e-3 lr. The losses agree to 1e-4 relative.
     """
     cfg = tiny_cfg(mbstd_group=4)
     models, trainer, before, t_out, k_out = _step_both(cfg, level, alpha, conditional)
@@ -218,11 +213,9 @@ def test_one_training_step_matches(level, alpha, conditional):
             continue
         moved = np.abs(dt) > 0.1
         assert moved.mean() > 0.3, f"{name}: the step moved almost nothing"
-        flips = np.mean(np.sign(dk[moved]) != np.sign(dt[moved]))
-        assert flips == 0, f"{name}: {flips:.4f} of the moves point the other way"
         d = np.abs(dk - dt)
-        assert d.max() < 1.0, f"{name}: max |delta_tf - delta_torch| = {d.max():.3g} lr"
-        assert np.mean(d < 1e-2) >= 0.97, f"{name}: only {np.mean(d < 1e-2):.3f} within 0.01 lr"
+        assert d.max() < 1e-2, f"{name}: max |delta_tf - delta_torch| = {d.max():.3g} lr"
+        assert np.mean(d < 1e-3) >= 0.999, f"{name}: only {np.mean(d < 1e-3):.4f} within 1e-3 lr"
 
 
 def test_runs_convert_both_ways_and_sample_identically(tmp_path):
