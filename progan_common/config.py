@@ -333,6 +333,11 @@ class ProGANConfig:
             )
         if self.latent_dim < 1 or self.fmap_base < 1 or self.fmap_max < 1:
             raise ValueError("latent_dim, fmap_base and fmap_max must be positive")
+        if self.channels_at(self.max_res) < 1:
+            raise ValueError(
+                f"fmap_base {self.fmap_base} leaves 0 channels at {self.max_res}x{self.max_res} "
+                f"(fmap_base / 2**stage); use fmap_base >= {self.max_res // 2}"
+            )
         if self.mbstd_group < 0:
             raise ValueError(f"mbstd_group must be >= 0, got {self.mbstd_group}")
         if not 0.0 <= self.ema_beta < 1.0:

@@ -164,6 +164,7 @@ def test_losses_against_hand_computation(loss):
             r"label_smoothing must be in \[0, 0.5\)",
         ),
         ({"gp_resolution": "half"}, "gp_resolution must be full or native"),
+        ({"max_res": 256, "fmap_base": 16}, "leaves 0 channels at 256x256"),
     ],
 )
 def test_switch_validation(over, message):
