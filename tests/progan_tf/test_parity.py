@@ -267,3 +267,25 @@ def test_runs_convert_both_ways_and_sample_identically(tmp_path):
 
     with pytest.raises(UserError, match="progan_tf.sample"):
         torch_sample.main(["--run", str(tf_run), "--n", "2", "--out", str(tmp_path / "x.npz")])
+
+
+def test_the_twins_share_one_loss_and_network_call_api():
+    """Same function names and signatures in progan_torch.loss and progan_tf.loss, and the same
+    stage arguments (level, fading, alpha) in both frameworks' network calls."""
+    import inspect
+
+    from progan_torch import loss as tloss
+
+    for name in ("d_loss", "g_loss", "gradient_penalty", "d_adversarial", "g_adversarial"):
+        t, k = inspect.signature(getattr(tloss, name)), inspect.signature(getattr(loss, name))
+        assert list(t.parameters) == list(k.parameters), name
+        assert [p.default for p in t.parameters.values()] == [
+            p.default for p in k.parameters.values()
+        ], name
+    for tnet, knet in (
+        (tn.Generator.forward, Generator.call),
+        (tn.Discriminator.forward, Discriminator.call),
+    ):
+        tp = [p for p in inspect.signature(tnet).parameters if p != "self"]
+        kp = [p for p in inspect.signature(knet).parameters if p not in ("self", "training")]
+        assert tp == kp, (tp, kp)
