@@ -48,6 +48,8 @@ class _Equalized(nn.Module):
             # iteration in training mode). Outside autocast, so that the power iteration and
             # sigma stay float32 under --amp bf16; the conv casts the result.
             device = self.parametrizations.weight.original.device.type
+            if not torch.amp.is_autocast_available(device):  # e.g. "meta" (FLOP counting)
+                return self.weight
             with torch.autocast(device, enabled=False):
                 return self.weight
         # A Python float multiply: no parameter, so the state_dict holds the raw weight only.

@@ -170,3 +170,15 @@ def test_losses_against_hand_computation(loss):
 def test_switch_validation(over, message):
     with pytest.raises(ValueError, match=message):
         ProGANConfig(**over).validate()
+
+
+def test_spectrally_normalised_networks_run_on_the_meta_device():
+    """FLOP counting builds the networks on ``meta`` tensors, where autocast does not exist."""
+    from progan_torch.networks import Discriminator, Generator
+
+    cfg = sn_cfg()
+    with torch.device("meta"):
+        G, D = Generator(cfg, 3), Discriminator(cfg, 3)
+        fakes = G(torch.randn(4, cfg.latent_dim), None, 1, True, torch.tensor(0.5))
+        loss, _ = d_loss(D, torch.randn(4, 3, 8, 8), fakes, None, torch.rand(4), cfg, 1, True, 0.5)
+    assert fakes.shape == (4, 3, 8, 8) and fakes.device.type == "meta" and loss.shape == ()
