@@ -13,18 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.profiles import ModelSpec, Profile
+from benchmarks.profiles import PROGRESSIVE, ModelSpec, Profile
 
 # Trainer / sampler modules per (kind, framework); the CLIs' flags are the team contract.
 TRAIN_MODULES = {
     "dcgan": "vanilla_gan.train",
     "sndcgan": "vanilla_gan.train",
     "progan": {"torch": "progan_torch.train", "tf": "progan_tf.train"},
+    "sn-progan": {"torch": "progan_torch.train", "tf": "progan_tf.train"},  # with an SN preset
 }
 SAMPLE_MODULES = {
     "dcgan": "vanilla_gan.sample",
     "sndcgan": "vanilla_gan.sample",
     "progan": {"torch": "progan_torch.sample", "tf": "progan_tf.sample"},
+    "sn-progan": {"torch": "progan_torch.sample", "tf": "progan_tf.sample"},
 }
 
 # Printed once per subprocess: hardware facts plus the GPU as torch sees it. Runs in
@@ -104,7 +106,7 @@ class Commands:
                 _num(profile.snapshot_kimg),
             ]
             return argv + (["--keep-checkpoints", "0"] if profile.eval_kimg else [])
-        if m.kind == "progan":
+        if m.kind in PROGRESSIVE:
             argv += ["--max-res", str(m.res)]
             if m.preset:
                 argv += ["--preset", m.preset]

@@ -29,7 +29,7 @@ Example (``benchmarks/profiles/default.toml``)::
                                     # floor_split, default "train")
 
     [models.dcgan]                  # the table name is the run-folder name
-    kind = "dcgan"                  # dcgan | sndcgan | progan (default: the table name)
+    kind = "dcgan"                  # dcgan | sndcgan | progan | sn-progan (default: the table name)
     batch = 64
     args = { }                      # extra trainer flags: {snake_case = value} -> --snake-case value
 
@@ -37,6 +37,9 @@ Example (``benchmarks/profiles/default.toml``)::
     preset = "cifar10"
     res = 32                        # optional per-model resolution (ProGAN's --max-res)
     args = { stabilize_kimg = 4, fade_kimg = 4 }
+
+    [models.sn-progan]              # the ProGAN CLIs with an SN-ProGAN preset (required)
+    preset = "sn-progan-quick"
 
 Loading validates everything and raises :class:`gancore.UserError` naming the
 file and the key, so a typo fails before an hour of training, not after.
@@ -54,9 +57,15 @@ import tomllib
 from gancore import UserError
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
-KINDS = ("dcgan", "sndcgan", "progan")
+KINDS = ("dcgan", "sndcgan", "progan", "sn-progan")
+PROGRESSIVE = ("progan", "sn-progan")  # trained by the ProGAN CLIs, with a --preset
 FRAMEWORKS = ("torch", "tf")
-KIND_LABELS = {"dcgan": "DCGAN", "sndcgan": "SN-DCGAN", "progan": "ProGAN"}
+KIND_LABELS = {
+    "dcgan": "DCGAN",
+    "sndcgan": "SN-DCGAN",
+    "progan": "ProGAN",
+    "sn-progan": "SN-ProGAN",
+}
 FRAMEWORK_LABELS = {"torch": "PyTorch", "tf": "TensorFlow"}
 # Flags the harness sets itself; a profile may not override them through `args`,
 # because the grid's fairness (same budget, same seeds) depends on them.
@@ -105,12 +114,12 @@ class ModelSpec:
     """One model entry of a profile (a row of the grid, crossed with frameworks)."""
 
     name: str  # run-folder name, e.g. "progan-128"
-    kind: str  # dcgan | sndcgan | progan
+    kind: str  # dcgan | sndcgan | progan | sn-progan
     label: str  # human name in the report
     res: int
     frameworks: tuple[str, ...]
     batch: int | None = None  # vanilla GANs: --batch; ProGAN takes batch sizes from its preset
-    preset: str | None = None  # ProGAN: --preset
+    preset: str | None = None  # ProGAN / SN-ProGAN: --preset
     args: dict[str, Any] = field(default_factory=dict)
 
 
@@ -342,12 +351,17 @@ def _models(table: Any, resolution: int, frameworks: tuple[str, ...]) -> tuple[M
                 f"{where}: args may not set {bad}; the harness sets them from the "
                 "profile (kimg, seeds, res/batch/preset keys of the model entry)"
             )
-        if kind == "progan" and "batch" in m:
+        if kind in PROGRESSIVE and "batch" in m:
             raise ValueError(f"{where}: ProGAN takes its batch sizes from its preset; remove batch")
-        if kind != "progan" and "preset" in m:
+        if kind not in PROGRESSIVE and "preset" in m:
             raise ValueError(f"{where}: preset applies to ProGAN only")
-        if kind == "progan" and "preset" in m:
-            _check_preset(m["preset"], where)
+        if kind == "sn-progan" and "preset" not in m:
+            raise ValueError(
+                f"{where}: an sn-progan model needs an SN-ProGAN preset, e.g. "
+                'preset = "sn-progan-quick"'
+            )
+        if kind in PROGRESSIVE and "preset" in m:
+            _check_preset(m["preset"], kind, where)
         res = _pow2(int(m.get("res", resolution)), f"{where} res")
         out.append(
             ModelSpec(
@@ -358,7 +372,7 @@ def _models(table: Any, resolution: int, frameworks: tuple[str, ...]) -> tuple[M
                 frameworks=_frameworks(
                     m.get("frameworks", list(frameworks)), f"{where} frameworks"
                 ),
-                batch=int(m.get("batch", 64)) if kind != "progan" else None,
+                batch=int(m.get("batch", 64)) if kind not in PROGRESSIVE else None,
                 preset=m.get("preset"),
                 args=dict(args),
             )
@@ -366,14 +380,23 @@ def _models(table: Any, resolution: int, frameworks: tuple[str, ...]) -> tuple[M
     return tuple(out)
 
 
-def _check_preset(preset: Any, where: str) -> None:
+def _check_preset(preset: Any, kind: str, where: str) -> None:
+    """The preset exists and trains the model the entry's kind names (the run's ``model``:
+    ``sn-progan`` when it normalises G and D spectrally), so rows and run folders agree."""
     try:
-        from progan_common.config import PRESETS
+        from progan_common.config import PRESETS, ProGANConfig
     except ImportError:  # ProGAN's config not installed: the trainer will check it
         return
     if preset not in PRESETS:
         raise ValueError(
             f"{where}: unknown ProGAN preset {preset!r}; choose one of {sorted(PRESETS)}"
+        )
+    model = ProGANConfig(**PRESETS[preset]).model_name
+    if model != kind:
+        fits = sorted(n for n, v in PRESETS.items() if ProGANConfig(**v).model_name == kind)
+        raise ValueError(
+            f'{where}: preset {preset!r} trains {model}, not {kind}; set kind = "{model}" '
+            f"or choose one of {fits}"
         )
 
 

@@ -174,3 +174,62 @@ def use_legacy_xla_cpu_runtime() -> bool:
         return False
     os.environ["XLA_FLAGS"] = f"{flags} {LEGACY_RUNTIME_FLAG}".strip()
     return True
+
+
+# ------------------------------------------------------------------------- spectral norm
+# One Keras spectral normalisation for every TF model of the project (vanilla_gan's SN-DCGAN,
+# progan_tf's SN-ProGAN), the algorithm of torch's ``parametrizations.spectral_norm`` (and
+# Miyato et al. 2018, Algorithm 1) so that the two frameworks train alike and convert one to
+# one: the raw weight W is the trainable variable and W / sigma(W) is used in the forward pass,
+# gradients flow through sigma with u and v held constant; u (rows) and v (columns) of W as
+# torch's (out, in*kh*kw) matrix are non-trainable state, normalised and warmed up by 15 power
+# iterations at creation; each training forward runs one iteration, u <- normalize(W v) then
+# v <- normalize(W^T u) (torch's order), and sigma = u . W v. Outside training u, v are only
+# read. Keras 3's own SpectralNormalization wrapper is a different algorithm (it writes
+# W / sigma back into the kernel), so it is not used.
+SN_EPS = 1e-12  # torch's F.normalize eps in spectral_norm
+SN_WARMUP = 15  # power iterations torch runs when the parametrization is registered
+
+
+def _sn_normalize(x: tf.Tensor) -> tf.Tensor:
+    return x / tf.maximum(tf.norm(x), SN_EPS)
+
+
+def _power_iteration(matrix: tf.Tensor, v: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    u = _sn_normalize(tf.linalg.matvec(matrix, v))
+    return u, _sn_normalize(tf.linalg.matvec(matrix, u, transpose_a=True))
+
+
+def add_spectral_norm(layer: keras.layers.Layer, matrix: tf.Tensor) -> None:
+    """Create ``layer.sn_u`` / ``layer.sn_v`` for the weight whose torch-layout matrix (rows =
+    output units) is ``matrix`` (the weight's current value, any float dtype), drawn N(0, 1),
+    normalised and warmed up. Not trainable, never autocast, and kept from the first replica
+    under a distribution strategy (every replica computes the same vectors)."""
+    matrix = tf.cast(matrix, tf.float32)
+    rows, cols = int(matrix.shape[0]), int(matrix.shape[1])
+    normal = keras.initializers.RandomNormal(0.0, 1.0)
+    opts = {"initializer": normal, "trainable": False, "autocast": False}
+    opts["aggregation"] = "only_first_replica"
+    layer.sn_u = layer.add_weight(name="sn_u", shape=(rows,), **opts)
+    layer.sn_v = layer.add_weight(name="sn_v", shape=(cols,), **opts)
+    u, v = _sn_normalize(layer.sn_u.value), _sn_normalize(layer.sn_v.value)
+    for _ in range(SN_WARMUP):
+        u, v = _power_iteration(matrix, v)
+    layer.sn_u.assign(u)
+    layer.sn_v.assign(v)
+
+
+def spectral_normalize(weight, matrix, u_var, v_var, training: bool) -> tf.Tensor:
+    """``weight / sigma(W)`` (same dtype as ``weight``); ``matrix`` is W as torch's matrix (a
+    view of ``weight``, so the gradient reaches the weight through sigma too). Float32 math;
+    one power iteration, written back to ``u_var`` / ``v_var``, when ``training``."""
+    matrix = tf.cast(matrix, tf.float32)
+    if training:
+        u, v = _power_iteration(tf.stop_gradient(matrix), tf.convert_to_tensor(v_var))
+        u_var.assign(u)
+        v_var.assign(v)
+    else:
+        u, v = tf.convert_to_tensor(u_var), tf.convert_to_tensor(v_var)
+    u, v = tf.stop_gradient(u), tf.stop_gradient(v)
+    sigma = tf.tensordot(u, tf.linalg.matvec(matrix, v), 1)
+    return weight / tf.cast(sigma, weight.dtype)

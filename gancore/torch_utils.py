@@ -16,6 +16,7 @@ penalty's double backward, and bf16 has fp32's range.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,63 @@ def make_adam(
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
+
+
+class TF1Adam(torch.optim.Optimizer):
+    """Adam with the semantics of TF1's ``tf.train.AdamOptimizer`` (and Keras 3's ``Adam``).
+
+    The official ProGAN trains with TF1's optimiser, which differs from ``torch.optim.Adam``
+    in two ways this class reproduces:
+
+    - **one step counter per optimiser** (TF1's shared ``beta1_power`` / ``beta2_power``),
+      counting the updates applied, instead of one per parameter. With
+      ``--no-reset-optimizer`` a block that joins after N steps therefore takes its first
+      step with the bias corrections of step N + 1, as official (with beta1 0 and beta2 0.99
+      about ``lr * sqrt(1 - 0.99**(N+1)) / 0.1``, 9.3 lr at N = 200, where torch's per-parameter
+      counter gives lr);
+    - **epsilon "hat"**: ``p -= lr_t * m / (sqrt(v) + eps)`` with
+      ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)``: epsilon is added to sqrt(v), not
+      to the bias-corrected sqrt(v_hat) as torch does (torch's eps is TF1's
+      ``eps * sqrt(1 - beta2**t)``, 10x smaller at t = 1 with beta2 0.99).
+
+    The counter is ``param_groups[i]["step"]`` (saved in ``state_dict``); moments are the
+    per-parameter ``exp_avg`` / ``exp_avg_sq``. A parameter without a gradient is left alone
+    (TF1 would decay its zero moments, which changes nothing while they are zero). Written
+    with ``torch._foreach_*`` ops: a handful of kernels per step.
+    """
+
+    def __init__(
+        self, params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float], eps: float
+    ) -> None:
+        super().__init__(list(params), {"lr": lr, "betas": tuple(betas), "eps": eps, "step": 0})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        if closure is not None:
+            raise ValueError("TF1Adam does not take a closure")
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            group["step"] += 1
+            t, (b1, b2) = group["step"], group["betas"]
+            m, v = [], []
+            for p in params:
+                state = self.state[p]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                m.append(state["exp_avg"])
+                v.append(state["exp_avg_sq"])
+            grads = [p.grad for p in params]
+            torch._foreach_lerp_(m, grads, 1.0 - b1)  # m = b1 m + (1 - b1) g
+            torch._foreach_mul_(v, b2)
+            torch._foreach_addcmul_(v, grads, grads, value=1.0 - b2)  # v = b2 v + (1 - b2) g^2
+            denom = torch._foreach_sqrt(v)
+            torch._foreach_add_(denom, group["eps"])
+            lr_t = group["lr"] * math.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+            torch._foreach_addcdiv_(params, m, denom, value=-lr_t)
+        return None
 
 
 @torch.no_grad()

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from gancore.config import check_loop_fields
 from progan_common.schedule import ProgressiveSchedule
 
+LOSSES = ("wgan-gp", "nonsaturating", "hinge")
+
 
 def _h(text: str, **extra) -> dict:
     return {"help": text, **extra}
@@ -93,16 +95,77 @@ class ProGANConfig:
             "--no-fused-scale keeps them separate (D: LReLU before the pool, paper Table 2)"
         ),
     )
+    # Spectral normalisation (Miyato et al. 2018) is not in the ProGAN paper; it makes the
+    # SN-ProGAN corner of the "spectral norm x progressive growing" comparison. Every layer of
+    # the network (convs, dense, toRGB / fromRGB) uses W / sigma(W), sigma from one power
+    # iteration per training forward (torch's parametrizations.spectral_norm).
+    #
+    # How it combines with the equalised learning rate: the run-time He constant
+    # c = gain / sqrt(fan_in) is not applied to a normalised layer. It could not matter
+    # anyway, since sigma(c W) = c sigma(W) makes (c W) / sigma(c W) = W / sigma(W); applying
+    # c *after* the normalisation instead would make every layer c-Lipschitz (~0.02 for a
+    # 3x3x512 conv) and shrink the output geometrically with depth, which is no model. What
+    # does still differ is the scale the weight is STORED at, because Adam's step is about
+    # lr per element whatever the weight's size, so the storage scale sets how fast each
+    # normalised layer turns: --equalized-lr stores N(0, 1) (relative step ~lr in every
+    # layer, ProGAN's equalisation), --no-equalized-lr stores He-initialised weights
+    # N(0, c^2) (relative step ~lr / c, ~50-70x larger, as in SN-GAN whose Adam settings
+    # were tuned for weights at that scale). The SN presets use --no-equalized-lr for that
+    # reason; --equalized-lr is the switch for the other choice.
+    spectral_norm_g: bool = field(
+        default=False,
+        metadata=_h(
+            "spectral normalisation on every layer of G (not in the ProGAN paper; SN-ProGAN)"
+        ),
+    )
     spectral_norm_d: bool = field(
         default=False,
-        metadata=_h("spectral normalisation on D's layers (not in the paper; an option)"),
+        metadata=_h(
+            "spectral normalisation on every layer of D (not in the ProGAN paper; SN-ProGAN)"
+        ),
     )
     # ------------------------------------------------------------------ loss
-    gp_lambda: float = field(default=10.0, metadata=_h("WGAN-GP weight lambda"))
+    loss: str = field(
+        default="wgan-gp",
+        metadata=_h(
+            "adversarial loss: wgan-gp (the paper: D(fake) - D(real), with --gp-lambda and "
+            "--drift), nonsaturating (Goodfellow et al. 2014, G maximises log D(G(z))), hinge "
+            "(Lim & Ye 2017, as SN-GAN's best); the penalty and drift terms are added to any "
+            "loss whose weight is non-zero",
+            choices=list(LOSSES),
+        ),
+    )
+    label_smoothing: float = field(
+        default=0.0,
+        metadata=_h(
+            "one-sided label smoothing s (Salimans et al. 2016) for --loss nonsaturating: "
+            "reals are classified against target 1 - s, fakes against 0"
+        ),
+    )
+    gp_lambda: float = field(
+        default=10.0, metadata=_h("gradient-penalty weight lambda (0 disables the penalty)")
+    )
     gp_gamma: float = field(
         default=1.0,
         metadata=_h(
             "WGAN-GP target gradient norm gamma (CIFAR-10 config: 750); penalty scaled by lambda/gamma**2"
+        ),
+    )
+    # The official D always sees full-resolution images (reals and fakes nearest-upscaled by
+    # 2**floor(lod), box-downscaled again inside D) and penalises the gradient w.r.t. that
+    # full-resolution image. Our D works at the level's native resolution; for x upscaled by
+    # f = max_res / res, D_full(up(x)) = D_native(x) and ||grad_full|| = ||grad_native|| / f,
+    # so the official penalty is ours with target gamma * f and weight lambda / (gamma f)**2.
+    # "native" penalises the native gradient against gamma itself, what reimplementations
+    # that feed D native-resolution images do: at 4x4 of a 1024 model that asks for a D 256x
+    # flatter per pixel than the official one. Kept to reproduce and compare those.
+    gp_resolution: str = field(
+        default="full",
+        metadata=_h(
+            "resolution the penalty's gradient is measured at: full (official: the gradient "
+            "w.r.t. the image upscaled to max-res, i.e. native target gamma * max_res / res) or "
+            "native (target gamma at every level, as ports that penalise D's own input)",
+            choices=["full", "native"],
         ),
     )
     drift: float = field(
@@ -243,8 +306,18 @@ class ProGANConfig:
 
     @property
     def model_name(self) -> str:
-        """The model's name in run directories, the harness and reports."""
-        return "progan"
+        """The model's name in run directories, the harness and reports: ``sn-progan`` when
+        both networks are spectrally normalised, else ``progan``."""
+        return "sn-progan" if self.spectral_norm_g and self.spectral_norm_d else "progan"
+
+    def gp_target(self, res: int) -> float:
+        """The penalty's target norm for the native-resolution gradient of a D working at
+        ``res`` (see ``gp_resolution``): ``gp_gamma * max_res / res`` (official) or
+        ``gp_gamma``. The penalty is ``lambda / target**2 * (||grad|| - target)**2``, which is
+        the official ``lambda / gamma**2 * (||grad_full|| - gamma)**2`` exactly."""
+        if self.gp_resolution == "native":
+            return self.gp_gamma
+        return self.gp_gamma * self.max_res / res
 
     def ema_beta_at(self, nimg: int, batch: int) -> float:
         """EMA decay for the minibatch of ``batch`` images starting at image ``nimg``.
@@ -275,6 +348,11 @@ class ProGANConfig:
             )
         if self.latent_dim < 1 or self.fmap_base < 1 or self.fmap_max < 1:
             raise ValueError("latent_dim, fmap_base and fmap_max must be positive")
+        if self.channels_at(self.max_res) < 1:
+            raise ValueError(
+                f"fmap_base {self.fmap_base} leaves 0 channels at {self.max_res}x{self.max_res} "
+                f"(fmap_base / 2**stage); use fmap_base >= {self.max_res // 2}"
+            )
         if self.mbstd_group < 0:
             raise ValueError(f"mbstd_group must be >= 0, got {self.mbstd_group}")
         if not 0.0 <= self.ema_beta < 1.0:
@@ -283,6 +361,20 @@ class ProGANConfig:
             raise ValueError(f"ema_rampup must be >= 0 (0 = off), got {self.ema_rampup}")
         if self.gp_gamma <= 0 or self.gp_lambda < 0:
             raise ValueError("gp_gamma must be positive and gp_lambda non-negative")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.gp_resolution not in ("full", "native"):
+            raise ValueError(f"gp_resolution must be full or native, got {self.gp_resolution!r}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(
+                f"label_smoothing must be in [0, 0.5) (0.1 is the usual value), "
+                f"got {self.label_smoothing}"
+            )
+        if self.label_smoothing and self.loss != "nonsaturating":
+            raise ValueError(
+                f"label_smoothing applies to --loss nonsaturating only (got --loss {self.loss}); "
+                "set --label-smoothing 0 or --loss nonsaturating"
+            )
         self.schedule()  # raises ValueError for bad resolutions / batch sizes
 
     def schedule(self) -> ProgressiveSchedule:
@@ -303,6 +395,37 @@ class ProGANConfig:
         stage = res.bit_length() - 2
         return min(int(self.fmap_base / 2.0**stage), self.fmap_max)
 
+
+# The SN-ProGAN switches and SN-GAN's training settings (sources at the presets below).
+_SN_PROGAN: dict = {
+    "spectral_norm_g": True,
+    "spectral_norm_d": True,
+    "equalized_lr": False,
+    "loss": "nonsaturating",
+    "label_smoothing": 0.1,
+    "gp_lambda": 0.0,
+    "drift": 0.0,
+    "lr": 2e-4,
+    "beta1": 0.5,
+    "beta2": 0.999,
+    "latent_dim": 128,
+}
+
+# Small widths and short phases for CPU runs, the default benchmark and tests (not a paper setting).
+_QUICK: dict = {
+    "max_res": 32,
+    "latent_dim": 64,
+    "fmap_base": 512,
+    "fmap_max": 64,
+    "stabilize_kimg": 20.0,
+    "fade_kimg": 20.0,
+    "default_batch": 16,
+    "kimg": 160.0,
+    "tick_kimg": 4.0,
+    "snapshot_kimg": 20.0,
+    "grid_size": 36,
+    "ema_rampup": 0.05,  # short phases: see ema_rampup above
+}
 
 # Presets: only the values that differ from the dataclass defaults (the paper's).
 # Sources: the official TF code (tkarras/progressive_growing_of_gans, config.py presets and
@@ -370,18 +493,50 @@ PRESETS: dict[str, dict] = {
         "snapshot_kimg": 400.0,
     },
     # Small widths and short phases for CPU runs, the default benchmark and tests (not a paper setting).
-    "quick": {
-        "max_res": 32,
-        "latent_dim": 64,
-        "fmap_base": 512,
-        "fmap_max": 64,
-        "stabilize_kimg": 20.0,
-        "fade_kimg": 20.0,
-        "default_batch": 16,
-        "kimg": 160.0,
-        "tick_kimg": 4.0,
-        "snapshot_kimg": 20.0,
-        "grid_size": 36,
-        "ema_rampup": 0.05,  # short phases: see ema_rampup above
+    "quick": dict(_QUICK),
+    # ------------------------------------------------------------------------- SN-ProGAN
+    # The fourth corner of the comparison: a progressive GAN with spectral normalisation on
+    # both networks, trained with the non-saturating loss and one-sided label smoothing. The
+    # two systems of this kind that the benchmark covers give: (i) growth 64 -> 128 -> 256 on
+    # faces (reported FID 18.3 and about 15% less mode collapse than a DCGAN baseline);
+    # (ii) growth 4 -> 64 on faces with fade-in in G and D. Everything else:
+    # - the network, growth, fade-in of G, D and reals, Adam resets, minibatch stddev,
+    #   pixel norm and the G EMA are ProGAN's (the dataclass defaults), since both describe
+    #   a progressive GAN;
+    # - SN-GAN (Miyato et al. 2018) for what it sets: Adam lr 2e-4, beta1 0.5, beta2 0.999
+    #   with one D update per G update, its Table 1 setting C (from Radford et al. 2016, the
+    #   setting of its spectral-norm accuracy figure, and the only one with n_dis = 1, the
+    #   D/G alternation of ProGAN's loop; A, D, E, F take 5 D steps, B lr 1e-4); latent size
+    #   128 ("d_z = 128 for all of our experiments"); no gradient penalty and no drift term
+    #   (SN alone keeps D Lipschitz; both are WGAN-GP devices);
+    # - weights stored at He scale (--no-equalized-lr), so that lr 2e-4 moves each normalised
+    #   layer as fast as in SN-GAN (see spectral_norm_g above);
+    # - label smoothing 0.1 (reals against 0.9): Salimans et al. 2016, who introduced the
+    #   one-sided version;
+    # - minibatch 16 and 800k + 800k images per level: the ProGAN paper (SN-GAN states no
+    #   minibatch and has no growth); the run ends after one stabilisation phase at the
+    #   final resolution (our choice: neither description gives a length).
+    "sn-progan-faces-256": {
+        **_SN_PROGAN,
+        "dataset": "celebahq",
+        "start_res": 64,
+        "max_res": 256,
+        "mirror": True,  # faces, as the ProGAN CelebA-HQ setting
+        "kimg": 4000.0,  # 64 stabilise + 2 x (fade + stabilise) = 5 x 800
+        "tick_kimg": 160.0,
+        "snapshot_kimg": 800.0,
     },
+    "sn-progan-faces-64": {
+        **_SN_PROGAN,
+        "dataset": "celeba",
+        "start_res": 4,
+        "max_res": 64,
+        "mirror": True,
+        "kimg": 7200.0,  # 4 stabilise + 4 x (fade + stabilise) = 9 x 800
+        "tick_kimg": 160.0,
+        "snapshot_kimg": 800.0,
+    },
+    # The quick preset's sizes, lengths and EMA ramp with the SN-ProGAN switches and
+    # training settings, for CPU runs, the benchmark profiles and tests (not a paper setting).
+    "sn-progan-quick": {**_SN_PROGAN, **_QUICK},
 }

@@ -18,9 +18,13 @@ Both implementations expose the same module tree (``blocks.K.conv0``, ``torgb.K`
 - conv: torch ``(out, in, kh, kw)`` <-> Keras ``(kh, kw, in, out)``.
 - ``level`` / ``alpha`` buffers <-> the models' variables.
 
+Spectrally normalised layers (SN-ProGAN) convert too: both frameworks keep the raw weight and
+torch's u, v vectors of the same (out, in*k*k) matrix, so ``...parametrizations.weight.original``
+/ ``..._u`` / ``..._v`` map to the Keras layer's ``weight`` / ``sn_u`` / ``sn_v``.
+
 Only networks are converted (G, D, G_ema); the optimiser state starts fresh (a resumed
-converted run restarts Adam, as the official code does at every level change anyway). Spectral-norm models are refused: the two frameworks
-store the power-iteration state differently. torch is imported lazily, only here.
+converted run restarts Adam, as the official code does at every level change anyway).
+torch is imported lazily, only here.
 """
 
 from __future__ import annotations
@@ -55,17 +59,15 @@ def _to_torch(array: np.ndarray) -> np.ndarray:
 
 
 def keras_state_dict(model) -> dict[str, np.ndarray]:
-    """The Keras model's weights under torch state_dict keys, torch layouts, as numpy."""
-    from progan_tf.networks import named_layers
+    """The Keras model's weights under torch state_dict keys, torch layouts, as numpy
+    (spectrally normalised layers: the raw weight and u, v under ``parametrizations.weight``)."""
+    from progan_tf.networks import layer_keys, named_layers
 
     out: dict[str, np.ndarray] = {}
     for name, layer in named_layers(model).items():
-        if layer.spectral_norm:
-            raise UserError(
-                "spectral-norm models cannot be converted (power-iteration state differs)"
-            )
-        out[f"{name}.weight"] = np.ascontiguousarray(_to_torch(np.asarray(layer.weight.numpy())))
-        out[f"{name}.bias"] = np.asarray(layer.bias.numpy())
+        for attr, key in layer_keys(name, layer).items():
+            value = np.asarray(getattr(layer, attr).numpy())
+            out[key] = np.ascontiguousarray(_to_torch(value)) if attr == "weight" else value
     out["level"] = np.asarray(int(model.level.numpy()), dtype=np.int64)
     out["alpha"] = np.asarray(float(model.alpha.numpy()), dtype=np.float32)
     return out
@@ -75,18 +77,18 @@ def load_state_dict(model, state: dict[str, Any], strict: bool = True) -> None:
     """Assign a torch state_dict (tensors or arrays) to the Keras ``model``.
 
     Raises with the offending key when shapes or key sets differ, so a mismatched
-    config (e.g. a different ``fmap_max``) is caught rather than silently broadcast.
+    config (e.g. a different ``fmap_max``, or spectral norm on one side only) is caught
+    rather than silently broadcast.
     """
-    from progan_tf.networks import named_layers
+    from progan_tf.networks import layer_keys, named_layers
 
     arrays = {
         k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
         for k, v in state.items()
     }
-    if any(".parametrizations." in k for k in arrays):
-        raise UserError("spectral-norm models cannot be converted (power-iteration state differs)")
     layers = named_layers(model)
-    expected = {f"{n}.{p}" for n in layers for p in ("weight", "bias")} | {"level", "alpha"}
+    keys = {name: layer_keys(name, layer) for name, layer in layers.items()}
+    expected = {k for per in keys.values() for k in per.values()} | {"level", "alpha"}
     if strict and set(arrays) != expected:
         missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
         raise UserError(
@@ -94,13 +96,13 @@ def load_state_dict(model, state: dict[str, Any], strict: bool = True) -> None:
             f"unexpected {extra[:5]}; was it trained with the same config?"
         )
     for name, layer in layers.items():
-        for part in ("weight", "bias"):
-            value = _to_keras(part, arrays[f"{name}.{part}"])
-            var = getattr(layer, part)
+        for attr, key in keys[name].items():
+            value = _to_keras(attr, arrays[key]) if attr == "weight" else arrays[key]
+            var = getattr(layer, attr)
             if tuple(var.shape) != value.shape:
                 raise UserError(
-                    f"{name}.{part}: torch shape {arrays[f'{name}.{part}'].shape} "
-                    f"does not fit Keras shape {tuple(var.shape)}"
+                    f"{key}: torch shape {arrays[key].shape} does not fit Keras shape "
+                    f"{tuple(var.shape)}"
                 )
             var.assign(value.astype(np.float32))
     if "level" in arrays:

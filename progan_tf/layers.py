@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 
-import keras
-import tensorflow as tf
+from gancore import tf_utils as tfu
+
+keras, tf = tfu.keras, tfu.tf
 
 
 def lrelu(x: tf.Tensor) -> tf.Tensor:
@@ -30,8 +31,11 @@ def lrelu(x: tf.Tensor) -> tf.Tensor:
 
 
 def pixel_norm(x: tf.Tensor, eps: float = 1e-8) -> tf.Tensor:
-    """Normalise each pixel's feature vector to unit RMS over channels (NHWC or NC)."""
-    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + eps)
+    """Normalise each pixel's feature vector to unit RMS over channels (NHWC or NC); the
+    statistic in at least float32 (norms stay fp32 under the mixed-precision policy)."""
+    wide = tf.cast(x, tf.float32) if x.dtype in (tf.bfloat16, tf.float16) else x
+    scale = tf.math.rsqrt(tf.reduce_mean(tf.square(wide), axis=-1, keepdims=True) + eps)
+    return x * tf.cast(scale, x.dtype)
 
 
 def upsample2x(x: tf.Tensor) -> tf.Tensor:
@@ -67,23 +71,28 @@ def mbstd_groups(n: int, group: int) -> int:
     return g
 
 
-def minibatch_stddev(x: tf.Tensor, group: int) -> tf.Tensor:
+def minibatch_stddev(x: tf.Tensor, group: int, chunks: int = 1) -> tf.Tensor:
     """Append the official minibatch-stddev feature as one extra (last) channel.
 
     ``x`` is NHWC with a static batch size. Statistics are computed in float32
     (the official code casts too), so the feature is stable under mixed precision.
+    ``chunks`` > 1: the batch is that many equal, independent sub-batches (e.g.
+    ``concat([reals, fakes])``), grouped exactly as separate calls would group them.
     """
     n = x.shape[0]
     if n is None:
         raise ValueError("minibatch_stddev needs a static batch size")
-    g = mbstd_groups(n, group)
-    m = n // g
+    if n % chunks:
+        raise ValueError(f"batch {n} is not divisible into {chunks} chunks")
+    per = n // chunks
+    g = mbstd_groups(per, group)
+    m = per // g
     _, h, w, c = x.shape
-    y = tf.reshape(tf.cast(x, tf.float32), [g, m, h, w, c])  # sample i -> (i // m, i % m)
-    y = y - tf.reduce_mean(y, axis=0, keepdims=True)
-    y = tf.sqrt(tf.reduce_mean(tf.square(y), axis=0) + 1e-8)  # (m, h, w, c)
-    y = tf.reduce_mean(y, axis=[1, 2, 3])  # (m,) one value per group
-    y = tf.tile(y, [g])  # sample i gets group i % m
+    y = tf.reshape(tf.cast(x, tf.float32), [chunks, g, m, h, w, c])  # i -> (i // m, i % m)
+    y = y - tf.reduce_mean(y, axis=1, keepdims=True)
+    y = tf.sqrt(tf.reduce_mean(tf.square(y), axis=1) + 1e-8)  # (chunks, m, h, w, c)
+    y = tf.reduce_mean(y, axis=[2, 3, 4])  # (chunks, m): one value per group
+    y = tf.tile(y, [1, g])  # sample i of a chunk gets group i % m
     y = tf.cast(tf.reshape(y, [n, 1, 1, 1]), x.dtype)
     y = tf.broadcast_to(y, [n, h, w, 1])
     return tf.concat([x, y], axis=-1)
@@ -95,9 +104,13 @@ class _Equalized(keras.layers.Layer):
     With ``equalized`` False (the paper's ablation) the weight is initialised
     N(0, scale^2) and used unscaled, so both variants start from the same
     effective weight distribution. With ``spectral_norm`` the effective weight
-    is ``W / sigma(W)`` (one power iteration per training call, as
-    ``torch.nn.utils.parametrizations.spectral_norm``) *instead of* the
-    equalised scale -- a layer normalised to Lipschitz 1 must not be rescaled.
+    is ``W / sigma(W)`` (``gancore.tf_utils.spectral_normalize``: torch's algorithm, u and v
+    of W as torch's (out, in*k*k) matrix) *instead of* the equalised scale, which would
+    cancel in it (see ``ProGANConfig.spectral_norm_g``).
+
+    The weight variable is never autocast: the effective weight is formed in float32 and
+    cast once to the layer's compute dtype (bf16 under ``--amp bf16``), as torch's autocast
+    casts the float32 ``weight * scale`` at the conv.
     """
 
     def __init__(
@@ -122,36 +135,30 @@ class _Equalized(keras.layers.Layer):
             name="weight",
             initializer=keras.initializers.RandomNormal(0.0, std),
             trainable=True,
+            autocast=False,
         )
         self.bias = self.add_weight(
             shape=(units_out,), name="bias", initializer="zeros", trainable=True
         )
         if self.spectral_norm:
-            self.sn_u = self.add_weight(
-                shape=(units_out,),
-                name="sn_u",
-                trainable=False,
-                initializer=keras.initializers.RandomNormal(0.0, 1.0),
-            )
+            tfu.add_spectral_norm(self, self.torch_matrix(self.weight.value))
         self.built = True  # weights exist from construction: a checkpoint can restore them
 
-    def effective_weight(self, training: bool = False) -> tf.Tensor:
-        w = tf.convert_to_tensor(self.weight)
-        if self.spectral_norm:
-            return w / self._sigma(w, training)
-        # tf.constant, not tf.cast: casting a Python float goes through float32 first.
-        return w * tf.constant(self.scale, w.dtype) if self.equalized else w
+    @staticmethod
+    def torch_matrix(w: tf.Tensor) -> tf.Tensor:
+        """The weight as torch's (out, in*k*k) matrix: conv (k, k, in, out) -> (out, in, k, k)
+        flattened; dense (in, out) -> its transpose. Spectral norm works on this matrix."""
+        if len(w.shape) == 4:
+            return tf.reshape(tf.transpose(w, [3, 2, 0, 1]), [w.shape[-1], -1])
+        return tf.transpose(w)
 
-    def _sigma(self, w: tf.Tensor, training: bool) -> tf.Tensor:
-        mat = tf.reshape(tf.cast(w, tf.float32), [-1, w.shape[-1]])  # (in*k*k, out)
-        u = tf.convert_to_tensor(self.sn_u)
-        if training:
-            v = tf.math.l2_normalize(tf.linalg.matvec(mat, u), epsilon=1e-12)
-            u = tf.math.l2_normalize(tf.linalg.matvec(mat, v, transpose_a=True), epsilon=1e-12)
-            self.sn_u.assign(u)
-        u = tf.stop_gradient(u)
-        v = tf.stop_gradient(tf.math.l2_normalize(tf.linalg.matvec(mat, u), epsilon=1e-12))
-        return tf.cast(tf.tensordot(v, tf.linalg.matvec(mat, u), 1), w.dtype)
+    def effective_weight(self, training: bool = False) -> tf.Tensor:
+        w = tf.convert_to_tensor(self.weight)  # the variable dtype (float32, or a test's float64)
+        if self.spectral_norm:
+            w = tfu.spectral_normalize(w, self.torch_matrix(w), self.sn_u, self.sn_v, training)
+        elif self.equalized:
+            w = w * self.scale
+        return tf.cast(w, self.compute_dtype)
 
 
 class EqualizedLinear(_Equalized):

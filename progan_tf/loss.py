@@ -1,22 +1,15 @@
-"""ProGAN losses: WGAN-GP with drift, optional AC-GAN terms (official ``loss.py``).
+"""ProGAN losses (official ``loss.py``: ``G_wgan_acgan`` / ``D_wgangp_acgan``) and the SN-ProGAN
+options, the twin of :mod:`progan_torch.loss`: the same functions, signatures and returned
+quantities (see there for the formulas). Labels are one-hot here (integer ids in torch).
 
-``G_wgan_acgan`` and ``D_wgangp_acgan`` of tkarras/progressive_growing_of_gans:
-
-- G: ``-D(G(z))`` (+ AC-GAN cross-entropy on the fakes' labels).
-- D, per sample: ``D(fake) - D(real) + lambda / gamma^2 * (||grad D(mix)|| - gamma)^2
-  + drift * D(real)^2``, ``mix = real + (fake - real) * u``, ``u ~ U(0, 1)`` per sample;
-  mean over the batch (+ AC-GAN cross-entropy on reals and fakes).
-
-The random numbers (latents ``z``, mixing factors ``u``) are arguments, never
+The random numbers (mixing factors ``u``; the latents behind ``fakes``) are arguments, never
 drawn here, so a test can feed both frameworks identical values.
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
-
 from progan_common.config import ProGANConfig
-from progan_tf.layers import downsample2x, lerp, upsample2x
+from progan_tf.layers import downsample2x, lerp, tf, upsample2x
 
 
 def fade_reals(reals: tf.Tensor, alpha) -> tf.Tensor:
@@ -28,77 +21,119 @@ def fade_reals(reals: tf.Tensor, alpha) -> tf.Tensor:
     return lerp(upsample2x(downsample2x(reals)), reals, alpha)
 
 
-def gradient_penalty(critic, mix: tf.Tensor, gamma: float) -> tuple[tf.Tensor, tf.Tensor]:
-    """``((||grad_x critic(mix)||_2 - gamma) / gamma)^2`` per sample and the norms.
+def gradient_penalty(
+    critic, mixed: tf.Tensor, gamma: float, lam: float
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-sample ``lam / gamma**2 * (||grad_x critic(mixed)[:, 0]||_2 - gamma)**2``, and the norms.
 
-    ``critic`` maps images to per-sample scores. The gradient of the *sum* of scores
-    gives each sample's own gradient (samples do not interact, except through
-    minibatch stddev, which the official code also ignores here).
+    ``critic`` returns D's (N, 1 + classes) output; only column 0 (the score) is
+    differentiated. The gradient of the *sum* of scores gives each sample's own gradient
+    (samples interact only through minibatch stddev, which the official code ignores too).
     """
     with tf.GradientTape() as tape:
-        tape.watch(mix)
-        scores = tf.cast(critic(mix), tf.float32)
-        total = tf.reduce_sum(scores)
-    grads = tf.cast(tape.gradient(total, mix), tf.float32)
+        tape.watch(mixed)
+        total = tf.reduce_sum(tf.cast(critic(mixed)[:, 0], tf.float32))
+    grads = tf.cast(tape.gradient(total, mixed), tf.float32)
     norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
-    return tf.square(norms - gamma) / (gamma * gamma), norms
+    return tf.square(norms - gamma) * (lam / gamma**2), norms
 
 
-def _acgan_ce(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """Softmax cross-entropy per sample (labels one-hot, as official)."""
+def _acgan(logits: tf.Tensor, labels: tf.Tensor | None) -> tf.Tensor:
+    """Softmax cross-entropy per sample (labels one-hot, as official); zeros without labels."""
+    if labels is None or logits.shape[1] == 0:
+        return tf.zeros([tf.shape(logits)[0]], tf.float32)
     return tf.nn.softmax_cross_entropy_with_logits(
         labels=tf.cast(labels, tf.float32), logits=tf.cast(logits, tf.float32)
     )
 
 
+def d_adversarial(real_s: tf.Tensor, fake_s: tf.Tensor, cfg: ProGANConfig) -> tf.Tensor:
+    """D's per-sample adversarial term of ``cfg.loss`` (float32 scores in)."""
+    if cfg.loss == "nonsaturating":
+        s = cfg.label_smoothing
+        return (
+            tf.nn.softplus(-real_s) * (1.0 - s)
+            + tf.nn.softplus(real_s) * s
+            + tf.nn.softplus(fake_s)
+        )
+    if cfg.loss == "hinge":
+        return tf.nn.relu(1.0 - real_s) + tf.nn.relu(1.0 + fake_s)
+    return fake_s - real_s
+
+
+def g_adversarial(fake_s: tf.Tensor, cfg: ProGANConfig) -> tf.Tensor:
+    """G's per-sample adversarial term of ``cfg.loss``."""
+    if cfg.loss == "nonsaturating":
+        return tf.nn.softplus(-fake_s)
+    return -fake_s
+
+
 def d_loss(
-    G,
     D,
-    cfg: ProGANConfig,
     reals: tf.Tensor,
+    fakes: tf.Tensor,
     labels: tf.Tensor | None,
-    z: tf.Tensor,
     u: tf.Tensor,
+    cfg: ProGANConfig,
     level: int,
     fading: bool,
-) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """Mean D loss over the batch and per-term statistics (for the log).
+    alpha,
+    D_penalty=None,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor | None]]:
+    """Mean D loss over the batch and per-term statistics (``progan_torch.loss.d_loss``).
 
-    ``reals`` are already faded (:func:`fade_reals`) and at the level's resolution.
+    ``reals`` (already faded, :func:`fade_reals`) and ``fakes`` are float32 NHWC at the
+    level's resolution; no gradient flows to G. One D forward on ``concat([reals, fakes])``
+    (minibatch stddev grouped per half, ``chunks=2``), one on the mixed batch for the penalty
+    (``D_penalty``, default ``D``), so a spectrally normalised D advances its power iteration
+    exactly as the torch twin does.
     """
-    fakes = tf.stop_gradient(G(z, labels, level=level, fading=fading, training=True))
-    fakes = tf.cast(fakes, reals.dtype)
-    real_out = tf.cast(D(reals, level=level, fading=fading, training=True), tf.float32)
-    fake_out = tf.cast(D(fakes, level=level, fading=fading, training=True), tf.float32)
-    real_s, fake_s = real_out[:, 0], fake_out[:, 0]
-    u = tf.reshape(tf.cast(u, reals.dtype), [-1, 1, 1, 1])
-    mix = reals + (fakes - reals) * u
-    gp, norms = gradient_penalty(
-        lambda x: D(x, level=level, fading=fading, training=True)[:, 0], mix, cfg.gp_gamma
+    D_penalty = D if D_penalty is None else D_penalty
+    n = reals.shape[0]
+    fakes = tf.stop_gradient(tf.cast(fakes, reals.dtype))
+    both = tf.concat([reals, fakes], axis=0)
+    out = tf.cast(
+        D(both, level=level, fading=fading, alpha=alpha, training=True, chunks=2), tf.float32
     )
-    per_sample = fake_s - real_s + cfg.gp_lambda * gp + cfg.drift * tf.square(real_s)
-    if labels is not None and D.num_classes:
-        per_sample += cfg.acgan_weight * (
-            _acgan_ce(real_out[:, 1:], labels) + _acgan_ce(fake_out[:, 1:], labels)
+    real_out, fake_out = out[:n], out[n:]
+    real_s, fake_s = real_out[:, 0], fake_out[:, 0]
+    loss = d_adversarial(real_s, fake_s, cfg)
+    stats: dict[str, tf.Tensor | None] = {"gp": None, "grad_norm": None}
+    if cfg.gp_lambda > 0:
+        target = cfg.gp_target(int(reals.shape[1]))
+        mixed = lerp(reals, fakes, tf.reshape(tf.cast(u, reals.dtype), [-1, 1, 1, 1]))
+        gp, norms = gradient_penalty(
+            lambda x: D_penalty(x, level=level, fading=fading, alpha=alpha, training=True),
+            mixed,
+            target,
+            cfg.gp_lambda,
         )
-    loss = tf.reduce_mean(per_sample)
-    # Same names and meaning as progan_torch's log statistics (gp includes lambda).
-    stats = {
-        "d_real": tf.reduce_mean(real_s),
-        "d_fake": tf.reduce_mean(fake_s),
-        "gp": cfg.gp_lambda * tf.reduce_mean(gp),
-        "grad_norm": tf.reduce_mean(norms),
-    }
-    return loss, stats
+        loss += gp
+        stats["gp"] = tf.reduce_mean(gp)
+        stats["grad_norm"] = tf.reduce_mean(norms) * (cfg.gp_gamma / target)
+    if cfg.drift:
+        loss += cfg.drift * tf.square(real_s)
+    label = _acgan(real_out[:, 1:], labels) + _acgan(fake_out[:, 1:], labels)
+    loss += cfg.acgan_weight * label
+    stats.update(
+        d_real=tf.reduce_mean(real_s), d_fake=tf.reduce_mean(fake_s), d_label=tf.reduce_mean(label)
+    )
+    return tf.reduce_mean(loss), stats
 
 
 def g_loss(
-    G, D, cfg: ProGANConfig, labels: tf.Tensor | None, z: tf.Tensor, level: int, fading: bool
+    D,
+    fakes: tf.Tensor,
+    labels: tf.Tensor | None,
+    cfg: ProGANConfig,
+    level: int,
+    fading: bool,
+    alpha,
 ) -> tf.Tensor:
-    """Mean G loss ``-D(G(z))`` (+ AC-GAN term on the fakes)."""
-    fakes = G(z, labels, level=level, fading=fading, training=True)
-    out = tf.cast(D(fakes, level=level, fading=fading, training=True), tf.float32)
-    per_sample = -out[:, 0]
-    if labels is not None and D.num_classes:
-        per_sample += cfg.acgan_weight * _acgan_ce(out[:, 1:], labels)
-    return tf.reduce_mean(per_sample)
+    """Mean G loss: the adversarial term on ``D(fakes)`` (+ AC-GAN term on the fakes); the
+    fakes (carrying G's graph) are handed to D in float32."""
+    out = D(tf.cast(fakes, tf.float32), level=level, fading=fading, alpha=alpha, training=True)
+    out = tf.cast(out, tf.float32)
+    return tf.reduce_mean(
+        g_adversarial(out[:, 0], cfg) + cfg.acgan_weight * _acgan(out[:, 1:], labels)
+    )

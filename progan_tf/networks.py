@@ -6,10 +6,12 @@ PROGAN_SPEC): ``G.blocks[k]`` with ``dense``/``conv`` (k = 0) or ``conv0``/``con
 (k = 0) or ``conv0``/``conv1``. ``progan_tf.convert`` walks both trees by these names.
 
 State: ``level`` (int32) and ``alpha`` (float32) are ``tf.Variable`` s saved with the
-model, so a checkpoint never depends on the stage. The *traced* graph needs the level
-as a Python int (tensor shapes change with it), so ``call`` takes ``level`` and
-``fading`` as Python values -- a ``tf.function`` retraces once per (level, fading),
-i.e. twice per resolution -- while alpha is read from the variable and never retraces.
+model, so a checkpoint never depends on the stage. Calls take ``(x, [labels,] level,
+fading, alpha)`` as ``progan_torch.networks`` (by keyword: Keras takes only tensors
+positionally): the *traced* graph needs the level and the
+fade flag as Python values (shapes and the old path depend on them) -- a ``tf.function``
+retraces once per (level, fading), i.e. twice per resolution -- while alpha is a tensor
+(default: the ``alpha`` variable) and never retraces.
 
 Layout: NHWC inside, but the 4x4 dense output is reshaped channel-first (official
 NCHW ``tf.reshape(x, [-1, nf, 4, 4])``) and D flattens channel-first, so every weight
@@ -54,45 +56,62 @@ def level_res(level: int) -> int:
     return 4 * 2**level
 
 
+def _resolve(model, level, fading, alpha) -> tuple[int, bool, object]:
+    """The call's stage (``progan_torch.networks._StageState._resolve``): None takes the
+    stored level / alpha; ``fading`` None means alpha < 1 (reads variables: eager only)."""
+    level = int(model.level.numpy()) if level is None else int(level)
+    if alpha is None:
+        alpha = model.alpha
+    if fading is None:
+        fading = float(tf.convert_to_tensor(alpha).numpy()) < 1.0
+    elif not isinstance(fading, bool):
+        raise TypeError(f"fading must be a bool (or None: from alpha), got {type(fading).__name__}")
+    return level, fading and level > 0, alpha
+
+
 class GBlock0(keras.layers.Layer):
     """4x4 head: latent -> dense (bias per channel) -> LReLU, PN -> conv3x3 -> LReLU, PN."""
 
-    def __init__(self, in_dim: int, nf: int, pn: bool, eq: bool, **kw) -> None:
+    def __init__(self, in_dim: int, nf: int, pn: bool, eq: bool, sn: bool = False, **kw) -> None:
         super().__init__(**kw)
         self.nf, self.pn = nf, pn
-        self.dense = EqualizedLinear(in_dim, nf * 16, gain=SQRT2 / 4, bias_shape=nf, equalized=eq)
-        self.conv = EqualizedConv2d(nf, nf, 3, equalized=eq)
+        self.dense = EqualizedLinear(
+            in_dim, nf * 16, gain=SQRT2 / 4, bias_shape=nf, equalized=eq, spectral_norm=sn
+        )
+        self.conv = EqualizedConv2d(nf, nf, 3, equalized=eq, spectral_norm=sn)
 
     def _act(self, x: tf.Tensor) -> tf.Tensor:
         x = lrelu(x)
         return pixel_norm(x) if self.pn else x
 
     def call(self, z: tf.Tensor, training: bool = False) -> tf.Tensor:
-        x = self.dense(z)
+        x = self.dense(z, training=training)
         x = tf.transpose(tf.reshape(x, [-1, self.nf, 4, 4]), [0, 2, 3, 1])  # official NCHW order
         x = self._act(x + tf.cast(self.dense.bias, x.dtype))
-        return self._act(self.conv(x))
+        return self._act(self.conv(x, training=training))
 
 
 class GBlock(keras.layers.Layer):
     """Upsample 2x -> conv3x3 -> LReLU, PN -> conv3x3 -> LReLU, PN (``fused``: one transposed conv)."""
 
     def __init__(
-        self, nf_in: int, nf_out: int, pn: bool, eq: bool, fused: bool = False, **kw
-    ) -> None:
+        self, nf_in: int, nf_out: int, pn: bool, eq: bool, fused: bool = False, sn: bool = False,
+        **kw,
+    ) -> None:  # fmt: skip
         super().__init__(**kw)
         self.pn, self.fused = pn, fused
         conv0 = UpConv2d if fused else EqualizedConv2d
-        self.conv0 = conv0(nf_in, nf_out, 3, equalized=eq)
-        self.conv1 = EqualizedConv2d(nf_out, nf_out, 3, equalized=eq)
+        self.conv0 = conv0(nf_in, nf_out, 3, equalized=eq, spectral_norm=sn)
+        self.conv1 = EqualizedConv2d(nf_out, nf_out, 3, equalized=eq, spectral_norm=sn)
 
     def _act(self, x: tf.Tensor) -> tf.Tensor:
         x = lrelu(x)
         return pixel_norm(x) if self.pn else x
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
-        x = self._act(self.conv0(x) if self.fused else self.conv0(upsample2x(x)))
-        return self._act(self.conv1(x))
+        x = x if self.fused else upsample2x(x)
+        x = self._act(self.conv0(x, training=training))
+        return self._act(self.conv1(x, training=training))
 
 
 class Generator(keras.Model):
@@ -102,7 +121,7 @@ class Generator(keras.Model):
         super().__init__(**kw)
         self.cfg, self.img_channels, self.num_classes = cfg, img_channels, num_classes
         self.num_levels = num_levels(cfg)
-        eq, pn = cfg.equalized_lr, cfg.pixelnorm
+        eq, pn, sn = cfg.equalized_lr, cfg.pixelnorm, cfg.spectral_norm_g
         in_dim = cfg.latent_dim + num_classes
         self.blocks = []
         self.torgb = []
@@ -110,15 +129,29 @@ class Generator(keras.Model):
             res = level_res(k)
             nf = cfg.channels_at(res)
             if k == 0:
-                self.blocks.append(GBlock0(in_dim, nf, pn, eq, name="blocks.0"))
+                self.blocks.append(GBlock0(in_dim, nf, pn, eq, sn, name="blocks.0"))
             else:
                 self.blocks.append(
                     GBlock(
-                        cfg.channels_at(res // 2), nf, pn, eq, cfg.fused_scale, name=f"blocks.{k}"
-                    )
+                        cfg.channels_at(res // 2),
+                        nf,
+                        pn,
+                        eq,
+                        cfg.fused_scale,
+                        sn,
+                        name=f"blocks.{k}",
+                    )  # fmt: skip
                 )
             self.torgb.append(
-                EqualizedConv2d(nf, img_channels, 1, gain=1.0, equalized=eq, name=f"torgb.{k}")
+                EqualizedConv2d(
+                    nf,
+                    img_channels,
+                    1,
+                    gain=1.0,
+                    equalized=eq,
+                    spectral_norm=sn,
+                    name=f"torgb.{k}",
+                )  # fmt: skip
             )
         self.level = tf.Variable(self.num_levels - 1, trainable=False, dtype=tf.int32, name="level")
         self.alpha = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="alpha")
@@ -129,27 +162,28 @@ class Generator(keras.Model):
         z: tf.Tensor,
         labels: tf.Tensor | None = None,
         level: int | None = None,
-        fading: bool = True,
+        fading: bool | None = None,
+        alpha=None,
         training: bool = False,
     ) -> tf.Tensor:
-        """``level``: block producing the output (Python int; default the variable's value).
-
-        ``fading`` False skips the old path (alpha is 1 whenever it is False in training).
-        """
-        level = int(self.level.numpy()) if level is None else int(level)
+        """Images at ``level`` (Python int; default the variable's value). ``fading`` (Python
+        bool) evaluates the previous level's path and blends it by ``alpha`` (default: the
+        variable); None: fading when the variable's alpha < 1 (eager calls only).
+        ``training``: spectral norm advances its power iteration."""
+        level, fading, alpha = _resolve(self, level, fading, alpha)
         x = tf.convert_to_tensor(z)
         if self.num_classes:
             x = tf.concat([x, tf.cast(labels, x.dtype)], axis=1)
         if self.cfg.normalize_latents:  # official: PN on the [latent, label] vector
             x = pixel_norm(x)
-        h = self.blocks[0](x)
+        h = self.blocks[0](x, training=training)
         prev = h
         for k in range(1, level + 1):
-            prev, h = h, self.blocks[k](h)
-        out = self.torgb[level](h)
-        if fading and level > 0:
-            old = upsample2x(self.torgb[level - 1](prev))
-            out = lerp(old, out, self.alpha)
+            prev, h = h, self.blocks[k](h, training=training)
+        out = self.torgb[level](h, training=training)
+        if fading:
+            old = upsample2x(self.torgb[level - 1](prev, training=training))
+            out = lerp(old, out, alpha)
         return out
 
 
@@ -179,9 +213,9 @@ class DBlock0(keras.layers.Layer):
             nf_dense, 1 + num_classes, gain=1.0, equalized=eq, spectral_norm=sn
         )
 
-    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+    def call(self, x: tf.Tensor, training: bool = False, chunks: int = 1) -> tf.Tensor:
         if self.mbstd_group > 1:
-            x = minibatch_stddev(x, self.mbstd_group)
+            x = minibatch_stddev(x, self.mbstd_group, chunks)
         x = lrelu(self.conv(x, training=training))
         x = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [-1, self.nf * 16])  # official NCHW flatten
         x = lrelu(self.dense0(x, training=training))
@@ -244,18 +278,27 @@ class Discriminator(keras.Model):
         self.built = True  # every weight exists now (built for max_res up front)
 
     def call(
-        self, img: tf.Tensor, level: int | None = None, fading: bool = True, training: bool = False
+        self,
+        img: tf.Tensor,
+        level: int | None = None,
+        fading: bool | None = None,
+        alpha=None,
+        training: bool = False,
+        chunks: int = 1,
     ) -> tf.Tensor:
-        level = int(self.level.numpy()) if level is None else int(level)
+        """Scores at ``level`` / ``fading`` / ``alpha`` as :meth:`Generator.call`; ``chunks``:
+        the batch is that many independent sub-batches (minibatch stddev groups within each)."""
+        level, fading, alpha = _resolve(self, level, fading, alpha)
         img = tf.convert_to_tensor(img)
         x = lrelu(self.fromrgb[level](img, training=training))
-        x = self.blocks[level](x, training=training)
-        if fading and level > 0:
+        if level > 0:
+            x = self.blocks[level](x, training=training)
+        if fading:
             old = lrelu(self.fromrgb[level - 1](downsample2x(img), training=training))
-            x = lerp(old, x, self.alpha)
-        for k in range(level - 1, -1, -1):
+            x = lerp(old, x, alpha)
+        for k in range(level - 1, 0, -1):
             x = self.blocks[k](x, training=training)
-        return x
+        return self.blocks[0](x, training=training, chunks=chunks)
 
 
 def build_networks(
@@ -296,6 +339,20 @@ def named_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
     return out
 
 
+def layer_keys(name: str, layer: keras.layers.Layer) -> dict[str, str]:
+    """Attribute of an equalised layer -> its torch ``state_dict`` key. A spectrally
+    normalised torch layer keeps its raw weight and u, v under ``parametrizations.weight``."""
+    if getattr(layer, "spectral_norm", False):
+        p = f"{name}.parametrizations.weight"
+        return {
+            "weight": f"{p}.original",
+            "bias": f"{name}.bias",
+            "sn_u": f"{p}.0._u",
+            "sn_v": f"{p}.0._v",
+        }
+    return {"weight": f"{name}.weight", "bias": f"{name}.bias"}
+
+
 def model_variables(model: keras.Model) -> dict[str, tf.Variable]:
     """Every variable of ``model`` under its torch state_dict key (plus ``level``/``alpha``).
 
@@ -305,9 +362,8 @@ def model_variables(model: keras.Model) -> dict[str, tf.Variable]:
     """
     out: dict[str, tf.Variable] = {}
     for name, layer in named_layers(model).items():
-        out[f"{name}.weight"], out[f"{name}.bias"] = layer.weight, layer.bias
-        if getattr(layer, "spectral_norm", False):
-            out[f"{name}.sn_u"] = layer.sn_u
+        for attr, key in layer_keys(name, layer).items():
+            out[key] = getattr(layer, attr)
     out["level"], out["alpha"] = model.level, model.alpha
     return out
 

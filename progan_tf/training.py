@@ -42,11 +42,16 @@ META = "meta.json"
 
 
 def make_optimizer(cfg: ProGANConfig) -> keras.optimizers.Optimizer:
-    """Adam(lr, beta1 0, beta2 0.99, eps 1e-8) as the paper. Keras adds epsilon to
-    sqrt(v_hat) (the bias-corrected second moment); TF1's AdamOptimizer, which the official
-    code uses, adds an "epsilon hat" to sqrt(v_t) with the bias correction folded into the step
-    size. The two differ only through epsilon's scale in the first steps after a reset, and
-    torch's Adam places epsilon like Keras, so both frameworks here agree."""
+    """Adam(lr, beta1, beta2, eps) as the paper (0.001, 0, 0.99, 1e-8 by default).
+
+    Keras 3's ``Adam.update_step`` (read in 3.15) is TF1's ``tf.train.AdamOptimizer``, which
+    the official code uses: ``m += (g - m)(1 - b1)``, ``v += (g^2 - v)(1 - b2)``,
+    ``w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``, i.e. epsilon "hat" added
+    to sqrt(v) of the raw second moment with both bias corrections folded into the step size,
+    and ``t = iterations + 1`` from ONE counter per optimiser (TF1's shared beta powers)
+    that counts applied updates. torch's ``Adam`` differs in both (epsilon on the
+    bias-corrected sqrt(v_hat), one counter per parameter), so progan_torch uses
+    ``gancore.torch_utils.TF1Adam``, which follows this one."""
     return keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2, epsilon=cfg.adam_eps)
 
 
@@ -117,6 +122,10 @@ class ProGANTrainer:
         self.level, self.fading, self.alpha = self.G.num_levels - 1, False, 1.0
         self.nimg, self.batch = 0, cfg.default_batch
         self._steps: dict[tuple, object] = {}
+        self._sn_pairs = []  # (G_ema vector, G vector) of a spectrally normalised G
+        if self.G_ema is not None and cfg.spectral_norm_g:
+            ema_vars, g_vars = model_variables(self.G_ema), model_variables(self.G)
+            self._sn_pairs = [(ema_vars[k], g_vars[k]) for k in g_vars if k.endswith(("_u", "_v"))]
 
     def nets(self) -> list[keras.Model]:
         return [m for m in (self.G, self.D, self.G_ema) if m is not None]
@@ -160,8 +169,10 @@ class ProGANTrainer:
         else:
             args = tuple(None if a is None else tf.convert_to_tensor(a) for a in args)
         beta = tf.constant(self.cfg.ema_beta_at(self.nimg, self.batch), tf.float32)
-        out = {k: float(v) for k, v in self._steps[key](*args, beta).items()}
+        out: StepStats = dict.fromkeys(("gp", "grad_norm"))  # None without a penalty
+        out.update({k: float(v) for k, v in self._steps[key](*args, beta).items()})
         out["skipped"] = float(out.pop("bad_d") > 0 or out.pop("bad_g") > 0)
+        out.pop("d_label", None)
         return out
 
     def _distribute(self, array: np.ndarray | None):
@@ -186,16 +197,21 @@ class ProGANTrainer:
             reals = tfu.to_float_images(reals_u8)  # float32, as the mixed-precision policy says
             if fading:
                 reals = fade_reals(reals, D.alpha)
+            # fakes from the current G (float32, no gradient), outside the tape
+            fakes = G(z_d, labels, level=level, fading=fading, alpha=G.alpha, training=True)
+            fakes = tf.cast(fakes, tf.float32)
             with tf.GradientTape() as tape:
-                loss, stats = d_loss(G, D, cfg, reals, labels, z_d, u, level, fading)
+                loss, stats = d_loss(D, reals, fakes, labels, u, cfg, level, fading, D.alpha)
                 per_replica = loss / n_rep  # recorded on the tape: the gradient starts here
             grads = tape.gradient(per_replica, D.trainable_variables)
             bad = self._apply(self.opt_d, loss, grads, D.trainable_variables)
+            stats = {k: v for k, v in stats.items() if v is not None}
             return {"loss_d": loss, "bad_d": bad, **stats}
 
         def g_step(labels, z_g):
             with tf.GradientTape() as tape:
-                loss = g_loss(G, D, cfg, labels, z_g, level, fading)
+                fakes = G(z_g, labels, level=level, fading=fading, alpha=G.alpha, training=True)
+                loss = g_loss(D, fakes, labels, cfg, level, fading, D.alpha)
                 per_replica = loss / n_rep
             grads = tape.gradient(per_replica, G.trainable_variables)
             bad = self._apply(self.opt_g, loss, grads, G.trainable_variables)
@@ -205,6 +221,8 @@ class ProGANTrainer:
             out = strategy.run(d_step, args=(reals, labels, z_d, u))
             if self.G_ema is not None:
                 tfu.ema_update(self.G_ema.trainable_variables, G.trainable_variables, ema_beta)
+                for e, w in self._sn_pairs:  # power-iteration vectors are copied, not averaged
+                    e.assign(w)
             out.update(strategy.run(g_step, args=(labels, z_g)))
             return {
                 k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)

@@ -40,8 +40,18 @@ class _Equalized(nn.Module):
         self.scale = he if equalized else 1.0
         self.weight = nn.Parameter(torch.randn(shape) * (1.0 if equalized else he))
         self.bias = nn.Parameter(torch.zeros(shape[0])) if bias else None
+        self.spectral_norm = False
 
     def scaled_weight(self) -> torch.Tensor:
+        if self.spectral_norm:
+            # torch's parametrization computes W / sigma(W) when ``weight`` is read (one power
+            # iteration in training mode). Outside autocast, so that the power iteration and
+            # sigma stay float32 under --amp bf16; the conv casts the result.
+            device = self.parametrizations.weight.original.device.type
+            if not torch.amp.is_autocast_available(device):  # e.g. "meta" (FLOP counting)
+                return self.weight
+            with torch.autocast(device, enabled=False):
+                return self.weight
         # A Python float multiply: no parameter, so the state_dict holds the raw weight only.
         return self.weight * self.scale if self.scale != 1.0 else self.weight
 
@@ -159,9 +169,13 @@ def lrelu(x: torch.Tensor) -> torch.Tensor:
 def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Pixelwise feature normalisation (paper 4.2): ``x / sqrt(mean_c x**2 + eps)`` over dim 1.
 
-    Works for (N, C) latents and (N, C, H, W) feature maps alike.
+    Works for (N, C) latents and (N, C, H, W) feature maps alike. The statistic is computed
+    in at least float32 (the mixed-precision policy keeps norms in fp32; a bf16 mean of
+    512 squares would carry a ~1% error into every feature).
     """
-    return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + eps)
+    wide = x.to(torch.promote_types(x.dtype, torch.float32))
+    scale = torch.rsqrt(wide.square().mean(dim=1, keepdim=True) + eps)
+    return x * scale.to(x.dtype)
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:
@@ -220,3 +234,23 @@ def minibatch_stddev(
 def lerp(old: torch.Tensor, new: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
     """``old + (new - old) * alpha`` (official ``tfutil.lerp``); alpha 1 -> only ``new``."""
     return old + (new - old) * alpha
+
+
+def apply_spectral_norm(module: nn.Module) -> None:
+    """Spectral normalisation (Miyato et al. 2018) on every equalised layer of ``module``.
+
+    torch's ``parametrizations.spectral_norm`` (u, v buffers, 15 power iterations at
+    registration, one per training forward, no gradient through u and v) on the stored
+    weight as an (out, in*k*k) matrix; ``progan_tf`` uses the same algorithm
+    (``gancore.tf_utils.spectral_normalize``). The run-time He scale is not applied (it
+    cancels in W / sigma(W); see ``ProGANConfig.spectral_norm_g`` for why). State-dict keys
+    become ``...parametrizations.weight.original`` / ``..._u`` / ``..._v``, which
+    ``progan_tf.convert`` maps.
+    """
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for m in list(module.modules()):
+        if isinstance(m, _Equalized) and not m.spectral_norm:
+            m.scale = 1.0
+            spectral_norm(m, name="weight")
+            m.spectral_norm = True

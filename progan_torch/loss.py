@@ -1,13 +1,20 @@
-"""WGAN-GP with drift and the optional AC-GAN term (official ``loss.py``:
-``G_wgan_acgan`` and ``D_wgangp_acgan``; Gulrajani et al. 2017; Karras et al. 2018 A.1).
+"""ProGAN losses (official ``loss.py``: ``G_wgan_acgan`` / ``D_wgangp_acgan``; Gulrajani et al.
+2017; Karras et al. 2018 A.1) and the SN-ProGAN options. Twin of :mod:`progan_tf.loss`: the same
+functions, signatures and returned quantities.
 
-Per sample, D minimises::
+Per sample, with scores ``r = D(real)``, ``f = D(fake)`` (column 0 of D's output), D minimises
+the adversarial term of ``cfg.loss``::
 
-    D(fake) - D(real) + lambda / gamma**2 * (||grad_x D(mix)||_2 - gamma)**2 + drift * D(real)**2
+    wgan-gp        f - r                                       (the paper)
+    nonsaturating  softplus(-r) (1 - s) + softplus(r) s + softplus(f)
+                   = BCE(sigmoid(r), 1 - s) + BCE(sigmoid(f), 0), one-sided smoothing s
+    hinge          relu(1 - r) + relu(1 + f)
 
-with ``mix = real + (fake - real) * u``, ``u ~ U(0, 1)`` per sample; G minimises
-``-D(G(z))``. Losses are means over the (local) batch. All reductions run in float32
-even under autocast.
+plus ``lambda / t**2 * (||grad_x D(mix)||_2 - t)**2`` (when ``gp_lambda`` > 0; ``mix = real +
+(fake - real) * u``, ``u ~ U(0, 1)`` per sample, ``t = cfg.gp_target(res)``: the official
+full-resolution target, see ``ProGANConfig.gp_resolution``), ``drift * r**2`` and the AC-GAN
+cross-entropies. G minimises ``-f`` (wgan-gp, hinge) or ``softplus(-f)`` (nonsaturating).
+Losses are means over the (local) batch; every reduction runs in float32, also under autocast.
 """
 
 from __future__ import annotations
@@ -22,9 +29,9 @@ from progan_torch.layers import lerp
 def gradient_penalty(
     critic, mixed: torch.Tensor, gamma: float, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample ``lam / gamma**2 * (||dD/dx||_2 - gamma)**2`` at ``mixed`` and the norms.
+    """Per-sample ``lam / gamma**2 * (||dD/dx||_2 - gamma)**2`` at ``mixed``, and the norms.
 
-    ``critic(x)`` returns the (N, 1 + classes) output; only column 0 (the score) is
+    ``critic(x)`` returns D's (N, 1 + classes) output; only column 0 (the score) is
     differentiated, as official (``tf.gradients(reduce_sum(mixed_scores), mixed)``).
     ``create_graph=True`` keeps the graph for the one extra double-backward pass.
     """
@@ -41,6 +48,23 @@ def _acgan(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     return F.cross_entropy(logits.float(), labels.long(), reduction="none")
 
 
+def d_adversarial(real_s: torch.Tensor, fake_s: torch.Tensor, cfg: ProGANConfig) -> torch.Tensor:
+    """D's per-sample adversarial term of ``cfg.loss`` (float32 scores in, see module doc)."""
+    if cfg.loss == "nonsaturating":
+        s = cfg.label_smoothing
+        return F.softplus(-real_s) * (1.0 - s) + F.softplus(real_s) * s + F.softplus(fake_s)
+    if cfg.loss == "hinge":
+        return F.relu(1.0 - real_s) + F.relu(1.0 + fake_s)
+    return fake_s - real_s
+
+
+def g_adversarial(fake_s: torch.Tensor, cfg: ProGANConfig) -> torch.Tensor:
+    """G's per-sample adversarial term of ``cfg.loss``."""
+    if cfg.loss == "nonsaturating":
+        return F.softplus(-fake_s)
+    return -fake_s
+
+
 def d_loss(
     D,
     reals: torch.Tensor,
@@ -49,45 +73,58 @@ def d_loss(
     u: torch.Tensor,
     cfg: ProGANConfig,
     level: int,
+    fading: bool,
     alpha,
-    D_eager=None,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    D_penalty=None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
     """Discriminator loss (scalar) and detached per-term means for the log.
 
-    Reals and fakes go through D in ONE forward on ``cat([reals, fakes])``; minibatch
-    stddev then groups within each half (``chunks=2``), exactly as two separate calls
-    would. The mixed batch has its own forward because its graph is differentiated
-    twice (the gradient penalty), which the other two do not need. ``D_eager``: the
-    uncompiled D for that forward when ``D`` is a ``torch.compile`` wrapper (AOTAutograd has
-    no double backward).
+    ``reals`` (already faded) and ``fakes`` are float32 NCHW at the level's resolution.
+    They go through D in ONE forward on ``cat([reals, fakes])``; minibatch stddev then groups
+    within each half (``chunks=2``), exactly as two separate calls would. The mixed batch has
+    its own forward because its graph is differentiated twice. ``D_penalty``: the D for that
+    forward (default ``D``; the eager module when ``D`` is a ``torch.compile`` wrapper, which
+    has no double backward). Stats: ``d_real``, ``d_fake`` (mean scores), ``gp`` (mean
+    penalty, lambda included), ``grad_norm`` (mean gradient norm in the penalty's units, i.e.
+    w.r.t. the full-resolution image unless ``gp_resolution`` is native; ``gp`` and
+    ``grad_norm`` are None without a penalty), ``d_label`` (AC-GAN term).
     """
-    D_eager = D if D_eager is None else D_eager
+    D_penalty = D if D_penalty is None else D_penalty
     n = reals.shape[0]
-    out = D(torch.cat([reals, fakes.detach()]), level, alpha, chunks=2).float()
+    fakes = fakes.detach()
+    out = D(torch.cat([reals, fakes]), level, fading, alpha, chunks=2).float()
     real_out, fake_out = out[:n], out[n:]
-    mixed = lerp(reals, fakes.detach(), u.view(-1, 1, 1, 1).to(reals.dtype))
-    gp, norms = gradient_penalty(
-        lambda x: D_eager(x, level, alpha), mixed, cfg.gp_gamma, cfg.gp_lambda
-    )
     real_s, fake_s = real_out[:, 0], fake_out[:, 0]
-    drift = real_s.square() * cfg.drift
-    loss = fake_s - real_s + gp + drift
+    loss = d_adversarial(real_s, fake_s, cfg)
+    stats: dict[str, torch.Tensor | None] = {"gp": None, "grad_norm": None}
+    if cfg.gp_lambda > 0:
+        target = cfg.gp_target(reals.shape[-1])
+        mixed = lerp(reals, fakes, u.view(-1, 1, 1, 1).to(reals.dtype))
+        gp, norms = gradient_penalty(
+            lambda x: D_penalty(x, level, fading, alpha), mixed, target, cfg.gp_lambda
+        )
+        loss = loss + gp
+        stats["gp"], stats["grad_norm"] = gp.mean(), norms.mean() * (cfg.gp_gamma / target)
+    if cfg.drift:
+        loss = loss + real_s.square() * cfg.drift
     label = _acgan(real_out[:, 1:], labels) + _acgan(fake_out[:, 1:], labels)
     loss = loss + label * cfg.acgan_weight
-    stats = {
-        "d_real": real_s.mean(),
-        "d_fake": fake_s.mean(),
-        "gp": gp.mean(),
-        "grad_norm": norms.mean(),
-        "d_label": label.mean(),
-    }
-    return loss.mean(), {k: v.detach() for k, v in stats.items()}
+    stats.update(d_real=real_s.mean(), d_fake=fake_s.mean(), d_label=label.mean())
+    return loss.mean(), {k: None if v is None else v.detach() for k, v in stats.items()}
 
 
 def g_loss(
-    D, fakes: torch.Tensor, labels: torch.Tensor | None, cfg: ProGANConfig, level: int, alpha
+    D,
+    fakes: torch.Tensor,
+    labels: torch.Tensor | None,
+    cfg: ProGANConfig,
+    level: int,
+    fading: bool,
+    alpha,
 ) -> torch.Tensor:
-    """Generator loss ``-D(G(z))`` (+ AC-GAN cross-entropy on the fakes' labels)."""
-    out = D(fakes, level, alpha).float()
-    loss = -out[:, 0] + _acgan(out[:, 1:], labels) * cfg.acgan_weight
+    """Generator loss: the adversarial term on ``D(fakes)`` (+ AC-GAN cross-entropy on the
+    fakes' labels), mean over the batch. ``fakes`` carry G's graph; they are handed to D in
+    float32 (the mixed-precision policy)."""
+    out = D(fakes.float(), level, fading, alpha).float()
+    loss = g_adversarial(out[:, 0], cfg) + _acgan(out[:, 1:], labels) * cfg.acgan_weight
     return loss.mean()

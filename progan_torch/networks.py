@@ -30,6 +30,7 @@ from progan_torch.layers import (
     EqualizedConv2d,
     EqualizedLinear,
     UpConv2d,
+    apply_spectral_norm,
     downsample2x,
     lerp,
     lrelu,
@@ -50,15 +51,6 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _fading(level: int, alpha: Alpha) -> bool:
-    """Whether the old path is evaluated: level >= 1 and alpha not the Python number 1.
-
-    The training loop passes the Python float 1.0 when stabilising (old path skipped, no
-    wasted compute) and a tensor during a fade (one compiled graph for every alpha).
-    """
-    return level > 0 and (isinstance(alpha, torch.Tensor) or alpha < 1.0)
-
-
 class _StageState(nn.Module):
     """``level`` and ``alpha`` as buffers: part of the state_dict, moved with ``.to()``."""
 
@@ -73,12 +65,25 @@ class _StageState(nn.Module):
         self.level.fill_(int(level))
         self.alpha.fill_(float(alpha))
 
-    def _resolve(self, level: int | None, alpha: Alpha | None) -> tuple[int, Alpha]:
+    def _resolve(
+        self, level: int | None, fading: bool | None, alpha: Alpha | None
+    ) -> tuple[int, bool, Alpha]:
+        """The call's stage; ``None`` takes the stored one. ``fading`` None: fading when
+        alpha < 1 (one host read). The trainers pass an explicit flag and, during a fade, alpha
+        as a tensor (one compiled graph for every alpha); when not fading the old path is
+        skipped and alpha is ignored."""
         if level is None:
             level = int(self.level)
         if alpha is None:
             alpha = float(self.alpha)
-        return level, alpha
+        if fading is None:
+            fading = float(alpha) < 1.0
+        elif not isinstance(fading, bool):
+            raise TypeError(
+                f"fading must be a bool (or None: from alpha), got {type(fading).__name__}; "
+                "the call order is (x, [labels,] level, fading, alpha)"
+            )
+        return level, fading and level > 0, alpha
 
 
 # --------------------------------------------------------------------------- generator
@@ -156,6 +161,8 @@ class Generator(_StageState):
             EqualizedConv2d(nf[k], img_channels, 1, gain=1.0, equalized=eq) for k in range(levels)
         )
         self._init_state(levels)
+        if cfg.spectral_norm_g:
+            apply_spectral_norm(self)
 
     def embed(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Concatenate one-hot labels to the latent and pixel-normalise the result (official
@@ -171,16 +178,19 @@ class Generator(_StageState):
         z: torch.Tensor,
         labels: torch.Tensor | None = None,
         level: int | None = None,
+        fading: bool | None = None,
         alpha: Alpha | None = None,
     ) -> torch.Tensor:
-        level, alpha = self._resolve(level, alpha)
+        """Images at ``level`` (default: the stored stage); ``fading`` evaluates the previous
+        level's path and blends it by ``alpha`` (official lerp by ``lod_in - lod``)."""
+        level, fading, alpha = self._resolve(level, fading, alpha)
         h = self.blocks[0](self.embed(z, labels))
         for k in range(1, level):
             h = self.blocks[k](h)
         if level == 0:
             return self.torgb[0](h)
         new = self.torgb[level](self.blocks[level](h))
-        if not _fading(level, alpha):
+        if not fading:
             return new
         return lerp(upsample2x(self.torgb[level - 1](h)), new, alpha)
 
@@ -264,35 +274,21 @@ class Discriminator(_StageState):
         self,
         img: torch.Tensor,
         level: int | None = None,
+        fading: bool | None = None,
         alpha: Alpha | None = None,
         chunks: int = 1,
     ) -> torch.Tensor:
-        """``chunks``: the batch is that many independent sub-batches (see minibatch_stddev)."""
-        level, alpha = self._resolve(level, alpha)
+        """Scores at ``level`` / ``fading`` / ``alpha`` as :meth:`Generator.forward`;
+        ``chunks``: the batch is that many independent sub-batches (see minibatch_stddev)."""
+        level, fading, alpha = self._resolve(level, fading, alpha)
         x = self.fromrgb[level](img)
         if level > 0:
             x = self.blocks[level](x)
-            if _fading(level, alpha):
+            if fading:
                 x = lerp(self.fromrgb[level - 1](downsample2x(img)), x, alpha)
         for k in range(level - 1, 0, -1):
             x = self.blocks[k](x)
         return self.blocks[0](x, chunks)
-
-
-def apply_spectral_norm(module: nn.Module) -> None:
-    """Spectral normalisation (Miyato et al. 2018) on every equalised layer of ``module``.
-
-    Not in the ProGAN paper (an option). The run-time He scale is dropped on these layers:
-    SN already fixes each layer's largest singular value to 1, and multiplying by
-    gain/sqrt(fan_in) on top would shrink D by that factor per layer. State-dict keys become
-    ``...parametrizations.weight.original`` (the converter does not handle this option).
-    """
-    from torch.nn.utils.parametrizations import spectral_norm
-
-    for m in list(module.modules()):
-        if isinstance(m, EqualizedConv2d | EqualizedLinear):
-            m.scale = 1.0
-            spectral_norm(m, name="weight")
 
 
 def count_params(module: nn.Module) -> int:

@@ -64,7 +64,8 @@ def build_models(
 
 
 def fade_reals(reals: torch.Tensor, level: int, alpha: float | torch.Tensor) -> torch.Tensor:
-    """Official process_reals "FadeLOD": lerp(upsample(avgpool(x)), x, alpha) during a fade."""
+    """Official process_reals "FadeLOD": lerp(upsample(avgpool(x)), x, alpha) during a fade
+    (float32: reals stay fp32 under the mixed-precision policy)."""
     if level == 0:
         return reals
     return lerp(upsample2x(downsample2x(reals)), reals, alpha)
@@ -80,15 +81,22 @@ def generate(
     batch: int = 64,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """uint8 NHWC images from ``G`` at ``level``/``alpha`` (default: G's own stage buffers)."""
+    """uint8 NHWC images from ``G`` at ``level``/``alpha`` (default: G's own stage buffers),
+    fading when alpha < 1. G runs in eval mode (a spectrally normalised G uses its stored
+    power-iteration vectors and does not advance them), then goes back to its mode."""
     from gancore.grid import nchw_to_nhwc, to_uint8
 
-    out = []
-    for s in range(0, len(latents), batch):
-        z = torch.from_numpy(np.ascontiguousarray(latents[s : s + batch])).to(device)
-        y = None if labels is None else torch.from_numpy(labels[s : s + batch]).to(device)
-        x = G(z, y, level, alpha).float().cpu().numpy()
-        out.append(to_uint8(nchw_to_nhwc(x)))
+    was_training = G.training
+    G.eval()
+    try:
+        out = []
+        for s in range(0, len(latents), batch):
+            z = torch.from_numpy(np.ascontiguousarray(latents[s : s + batch])).to(device)
+            y = None if labels is None else torch.from_numpy(labels[s : s + batch]).to(device)
+            x = G(z, y, level, None, alpha).float().cpu().numpy()
+            out.append(to_uint8(nchw_to_nhwc(x)))
+    finally:
+        G.train(was_training)
     return np.concatenate(out)
 
 
@@ -150,10 +158,14 @@ class ProGANTrainer:
                 group["lr"] = self.lr
 
     def reset_optimizers(self) -> None:
-        """Fresh Adam state (official reset_opt_for_new_lod, at every fade start and end)."""
+        """Fresh Adam state (official reset_opt_for_new_lod, at every fade start and end).
+
+        Adam as the official TF1 ``AdamOptimizer`` (``gancore.torch_utils.TF1Adam``: one step
+        counter per optimiser, epsilon added to sqrt(v)), like progan_tf's Keras Adam."""
         betas, eps = (self.cfg.beta1, self.cfg.beta2), self.cfg.adam_eps
-        self.opt_g = tu.make_adam(self.m.G.parameters(), self.lr, betas, eps)
-        self.opt_d = tu.make_adam(self.m.D.parameters(), self.lr, betas, eps)
+        trainable = lambda m: [p for p in m.parameters() if p.requires_grad]  # noqa: E731
+        self.opt_g = tu.TF1Adam(trainable(self.m.G), self.lr, betas, eps)
+        self.opt_d = tu.TF1Adam(trainable(self.m.D), self.lr, betas, eps)
 
     def local_rows(self, batch: int) -> slice:
         return self.dist.local_slice(batch)
@@ -167,10 +179,11 @@ class ProGANTrainer:
         """One D step, EMA update and G step from this rank's uint8 reals and the GLOBAL
         batch's randoms (``z_d``, ``z_g``, ``u``: this rank takes its rows)."""
         cfg, dev, m = self.cfg, self.device, self.m
-        level = self.level
-        a = torch.tensor(self.alpha, device=dev) if self.fading else 1.0
+        level, fading = self.level, self.fading
+        # alpha as a tensor during a fade: one compiled graph serves every alpha
+        a = torch.tensor(self.alpha, device=dev) if fading else 1.0
         x = tu.to_float_images(reals, dev, self.channels_last)
-        if self.fading:
+        if fading:
             x = fade_reals(x, level, a)
         y = None if labels is None else torch.from_numpy(np.asarray(labels)).to(dev)
         z_d, z_g, u = (self._local(randoms[k]) for k in ("z_d", "z_g", "u"))
@@ -178,31 +191,35 @@ class ProGANTrainer:
 
         # --- D step (fakes from the current G, no gradient to G)
         with torch.no_grad(), tu.autocast(dev, self.amp):
-            fakes = self.G_fwd(z_d, y, level, a)
+            fakes = self.G_fwd(z_d, y, level, fading, a)
         fakes = fakes.float()
         if self.channels_last:
             fakes = fakes.contiguous(memory_format=torch.channels_last)
         with tu.autocast(dev, self.amp):
-            loss_d, stats = d_loss(self.D_fwd, x, fakes, y, u, cfg, level, a, m.D)
+            loss_d, stats = d_loss(self.D_fwd, x, fakes, y, u, cfg, level, fading, a, m.D)
         d_params = [p for p in m.D.parameters() if p.requires_grad]
         d_ok = tu.apply_if_ok(loss_d, d_params, self.opt_d, cfg.max_abs_loss, reduce)
 
         # --- EMA of G (official Gs update runs with the D step, before the G step)
         if m.G_ema is not None:
             beta = cfg.ema_beta_at(self.nimg, self.batch)
-            tu.ema_update(m.G_ema, m.G, beta, buffers=False)
+            # buffers: a spectrally normalised G's power-iteration vectors (no average)
+            tu.ema_update(m.G_ema, m.G, beta, buffers=cfg.spectral_norm_g)
 
         # --- G step
         with tu.autocast(dev, self.amp):
-            loss_g = g_loss(self.D_fwd, self.G_fwd(z_g, y, level, a), y, cfg, level, a)
+            fakes = self.G_fwd(z_g, y, level, fading, a)
+            loss_g = g_loss(self.D_fwd, fakes, y, cfg, level, fading, a)
         g_params = [p for p in m.G.parameters() if p.requires_grad]
         g_ok = tu.apply_if_ok(loss_g, g_params, self.opt_g, cfg.max_abs_loss, reduce)
 
         names = ["loss_d", "loss_g", "d_real", "d_fake", "gp", "grad_norm"]
+        given = [k for k in names[2:] if stats[k] is not None]
         values = torch.stack(
-            [loss_d.detach().float(), loss_g.detach().float(), *(stats[k] for k in names[2:])]
+            [loss_d.detach().float(), loss_g.detach().float(), *(stats[k] for k in given)]
         )
-        out: StepStats = dict(zip(names, values.tolist()))  # one device->host copy
+        out: StepStats = dict.fromkeys(names)  # None where there is no such term
+        out.update(zip(names[:2] + given, values.tolist()))  # one device->host copy
         out["skipped"] = float(not (d_ok and g_ok))
         return out
 

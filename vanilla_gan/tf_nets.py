@@ -4,20 +4,13 @@ Images are NHWC here; every weight keeps the information torch has, and
 ``convert.py`` maps the layouts. Three things differ from a naive Keras port on
 purpose:
 
-* **Spectral norm** is our own layer switch, not ``keras.layers.SpectralNormalization``.
-  Keras 3.15's wrapper, in training mode, *assigns* ``kernel / sigma`` back into
-  the kernel variable and then runs the layer with it: the optimiser then updates
-  an already-normalised kernel, sigma never enters the gradient, and the stored
-  weight itself is repeatedly rescaled. torch's
-  ``parametrizations.spectral_norm`` (and Miyato et al. 2018, Algorithm 1)
-  instead keeps the raw weight W as the parameter and uses W / sigma(W) in the
-  forward pass, so gradients flow *through* sigma (with u, v treated as
-  constants). Those are different algorithms with different training dynamics,
-  so we implement torch's: one power iteration per training forward
-  (u <- normalize(W v), v <- normalize(W^T u), the order torch uses), u and v
-  updated only in training, sigma = u . W v with u, v stop-gradient, 15 warm-up
-  iterations at creation, and the weight matrix taken in torch's layout
-  ((out, in*kh*kw); ConvTranspose: dim 1) so u and v copy across one-to-one.
+* **Spectral norm** is the project's one Keras spectral normalisation
+  (``gancore.tf_utils.add_spectral_norm`` / ``spectral_normalize``), torch's
+  ``parametrizations.spectral_norm`` algorithm, not ``keras.layers.SpectralNormalization``
+  (Keras 3.15's wrapper, in training mode, *assigns* ``kernel / sigma`` back into the
+  kernel variable, so the optimiser updates an already-normalised kernel and sigma never
+  enters the gradient). The weight matrix is taken in torch's layout ((out, in*kh*kw);
+  ConvTranspose: dim 1 first) so u and v copy across one-to-one.
 * **BatchNorm** uses ``epsilon=1e-5, momentum=0.9`` (torch's eps and 1 - torch's
   momentum 0.1). Remaining difference: Keras updates the moving variance with the
   biased batch variance, torch with the unbiased one (factor n / (n - 1)); this
@@ -33,18 +26,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from gancore import tf_utils as tfu
 from vanilla_gan.arch import Layer, discriminator_layers, generator_layers
 from vanilla_gan.config import TrainConfig
 
 INIT_STD = 0.02  # Radford et al. 2016, section 4
 BN_EPS = 1e-5  # torch default
 BN_MOMENTUM = 0.9  # = 1 - torch's 0.1
-SN_EPS = 1e-12  # torch F.normalize eps in spectral_norm
-SN_WARMUP = 15  # torch runs 15 power iterations when the parametrization is registered
-
-
-def _normalize(x):
-    return x / ops.maximum(ops.sqrt(ops.sum(x * x)), SN_EPS)
 
 
 def _keras_padding(spec: Layer) -> str:
@@ -84,22 +72,7 @@ class TorchStyle(keras.layers.Layer):
             self.add_weight(name="bias", shape=(s.out_ch,), initializer="zeros") if s.bias else None
         )
         if s.sn:
-            rows, cols = self._matrix_shape()
-            normal = keras.initializers.RandomNormal(0.0, 1.0)
-            self.sn_u = self.add_weight(
-                name="sn_u", shape=(rows,), initializer=normal, trainable=False
-            )
-            self.sn_v = self.add_weight(
-                name="sn_v", shape=(cols,), initializer=normal, trainable=False
-            )
-            self.sn_u.assign(_normalize(self.sn_u))
-            self.sn_v.assign(_normalize(self.sn_v))
-            w = self.weight_matrix(self.kernel)
-            u, v = self.sn_u.value, self.sn_v.value
-            for _ in range(SN_WARMUP):
-                u, v = self._power_iteration(w, v)
-            self.sn_u.assign(u)
-            self.sn_v.assign(v)
+            tfu.add_spectral_norm(self, self.weight_matrix(self.kernel.value))
 
     def _matrix_shape(self) -> tuple[int, int]:
         s = self.spec
@@ -118,25 +91,13 @@ class TorchStyle(keras.layers.Layer):
             w = ops.transpose(kernel, (2, 3, 0, 1))  # torch (in, out, kh, kw) permuted dim 1 first
         return ops.reshape(w, self._matrix_shape())
 
-    @staticmethod
-    def _power_iteration(w, v):
-        u = _normalize(ops.matmul(w, v))
-        v = _normalize(ops.matmul(ops.transpose(w), u))
-        return u, v
-
     def effective_kernel(self, training: bool = False):
         if not self.spec.sn:
             return self.kernel
-        w = self.weight_matrix(self.kernel)
-        if training:
-            u, v = self._power_iteration(w, self.sn_v.value)
-            self.sn_u.assign(u)
-            self.sn_v.assign(v)
-        else:
-            u, v = self.sn_u.value, self.sn_v.value
-        u, v = ops.stop_gradient(u), ops.stop_gradient(v)
-        sigma = ops.sum(u * ops.matmul(w, v))
-        return self.kernel / sigma
+        kernel = ops.convert_to_tensor(self.kernel)
+        return tfu.spectral_normalize(
+            kernel, self.weight_matrix(kernel), self.sn_u, self.sn_v, training
+        )
 
     def call(self, x, training: bool = False):
         k = self.effective_kernel(training)

@@ -129,3 +129,62 @@ def test_quick_preset_reaches_max_res():
     cfg = ProGANConfig(**PRESETS["quick"])
     last = cfg.schedule().phases(int(cfg.kimg * 1000))[-1]
     assert (last.phase, last.res) == ("stabilize", cfg.max_res)
+
+
+# ------------------------------------------------------------------------- SN-ProGAN
+SN_PHASES = {
+    # (phase, res, batch, start kimg) per phase; the run ends with one stabilisation at max_res
+    "sn-progan-faces-256": (
+        4000,
+        [("stabilize", 64, 16, 0), ("fade", 128, 16, 800), ("stabilize", 128, 16, 1600),
+         ("fade", 256, 16, 2400), ("stabilize", 256, 16, 3200)],
+    ),
+    "sn-progan-faces-64": (
+        7200,
+        [("stabilize", 4, 16, 0)]
+        + [(p, r, 16, 800 * (2 * i + 1 + (p == "stabilize")))
+           for i, r in enumerate((8, 16, 32, 64)) for p in ("fade", "stabilize")],
+    ),
+    "sn-progan-quick": (
+        160,
+        [("stabilize", 4, 16, 0)]
+        + [(p, r, 16, 20 * (2 * i + 1 + (p == "stabilize")))
+           for i, r in enumerate((8, 16, 32)) for p in ("fade", "stabilize")],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SN_PHASES))
+def test_sn_progan_presets_phase_table(name):
+    total, expected = SN_PHASES[name]
+    cfg = ProGANConfig(**PRESETS[name])
+    cfg.validate()
+    assert cfg.kimg == total and cfg.model_name == "sn-progan"
+    phases = cfg.schedule().phases(int(total * 1000))
+    got = [(p.phase, p.res, p.batch, p.phase_start_nimg // 1000) for p in phases]
+    assert got == expected
+    assert all(p.lr == pytest.approx(2e-4) for p in phases)
+    table = phase_table(cfg).splitlines()
+    assert len(table) == len(expected) + 2 and table[-1] == f"total: {total:g} kimg"
+    assert table[-2].split()[1:3] == ["stabilize", str(cfg.max_res)] and table[-2].endswith("end")
+
+
+def test_sn_progan_presets_settings():
+    """The switches and SN-GAN's Table 1 setting C (lr 2e-4, beta1 0.5, beta2 0.999, one D step
+    per G step), latent 128, no penalty or drift, He-scale weight storage; the paper presets
+    keep the ProGAN defaults."""
+    for name in ("sn-progan-faces-256", "sn-progan-faces-64"):
+        cfg = ProGANConfig(**PRESETS[name])
+        assert cfg.spectral_norm_g and cfg.spectral_norm_d and not cfg.equalized_lr
+        assert (cfg.loss, cfg.label_smoothing, cfg.gp_lambda, cfg.drift) == (
+            "nonsaturating", 0.1, 0.0, 0.0)  # fmt: skip
+        assert (cfg.lr, cfg.beta1, cfg.beta2, cfg.latent_dim) == (2e-4, 0.5, 0.999, 128)
+        assert cfg.pixelnorm and cfg.ema and cfg.reset_optimizer and cfg.mirror
+    assert ProGANConfig(**PRESETS["sn-progan-faces-256"]).start_res == 64
+    assert ProGANConfig(**PRESETS["sn-progan-faces-64"]).start_res == 4
+    quick = ProGANConfig(**PRESETS["sn-progan-quick"])
+    assert quick.model_name == "sn-progan" and quick.latent_dim == 64 and quick.fmap_max == 64
+    for name in ("celebahq", "celebahq-1gpu", "cifar10", "quick"):
+        cfg = ProGANConfig(**PRESETS[name])
+        assert cfg.model_name == "progan" and cfg.loss == "wgan-gp"
+        assert cfg.gp_resolution == "full" and cfg.label_smoothing == 0.0

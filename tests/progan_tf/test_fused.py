@@ -127,8 +127,9 @@ def test_torch_keras_parity(fused):
             kd.alpha.assign(alpha)
             ta = torch.tensor(alpha) if alpha < 1 else 1.0
             with torch.no_grad():
-                g_ref = tg(torch.from_numpy(z), torch.from_numpy(y), level, ta).numpy()
-                d_ref = td(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), level, ta).numpy()
+                g_ref = tg(torch.from_numpy(z), torch.from_numpy(y), level, alpha < 1, ta).numpy()
+                xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+                d_ref = td(xt, level, alpha < 1, ta).numpy()
             g_out = kg(z, np.eye(2, dtype=np.float32)[y], level=level, fading=alpha < 1)
             d_out = kd(x, level=level, fading=alpha < 1)
             msg = f"level {level} alpha {alpha}"

@@ -76,25 +76,41 @@ def test_fade_properties_generator_and_discriminator():
         d.alpha.assign(0.0)
         low = g(z, level=level - 1, fading=False).numpy()
         np.testing.assert_allclose(
-            g(z, level=level).numpy(), layers.upsample2x(low).numpy(), atol=1e-6
+            g(z, level=level, fading=True).numpy(), layers.upsample2x(low).numpy(), atol=1e-6
         )
         res = 4 * 2**level
         x = tf.image.resize(img, (res, res), "area")
         np.testing.assert_allclose(
-            d(x, level=level).numpy(),
+            d(x, level=level, fading=True).numpy(),
             d(layers.downsample2x(x), level=level - 1, fading=False).numpy(),
             atol=1e-5,
+        )
+        # fading=None takes the flag from the alpha variable (< 1: fading)
+        np.testing.assert_array_equal(
+            d(x, level=level).numpy(), d(x, level=level, fading=True).numpy()
         )
         g.alpha.assign(1.0)
         d.alpha.assign(1.0)
         np.testing.assert_allclose(
-            g(z, level=level).numpy(), g(z, level=level, fading=False).numpy(), atol=1e-6
+            g(z, level=level, fading=True).numpy(),
+            g(z, level=level, fading=False).numpy(),
+            atol=1e-6,
         )
         np.testing.assert_allclose(
-            d(x, level=level).numpy(), d(x, level=level, fading=False).numpy(), atol=1e-6
+            d(x, level=level, fading=True).numpy(),
+            d(x, level=level, fading=False).numpy(),
+            atol=1e-6,
+        )
+        # an explicit alpha overrides the variable
+        np.testing.assert_allclose(
+            g(z, level=level, fading=True, alpha=0.0).numpy(),
+            layers.upsample2x(low).numpy(),
+            atol=1e-6,
         )
         g.alpha.assign(0.5)  # and in between the two differ (the fade does something)
-        assert not np.allclose(g(z, level=level).numpy(), g(z, level=level, fading=False).numpy())
+        assert not np.allclose(
+            g(z, level=level, fading=True).numpy(), g(z, level=level, fading=False).numpy()
+        )
 
 
 def test_real_fade_is_blur_at_alpha_zero():
@@ -106,13 +122,14 @@ def test_real_fade_is_blur_at_alpha_zero():
 
 @pytest.mark.parametrize("gamma", [1.0, 750.0])
 def test_gradient_penalty_on_linear_critic(gamma):
-    """critic(x) = <w, x>: gradient w for every sample, so penalty ((|w| - gamma)/gamma)^2."""
+    """critic(x) = <w, x>: gradient w for every sample, so penalty lam ((|w| - gamma)/gamma)^2."""
     w = tf.constant(np.random.default_rng(5).standard_normal((1, 4, 4, 2)).astype(np.float32))
     x = tf.constant(np.random.default_rng(6).standard_normal((3, 4, 4, 2)).astype(np.float32))
-    gp, norms = loss.gradient_penalty(lambda m: tf.reduce_sum(m * w, axis=[1, 2, 3]), x, gamma)
+    critic = lambda m: tf.reduce_sum(m * w, axis=[1, 2, 3])[:, None]  # noqa: E731  (N, 1)
+    gp, norms = loss.gradient_penalty(critic, x, gamma, 3.0)
     wn = float(tf.norm(w))
     np.testing.assert_allclose(norms.numpy(), wn, rtol=1e-6)
-    np.testing.assert_allclose(gp.numpy(), ((wn - gamma) / gamma) ** 2, rtol=1e-5)
+    np.testing.assert_allclose(gp.numpy(), 3.0 * ((wn - gamma) / gamma) ** 2, rtol=1e-5)
 
 
 def test_parameter_counts_at_1024():

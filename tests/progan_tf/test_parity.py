@@ -76,7 +76,7 @@ def test_generators_agree_every_level(pair, alpha):
     kg.alpha.assign(alpha)
     for level in range(kg.num_levels):
         with torch.no_grad():
-            ref = nhwc(tg(torch.from_numpy(z), torch.from_numpy(y), level, alpha))
+            ref = nhwc(tg(torch.from_numpy(z), torch.from_numpy(y), level, alpha < 1, alpha))
         out = kg(z, np.eye(4, dtype=np.float32)[y], level=level, fading=alpha < 1).numpy()
         assert out.shape == ref.shape
         np.testing.assert_allclose(out, ref, atol=1e-4, err_msg=f"level {level} alpha {alpha}")
@@ -90,7 +90,7 @@ def test_discriminators_agree_every_level(pair, alpha):
         res = 4 * 2**level
         x = np.random.default_rng(level).uniform(-1, 1, (8, res, res, 3)).astype(np.float32)
         with torch.no_grad():
-            ref = td(nchw(x), level, alpha).numpy()
+            ref = td(nchw(x), level, alpha < 1, alpha).numpy()
         out = kd(x, level=level, fading=alpha < 1).numpy()
         assert out.shape == ref.shape == (8, 5)
         np.testing.assert_allclose(out, ref, atol=1e-4, err_msg=f"level {level} alpha {alpha}")
@@ -140,9 +140,9 @@ def test_gradient_penalty_and_ema_agree(pair):
     kd.alpha.assign(0.5)
     x = np.random.default_rng(9).uniform(-1, 1, (8, 8, 8, 3)).astype(np.float32)
     gp_k, n_k = loss.gradient_penalty(
-        lambda m: kd(m, level=1, fading=True)[:, 0], tf.constant(x), 1.0
+        lambda m: kd(m, level=1, fading=True, alpha=0.5), tf.constant(x), 2.0, 10.0
     )
-    gp_t, n_t = t_gp(lambda m: td(m, 1, 0.5), nchw(x), 1.0, 1.0)
+    gp_t, n_t = t_gp(lambda m: td(m, 1, True, 0.5), nchw(x), 2.0, 10.0)
     np.testing.assert_allclose(n_k.numpy(), n_t.detach().numpy(), rtol=1e-4)
     np.testing.assert_allclose(gp_k.numpy(), gp_t.detach().numpy(), rtol=1e-4, atol=1e-6)
     # EMA: torch lerp_(ema, w, 1 - beta) vs ours w + (ema - w) * beta
@@ -187,20 +187,15 @@ def _step_both(cfg, level: int, alpha: float, conditional: bool):
 def test_one_training_step_matches(level, alpha, conditional):
     """One D step + EMA + G step from the same weights/batch/latents moves both alike.
 
-    Tolerance, and why. Adam's first step (beta1 = 0, bias-corrected) is
-    ``lr * g / (|g| + eps')``, i.e. ``~ lr * sign(g)`` for every weight: an error in ``g``
+    Tolerance, and why. Both frameworks run the official TF1 Adam (Keras' Adam; torch:
+    ``gancore.torch_utils.TF1Adam``). Its first step (beta1 = 0, bias-corrected) is
+    ``lr * g / (|g| + eps / 0.1)``, i.e. ``~ lr * sign(g)`` for every weight: an error in ``g``
     never shows up as a proportional error in the weights, so we compare the *moves*
-    ``delta = w_after - w_before`` in units of ``lr``:
-
-    - Gradients agree to ~1e-6 relative (float32 summation order in convs differs
-      between oneDNN/Eigen and torch), so the direction of every move agrees: no sign
-      differs among the weights that moved by more than 0.1 lr.
-    - Magnitudes differ where ``|g|`` is tiny because the two Adams put eps in different
-      places: Keras (like the official ``tf.train.AdamOptimizer``) adds eps to the
-      bias-corrected denominator, torch to ``sqrt(v_hat)``; with beta2 = 0.99 that is an
-      effective eps of 1e-7 vs 1e-8, so moves differ by ``~lr * 1e-7 / |g|``: < 1 lr
-      always, < 0.01 lr for |g| > 1e-5 (>= 97 % of the weights here).
-    The losses agree to 1e-4 relative.
+    ``delta = w_after - w_before`` in units of ``lr``. Gradients agree to ~1e-6 relative
+    (float32 summation order in convs differs between oneDNN/Eigen and torch), so the moves
+    agree to ~1e-5 lr except where ``|g|`` is near eps (1e-7 after the bias correction),
+    where the relative gradient error becomes a move error: measured max 1.2e-3 lr, 99.99 %
+    of the weights within 1e-3 lr. The losses agree to 1e-4 relative.
     """
     cfg = tiny_cfg(mbstd_group=4)
     models, trainer, before, t_out, k_out = _step_both(cfg, level, alpha, conditional)
@@ -218,11 +213,9 @@ def test_one_training_step_matches(level, alpha, conditional):
             continue
         moved = np.abs(dt) > 0.1
         assert moved.mean() > 0.3, f"{name}: the step moved almost nothing"
-        flips = np.mean(np.sign(dk[moved]) != np.sign(dt[moved]))
-        assert flips == 0, f"{name}: {flips:.4f} of the moves point the other way"
         d = np.abs(dk - dt)
-        assert d.max() < 1.0, f"{name}: max |delta_tf - delta_torch| = {d.max():.3g} lr"
-        assert np.mean(d < 1e-2) >= 0.97, f"{name}: only {np.mean(d < 1e-2):.3f} within 0.01 lr"
+        assert d.max() < 1e-2, f"{name}: max |delta_tf - delta_torch| = {d.max():.3g} lr"
+        assert np.mean(d < 1e-3) >= 0.999, f"{name}: only {np.mean(d < 1e-3):.4f} within 1e-3 lr"
 
 
 def test_runs_convert_both_ways_and_sample_identically(tmp_path):
@@ -274,3 +267,25 @@ def test_runs_convert_both_ways_and_sample_identically(tmp_path):
 
     with pytest.raises(UserError, match="progan_tf.sample"):
         torch_sample.main(["--run", str(tf_run), "--n", "2", "--out", str(tmp_path / "x.npz")])
+
+
+def test_the_twins_share_one_loss_and_network_call_api():
+    """Same function names and signatures in progan_torch.loss and progan_tf.loss, and the same
+    stage arguments (level, fading, alpha) in both frameworks' network calls."""
+    import inspect
+
+    from progan_torch import loss as tloss
+
+    for name in ("d_loss", "g_loss", "gradient_penalty", "d_adversarial", "g_adversarial"):
+        t, k = inspect.signature(getattr(tloss, name)), inspect.signature(getattr(loss, name))
+        assert list(t.parameters) == list(k.parameters), name
+        assert [p.default for p in t.parameters.values()] == [
+            p.default for p in k.parameters.values()
+        ], name
+    for tnet, knet in (
+        (tn.Generator.forward, Generator.call),
+        (tn.Discriminator.forward, Discriminator.call),
+    ):
+        tp = [p for p in inspect.signature(tnet).parameters if p != "self"]
+        kp = [p for p in inspect.signature(knet).parameters if p not in ("self", "training")]
+        assert tp == kp, (tp, kp)

@@ -93,9 +93,12 @@ def test_generator_same_function_fused_or_not(tiny_cfg):
     z = torch.randn(4, 8, dtype=torch.float64)
     for level in range(fused.levels):
         for alpha in (0.0, 0.5, 1.0):
-            a = torch.tensor(alpha, dtype=torch.float64) if alpha < 1 else 1.0
+            a, fading = torch.tensor(alpha, dtype=torch.float64), alpha < 1
             torch.testing.assert_close(
-                fused(z, level=level, alpha=a), plain(z, level=level, alpha=a), atol=1e-10, rtol=0
+                fused(z, None, level, fading, a),
+                plain(z, None, level, fading, a),
+                atol=1e-10,
+                rtol=0,
             )
 
 

@@ -22,13 +22,15 @@ def nets(tiny_cfg):
 def test_alpha0_equals_previous_level(nets, level):
     G, D, cfg = nets
     z = torch.randn(4, cfg.latent_dim)
-    grown = G(z, level=level, alpha=torch.tensor(0.0))
+    grown = G(z, level=level, fading=True, alpha=torch.tensor(0.0))
     assert grown.shape[-1] == 4 * 2**level
-    torch.testing.assert_close(grown, upsample2x(G(z, level=level - 1, alpha=1.0)), rtol=0, atol=0)
+    torch.testing.assert_close(
+        grown, upsample2x(G(z, level=level - 1, fading=False)), rtol=0, atol=0
+    )
     img = torch.randn(4, 3, 4 * 2**level, 4 * 2**level)
     torch.testing.assert_close(
-        D(img, level=level, alpha=torch.tensor(0.0)),
-        D(downsample2x(img), level=level - 1, alpha=1.0),
+        D(img, level=level, fading=True, alpha=torch.tensor(0.0)),
+        D(downsample2x(img), level=level - 1, fading=False),
         rtol=0,
         atol=0,
     )
@@ -43,15 +45,20 @@ def test_alpha0_equals_previous_level(nets, level):
 def test_alpha1_old_path_has_no_influence(nets):
     G, D, cfg = nets
     z, img = torch.randn(4, cfg.latent_dim), torch.randn(4, 3, 16, 16)
-    before_g = G(z, level=2, alpha=torch.tensor(1.0))
-    before_d = D(img, level=2, alpha=torch.tensor(1.0))
+    one = torch.tensor(1.0)
+    before_g = G(z, level=2, fading=True, alpha=one)
+    before_d = D(img, level=2, fading=True, alpha=one)
     G.torgb[1].weight.add_(5.0)
     D.fromrgb[1].weight.add_(5.0)
-    torch.testing.assert_close(G(z, level=2, alpha=torch.tensor(1.0)), before_g)
-    torch.testing.assert_close(D(img, level=2, alpha=torch.tensor(1.0)), before_d)
-    torch.testing.assert_close(G(z, level=2, alpha=1.0), before_g)
+    torch.testing.assert_close(G(z, level=2, fading=True, alpha=one), before_g)
+    torch.testing.assert_close(D(img, level=2, fading=True, alpha=one), before_d)
+    torch.testing.assert_close(G(z, level=2, fading=False), before_g)
+    torch.testing.assert_close(G(z, level=2, alpha=1.0), before_g)  # fading None: from alpha
     # ...while mid-fade it does matter (the test can fail)
-    assert not torch.allclose(G(z, level=2, alpha=torch.tensor(0.5)), G(z, level=2, alpha=1.0))
+    half = torch.tensor(0.5)
+    assert not torch.allclose(G(z, level=2, fading=True, alpha=half), G(z, level=2, fading=False))
+    with pytest.raises(TypeError, match="fading must be a bool"):
+        G(z, None, 2, 0.5)  # the old (z, labels, level, alpha) order is refused
 
 
 def test_stage_buffers_and_state_dict_names(nets):

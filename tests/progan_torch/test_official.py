@@ -41,7 +41,7 @@ def lod_of(level: int, alpha: float) -> float:
 def _alpha(alpha: float):
     return (
         1.0 if alpha == 1.0 else torch.tensor(alpha, dtype=torch.float64)
-    )  # the loop passes tensors mid-fade
+    )  # the trainer passes tensors mid-fade
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["fused", "unfused"])
@@ -79,7 +79,7 @@ def test_generator_matches_official(nets, level, alpha):
     rng = np.random.default_rng(level)
     z = rng.standard_normal((N, cfg.latent_dim))
     y = np.arange(N) % CLASSES
-    ours = G(torch.from_numpy(z), torch.from_numpy(y), level, _alpha(alpha)).numpy()
+    ours = G(torch.from_numpy(z), torch.from_numpy(y), level, alpha < 1, _alpha(alpha)).numpy()
     params = off.official_params(g_state, "G", MAX_RES, cfg.fused_scale)
     ref = off.G_paper(
         params, z, np.eye(CLASSES)[y], lod_of(level, alpha), MAX_RES, 24, 24,
@@ -100,7 +100,7 @@ def test_discriminator_matches_official(nets, level, alpha, group):
     res = 4 * 2**level
     x = np.random.default_rng(10 + level).uniform(-1, 1, (N, 3, res, res))
     xt = torch.from_numpy(x)
-    ours = D(fade_reals(xt, level, _alpha(alpha)), level, _alpha(alpha)).numpy()
+    ours = D(fade_reals(xt, level, _alpha(alpha)), level, alpha < 1, _alpha(alpha)).numpy()
     lod = lod_of(level, alpha)
     reals = off.process_reals(off.dataset_pyramid(x), lod, MAX_RES)
     params = off.official_params(d_state, "D", MAX_RES, cfg.fused_scale)
