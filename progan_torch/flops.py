@@ -52,9 +52,9 @@ def step_flops_per_image(
         labels = torch.zeros(BATCH, dtype=torch.long) if num_classes else None
     with FlopCounter() as count:
         with torch.no_grad():
-            fakes = G(z, labels, level, alpha)
-        loss, _ = d_loss(D, reals, fakes, labels, u, cfg, level, alpha)
+            fakes = G(z, labels, level, fading, alpha)
+        loss, _ = d_loss(D, reals, fakes, labels, u, cfg, level, fading, alpha)
         torch.autograd.grad(loss, [p for p in D.parameters() if p.requires_grad], allow_unused=True)
-        loss = g_loss(D, G(z, labels, level, alpha), labels, cfg, level, alpha)
+        loss = g_loss(D, G(z, labels, level, fading, alpha), labels, cfg, level, fading, alpha)
         torch.autograd.grad(loss, [p for p in G.parameters() if p.requires_grad], allow_unused=True)
     return count.total / BATCH

@@ -208,7 +208,7 @@ def collect_run(run: RunSpec, profile: Profile) -> dict[str, Any]:
     grids = sample_grids(run.run_dir, log, planned) if run.run_dir.exists() else []
     rec["grids"] = grids
     rec["final_grid"] = final_grid(grids)
-    rec["growth"] = growth_sequence(grids) if run.model.kind == "progan" else []
+    rec["growth"] = growth_sequence(grids) if run.model.kind in ("progan", "sn-progan") else []
     rec["extra_pngs"] = sorted(str(p) for p in (run.run_dir / "eval" / "final").glob("*.png"))
     rec["log"] = log  # for the loss plots; dropped from results.json
     return rec
