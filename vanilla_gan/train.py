@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = resolve(ns)
     if ns.dry_run:
         print(format_config(cfg))
-        print(dry_run_estimate(cfg))
+        # stdout stays one JSON document (scripts parse it); the estimate is for the reader
+        print(dry_run_estimate(cfg), file=sys.stderr)
         return 0
     run = RunDir(ns.resume or ns.out)
     source = open_source(

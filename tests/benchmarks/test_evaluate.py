@@ -177,7 +177,7 @@ def test_real_vs_real_halves_are_disjoint(tmp_path):
     res = json.loads(out.read_text())
     ref, smp = res["evaluation"]["reference"], res["evaluation"]["samples"]
     assert ref["part"] == "first half" and smp["part"] == "second half"
-    assert ref["count"] == smp["count"] == 10000 and smp["n"] == 5000
+    assert ref["count"] == smp["count"] == 128000 and smp["n"] == 64000
     assert 0 < res["swd_64_avg"] < 50
 
 
