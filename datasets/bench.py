@@ -34,6 +34,7 @@ import numpy as np
 from datasets.cache import FORMAT_VERSION, MANIFEST, PreparedDataset, array_file
 from gancore.errors import UserError, run_cli
 from gancore.hardware import describe, rss_anon_mb
+from gancore.helptext import HelpFormatter
 from gancore.io import atomic_write_json
 
 DEFAULT_COUNTS = {32: 20000, 64: 10000, 128: 4000, 256: 2000, 1024: 30000}
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m datasets.bench",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--res", default="32,256", help="resolutions to time (default: 32,256)")
     p.add_argument(
