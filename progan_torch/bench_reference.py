@@ -96,7 +96,7 @@ class Reference:
         custom_layers.EqualizedConvTranspose2d._output_padding = output_padding
         from pro_gan_pytorch.losses import WganGP
 
-        # The package sizes stages with a module-level nf(stage); the reference
+        # The package sizes stages with a module-level nf(stage); the compared
         # configuration is the same width everywhere.
         networks.nf = lambda stage, **_: channels
         depth = max_res.bit_length() - 1

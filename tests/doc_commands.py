@@ -2,8 +2,9 @@
 
 Commands come from every fenced ```` ```bash ```` (or ``sh`` / ``shell``) block of every
 Markdown file of the repository except generated reports (``benchmarks/results/``) and the
-changelog. A trailing ``\\`` joins lines; ``#`` starts a comment. Commands of one block run in
-order in one temporary folder (so a ``sample`` after a ``train`` finds its run), never in the
+changelog. A trailing ``\\`` joins lines; ``#`` starts a comment. The commands of one file run
+in order in one temporary folder, as a reader follows a README from top to bottom (a
+``sample`` after a ``train`` finds its run, an evaluation its samples), never in the
 repository.
 
 How a documented command is run (the rules, in order; :func:`plan`):
@@ -21,13 +22,13 @@ How a documented command is run (the rules, in order; :func:`plan`):
    multi-process launch itself is tested in ``tests/progan_torch/test_distributed.py``).
 7. ``python -m pytest ARGS`` only collects (``--collect-only``), from the repository root.
 8. Long commands get tiny sizes appended (``TINY``; argparse keeps the last value of a flag),
-   and some values are capped (``CAPS``): a training of a few dozen images at 8x8, a sample
-   of 16 images, a benchmark of one step. ``--resume`` gets a slightly larger ``--kimg``
-   than the tiny run it continues. Commands that need the separately installed reference
-   package run with ``--help``.
+   and some values are capped (``CAPS``): a training of a few dozen images up to 32x32 (the
+   size every metric takes), a sample of 64 images, a benchmark of one step.
+   ``--resume`` gets a slightly larger ``--kimg`` than the tiny run it continues. Commands
+   that need the separately installed reference package run with ``--help``.
 
 ``cheap`` commands (help, dry runs, listings, ``make -n``, preparing data sets) run in the
-default test run; the rest run in the ``slow`` test of their block.
+default test run; the rest run in the ``slow`` test of their file.
 """
 
 from __future__ import annotations
@@ -48,14 +49,14 @@ EXCLUDED = ("benchmarks/results/", "runs/", "reports/", ".venv/", "build/", "CHA
 PLACEHOLDERS = (
     r"\.\.\.",  # "--preset celebahq ..." or "ckpt-...kimg.pt"
     r"(?<![\w/])\[",  # "[--threads 1]": optional parts
-    r"\bRUN(_DIR)?/",  # RUN/samples.npz
+    r"\bRUN(_DIR)?\b",  # --run RUN_DIR, RUN/samples.npz
     r"(?<![\w.])/?path/to/",
     r"(?<![\w.])/data/",
     r"\bmy\.toml\b",
 )
 
 _TINY_PROGAN = (
-    "--max-res 8 --latent-dim 8 --fmap-base 16 --fmap-max 8 --default-batch 4 "
+    "--max-res 32 --latent-dim 8 --fmap-base 16 --fmap-max 8 --default-batch 4 "
     "--batch-sizes {} --lr-dict {}"
 )
 # Appended to long commands (argparse: the last value of a flag wins).
@@ -63,9 +64,9 @@ TINY: dict[str, str] = {
     "vanilla_gan.train": "--kimg 0.032 --width 8 --batch 16 --tick-kimg 0.016 "
     "--snapshot-kimg 0.016 --grid-size 4 --threads 1 --no-progress",
     "progan_torch.train": _TINY_PROGAN + " --stabilize-kimg 0.008 --fade-kimg 0.008 "
-    "--kimg 0.032 --tick-kimg 0.016 --snapshot-kimg 0.016 --grid-size 4 --threads 1 "
+    "--kimg 0.064 --tick-kimg 0.016 --snapshot-kimg 0.016 --grid-size 4 --threads 1 "
     "--no-progress",
-    "resume": "--kimg 0.048 --no-progress",
+    "resume": "--kimg 0.08 --no-progress",
     "vanilla_gan.bench": "--steps 1 --warmup 1 --width 8 --batch 8 --rounds 1 --threads 1",
     "progan_torch.bench": _TINY_PROGAN + " --steps 1 --warmup 1 --batch 4 --threads 1",
     "datasets.bench": "--res 32 --count 256 --seconds 0.2 --rounds 1 --no-memory-check",
@@ -77,9 +78,9 @@ TINY["progan_tf.train"] = TINY["progan_torch.train"]
 TINY["progan_tf.bench"] = TINY["progan_torch.bench"]
 # Values capped wherever the flag appears in these CLIs.
 CAPS: dict[str, dict[str, int]] = {
-    "vanilla_gan.sample": {"--n": 16},
-    "progan_torch.sample": {"--n": 8, "--interpolate": 4},
-    "progan_tf.sample": {"--n": 8, "--interpolate": 4},
+    "vanilla_gan.sample": {"--n": 64},  # 64: enough for every metric's smallest N
+    "progan_torch.sample": {"--n": 64, "--interpolate": 4},
+    "progan_tf.sample": {"--n": 64, "--interpolate": 4},
 }
 # CLIs that need something this project never installs (run with --help instead).
 HELP_ONLY = {"progan_torch.bench_reference": "needs the separately installed pro-gan-pth"}
@@ -252,6 +253,7 @@ def plan(cmd: DocCommand, python: str = sys.executable) -> Plan:
     sub = _subcommand(module, args)
     p.cli = (module, sub)
     if module == "pytest":
+        p.cli = None  # pytest's own flags, not one of this project's command lines
         p.cwd = ROOT
         p.argv = [python, "-m", "pytest", *args, "--collect-only", "-q", "-p", "no:cacheprovider"]
         return p

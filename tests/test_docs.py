@@ -3,10 +3,12 @@
 
 - ``test_doc_command_static``: each command names an existing CLI and only flags it knows,
   real-data paths exist, outputs go under ``runs/`` or ``reports/``;
-- ``test_doc_block_cheap``: the cheap commands of each block (help, dry runs, listings,
+- ``test_doc_file_cheap``: the cheap commands of each file (help, dry runs, listings,
   ``make -n``, preparing data sets) run, in order, in a temporary folder;
-- ``test_doc_block_full`` (``slow``): every command of each block runs, with tiny sizes;
-- ``test_cli_help_is_clean``: no reST markup, no "(default: None)", no internal references.
+- ``test_doc_file_full`` (``slow``): every command of each file runs, with tiny sizes;
+- ``test_cli_help_is_clean``: no reST markup, no "(default: None)", no internal references;
+- ``test_trainers_share_their_flags``: the run-control and loop flags the READMEs promise in
+  every trainer exist in each, with the same help text.
 
 A failure names the Markdown file and line, the command as documented, how it was run and
 the end of its output.
@@ -21,6 +23,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +43,9 @@ from tests.doc_commands import (
 
 BLOCKS = all_blocks()
 COMMANDS = [c for b in BLOCKS for c in b.commands]
+FILES: dict[str, list[Block]] = {}
+for _block in BLOCKS:
+    FILES.setdefault(_block.file, []).append(_block)
 TIMEOUT_S = 600
 
 
@@ -138,19 +144,23 @@ def execute(p: Plan, tmp: Path) -> None:
             pytest.fail(_failure(p.command, argv, tmp, r), pytrace=False)
 
 
-def run_block(block: Block, tmp: Path, cheap_only: bool) -> None:
+def run_file(blocks: list[Block], tmp: Path, cheap_only: bool) -> None:
+    """Every command of one Markdown file, in order, in one folder (a reader follows a README
+    from top to bottom: a sample after a train finds its run, an evaluation its samples)."""
     ran = 0
-    for cmd in block.commands:
+    for cmd in [c for b in blocks for c in b.commands]:
         p = plan(cmd)
         if p.skip or p.template or p.argv is None or (cheap_only and not p.cheap):
             continue
         if _is_plain_help(p):
             help_text(*p.cli)
         else:
+            t0 = time.perf_counter()
             execute(p, tmp)
+            print(f"{time.perf_counter() - t0:6.1f} s  {cmd.where}  {cmd.text}")
         ran += 1
     if ran == 0:
-        pytest.skip("nothing in this block runs in this mode")
+        pytest.skip("nothing in this file runs in this mode")
 
 
 # ---------------------------------------------------------------- the rules, known answers
@@ -176,9 +186,9 @@ def test_plan_rules_known_answers():
 
     p = doc("python -m progan_torch.train --preset quick --kimg 160 --out runs/pg")
     assert p.argv[:6] == ["PY", "-m", "progan_torch.train", "--preset", "quick", "--kimg"]
-    assert p.argv[p.argv.index("--max-res") + 1] == "8" and not p.cheap
+    assert p.argv[p.argv.index("--max-res") + 1] == "32" and not p.cheap
     assert "--dry-run" in doc("torchrun --nproc_per_node 2 -m progan_torch.train --out r").argv
-    assert doc("python -m vanilla_gan.sample --run r --n 10000 --out r/s.npz").argv[6] == "16"
+    assert doc("python -m vanilla_gan.sample --run r --n 10000 --out r/s.npz").argv[6] == "64"
     assert doc("python -m progan_torch.train --preset celebahq ...").template
     assert doc("python -m x --run RUN/samples.npz").template
     assert not doc("python -m datasets prepare stacked-digits").template
@@ -231,18 +241,50 @@ def test_doc_command_static(cmd: DocCommand):
         pytest.fail(f"{cmd.where}: `{cmd.text}`:\n  " + "\n  ".join(problems), pytrace=False)
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
-def test_doc_block_cheap(block: Block, tmp_path: Path):
-    run_block(block, tmp_path, cheap_only=True)
+@pytest.mark.parametrize("file", FILES)
+def test_doc_file_cheap(file: str, tmp_path: Path):
+    run_file(FILES[file], tmp_path, cheap_only=True)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
-def test_doc_block_full(block: Block, tmp_path: Path):
-    run_block(block, tmp_path, cheap_only=False)
+@pytest.mark.parametrize("file", FILES)
+def test_doc_file_full(file: str, tmp_path: Path):
+    run_file(FILES[file], tmp_path, cheap_only=False)
 
 
 # ---------------------------------------------------------------------------- --help texts
+
+TRAINERS = ("vanilla_gan.train", "progan_torch.train", "progan_tf.train")
+
+
+def test_trainers_share_their_flags():
+    """The READMEs promise the same run-control and loop flags, with the same meaning, in
+    every trainer: each has them all, and each flag's help (without its default) is the same."""
+    from gancore.train.cli import LOOP_FLAGS, RUN_FLAGS
+    from progan_common.cli import build_train_parser
+    from vanilla_gan.train import parser as vanilla_parser
+
+    for module in TRAINERS:
+        text = help_text(module, None)
+        missing = [f for f in RUN_FLAGS + LOOP_FLAGS if not re.search(rf"(?<![\w-]){f}\b", text)]
+        assert not missing, f"python -m {module} lacks {missing}"
+
+    def helps(parser) -> dict[str, str]:
+        return {
+            a.option_strings[0]: re.sub(
+                r"\s*\(default[:, ][^()]*(\([^()]*\)[^()]*)*\)$", "", a.help
+            )
+            for a in parser._actions
+            if a.option_strings
+        }
+
+    vanilla, progan = helps(vanilla_parser()), helps(build_train_parser("p", ""))
+    differ = [
+        f"{f}:\n    vanilla_gan: {vanilla[f]}\n    progan:      {progan[f]}"
+        for f in RUN_FLAGS + LOOP_FLAGS
+        if f not in ("--preset", "--resume") and vanilla[f] != progan[f]  # those list their own
+    ]
+    assert not differ, "the same flag means different things:\n  " + "\n  ".join(differ)
 
 
 def _cli_modules() -> list[str]:

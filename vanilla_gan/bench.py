@@ -13,8 +13,8 @@ the same step without XLA. ``--frameworks torch,tf,torch-ref`` adds a pytorch/ex
 networks (``_ReferenceTrainer``), so the comparison with that example is made on the
 same machine under the same load.
 
-Reference (team brief): pytorch/examples' DCGAN, ngf = ndf = 64, batch 64, trains
-at about 390 images/s at 32x32 and 73 at 64x64 on the 2-core development machine.
+The reference is pytorch/examples' DCGAN (ngf = ndf = 64, batch 64); compare the ratios
+measured in one session, never absolute figures from another machine.
 """
 
 from __future__ import annotations
