@@ -15,7 +15,8 @@ from typing import Any
 
 from benchmarks.profiles import PROGRESSIVE, ModelSpec, Profile
 
-# Trainer / sampler modules per (kind, framework); the CLIs' flags are the team contract.
+# Trainer / sampler modules per (kind, framework); the harness relies on their
+# shared flags (gancore.train.cli.RUN_FLAGS / LOOP_FLAGS).
 TRAIN_MODULES = {
     "dcgan": "vanilla_gan.train",
     "sndcgan": "vanilla_gan.train",

@@ -52,6 +52,7 @@ from gancore.config import (
 )
 from gancore.errors import UserError, run_cli
 from gancore.hardware import describe
+from gancore.helptext import DefaultsHelpFormatter
 from gancore.io import atomic_write_json
 
 SELECTION = "numpy.random.default_rng([0, 5]).permutation(count); first n"
@@ -368,17 +369,23 @@ def check_writable_dir(flag: str, value: str, shown: Path | None = None) -> None
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.evaluate",
-        description="Score exported samples (samples.npz) or a real split against a data set. "
-        "`python -m benchmarks.evaluate list` lists the metrics.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Score exported samples (samples.npz) or a real split against a data set.\n"
+        "python -m benchmarks.evaluate list lists the metrics and the keys each one writes.",
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument(
         "--samples",
         help="samples.npz from a model's sample CLI, or dataset:NAME:SPLIT "
         "for a real-vs-real floor (same NAME and SPLIT as the reference: disjoint halves)",
     )
-    p.add_argument("--dataset", help="reference data set name (as in `python -m datasets`)")
-    p.add_argument("--data-root", default=None, help="where the data set's source files are")
+    p.add_argument(
+        "--dataset", help="reference data set name, as python -m datasets prepare takes it"
+    )
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="where the data set's source files are (not needed for the built-in digits sets)",
+    )
     p.add_argument("--split", default="train", help="reference split")
     p.add_argument(
         "--real-vs-real",
@@ -389,15 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-b", default="test", help="'samples' split in --real-vs-real")
     p.add_argument("--res", type=int, default=32, help="resolution of real 'samples' (dataset:...)")
     p.add_argument(
-        "--max-samples", type=int, default=None, help="use only the first N samples (N >= 1)"
+        "--max-samples",
+        type=int,
+        default=None,
+        help="use only the first N samples (default: all of them)",
     )
     p.add_argument("--metrics", default="all", help="comma-separated metric names, or all")
     p.add_argument("--out", help="result JSON (written atomically); printed when omitted")
     p.add_argument(
         "--cache-dir",
         default=None,
-        help="cache root (default $GANBENCH_CACHE or "
-        "~/.cache/ganbench); reference features go under metrics/",
+        help="cache root; reference features go under metrics/ (default: $GANBENCH_CACHE, else "
+        "~/.cache/ganbench)",
     )
     p.add_argument("--no-cache", action="store_true", help="recompute reference statistics")
     p.add_argument(
@@ -466,6 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:  # e.g. the disk filled up during the evaluation
             raise UserError(f"cannot write --out {ns.out}: {exc}; choose another path.") from exc
         print(f"wrote {ns.out}", file=sys.stderr)
+        for proto in result.get("protocol", {}).values():  # artefacts such as the birthday PNG
+            for key, value in proto.items() if isinstance(proto, dict) else ():
+                if key.endswith("_png") and value:
+                    print(f"wrote {value}", file=sys.stderr)
     else:
         import json
 

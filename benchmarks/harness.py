@@ -21,6 +21,7 @@ from benchmarks.commands import COMMANDS
 from benchmarks.profiles import list_profiles, load_profile, profile_to_dict
 from benchmarks.runner import HarnessInterrupted, Runner, describe_exit, eval_points, plan
 from gancore.errors import UserError, run_cli
+from gancore.helptext import HelpFormatter
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.harness",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train, evaluate and report a profile's grid (resumable)")

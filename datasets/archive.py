@@ -52,20 +52,6 @@ def open_tar(archive: Path) -> tarfile.TarFile:
         ) from exc
 
 
-def list_members(archive: Path) -> list[str]:
-    """Regular-file member names; refuses the archive on any unsafe name."""
-    names = []
-    with open_tar(archive) as tar:
-        try:
-            for m in tar:
-                check_member_name(archive, m.name)
-                if m.isfile():
-                    names.append(m.name)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise UserError(f"{archive} is truncated or corrupt ({exc}); re-download it.") from exc
-    return names
-
-
 def extract_members(archive: Path, dest: Path, select: Callable[[str], bool]) -> list[str]:
     """Extract the regular files for which ``select(name)`` is true; return their names.
 

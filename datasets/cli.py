@@ -12,6 +12,7 @@ from datasets.integrity import damaged
 from datasets.prepare import plan_prepare, prepare_report
 from datasets.sources import NAMES
 from gancore.errors import UserError, run_cli
+from gancore.helptext import HelpFormatter
 
 EPILOG = """data sets:
   cifar10, cifar10-cars, cifar10:CLASS,CLASS   CIFAR-10 (official python tarball, its extracted
@@ -83,14 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m datasets",
         description="Prepare a data set into the cache, or show a prepared data set's manifest.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
         "prepare",
         help="prepare a data set into the cache (instant when cached)",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("name", help=f"data set name: {', '.join(NAMES)}")
     _add_source_args(p)
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         "info",
         help="print the manifest of a prepared data set",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     i.add_argument(
         "target",

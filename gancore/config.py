@@ -14,7 +14,8 @@ Pattern used by every trainer::
     cfg = build_config(TrainConfig, PRESETS, ns.preset, overrides_from_namespace(ns, TrainConfig))
 
 Flags default to "not given" (``argparse.SUPPRESS``) so a preset supplies the
-value unless the user overrides it; ``--help`` still shows the dataclass default.
+value unless the user overrides it; ``--help`` shows the value an omitted flag gets
+(the dataclass default, or the preset applied when none is named) and what other presets set.
 Booleans are ``--flag / --no-flag`` pairs (never ``type=bool``).
 """
 
@@ -71,13 +72,75 @@ def _parser_for(tp: Any, name: str):
     return parse
 
 
+def show_value(value: Any) -> str:
+    """A config value as ``--help`` and preset summaries show it (what one would type)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{show_value(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list | tuple):
+        return ",".join(show_value(v) for v in value) or "none"
+    return str(value)
+
+
+def preset_flags(values: dict[str, Any]) -> str:
+    """What a preset sets, as the flags that would set it: ``--max-res 32 --no-mirror ...``."""
+    out = []
+    for name, value in values.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(flag if value else "--no-" + flag[2:])
+        else:
+            out.append(f"{flag} {show_value(value)}")
+    return " ".join(out)
+
+
+def default_note(
+    name: str,
+    default: Any,
+    defaults: tuple[str, dict[str, Any]] | None = None,
+    alternatives: dict[str, dict[str, Any]] | None = None,
+) -> str | None:
+    """ "default: X" for field ``name``, honest about presets.
+
+    ``defaults`` = (label, values) applied when the user names no preset: where it sets the
+    field, its value is the default ("160, from the quick preset"). ``alternatives`` =
+    {label: values} of the other presets: those that set the field to something else are
+    listed ("cifar10: 20000"). None when there is nothing useful to say (a None default: the
+    help text says in words what an omitted flag means).
+    """
+    shown = default
+    text = ""
+    if defaults and name in defaults[1]:
+        shown = defaults[1][name]
+        text = f", from {defaults[0]}"
+    if shown is None:
+        return None
+    others = [
+        f"{label}: {show_value(values[name])}"
+        for label, values in (alternatives or {}).items()
+        if name in values and values[name] != shown
+    ]
+    text = f"default: {show_value(shown)}{text}"
+    return text + (f"; {', '.join(others)}" if others else "")
+
+
 def add_dataclass_arguments(
     parser: argparse.ArgumentParser,
     cls: type,
     exclude: tuple[str, ...] = (),
     group_title: str | None = None,
+    defaults: tuple[str, dict[str, Any]] | None = None,
+    alternatives: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Add one flag per dataclass field, with help text from ``field(metadata={"help": ...})``."""
+    """Add one flag per dataclass field, with help text from ``field(metadata={"help": ...})``.
+
+    Each help ends with the value used when the flag is omitted (see :func:`default_note`:
+    ``defaults`` is the preset applied when none is named, ``alternatives`` the presets a
+    user may name), unless the help already says it ("(default ...").
+    """
     hints = typing.get_type_hints(cls)
     target = parser.add_argument_group(group_title) if group_title else parser
     for f in dataclasses.fields(cls):
@@ -92,7 +155,9 @@ def add_dataclass_arguments(
             )
         )
         help_text = f.metadata.get("help", "")
-        help_text = f"{help_text} (default: {default!r})" if help_text else f"default: {default!r}"
+        note = default_note(f.name, default, defaults, alternatives)
+        if note and "(default" not in help_text:
+            help_text = f"{help_text} ({note})" if help_text else note
         help_text = help_text.replace("%", "%%")
         if f.metadata.get("hidden"):
             help_text = argparse.SUPPRESS

@@ -3,7 +3,7 @@
 ::
 
     python -m progan_torch.bench --preset cifar10 --steps 8
-    python -m progan_tf.bench --preset cifar10 --steps 6 --json bench-tf.json
+    python -m progan_tf.bench --preset cifar10 --steps 6 --json runs/bench-tf.json
 
 Each row sets the trainer to a stage (stabilising: alpha 1; fading: alpha 0.5), runs
 ``--warmup`` untimed steps (tracing, compilation, allocator warm-up) and then ``--steps`` timed
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from gancore.config import add_dataclass_arguments, build_config, overrides_from_namespace
 from gancore.errors import UserError
 from gancore.hardware import describe
+from gancore.helptext import HelpFormatter
 from gancore.io import atomic_write_json
 from gancore.latents import RandomSource, step_randoms
 from gancore.train.protocol import Trainer
@@ -31,26 +32,45 @@ from progan_common.config import PRESETS, ProGANConfig
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument(
+        "--preset",
+        default="cifar10",
+        choices=sorted(PRESETS),
+        help="named settings; flags given override them (default: cifar10, the configuration "
+        "of the speed tables in the READMEs)",
     )
-    p.add_argument("--preset", default="cifar10", choices=sorted(PRESETS), help="named settings")
-    p.add_argument("--res", default=None, help="comma list of resolutions (default 4..max-res)")
+    p.add_argument(
+        "--res",
+        default=None,
+        help="comma list of resolutions (default: every one from 4 to --max-res)",
+    )
     p.add_argument(
         "--batch",
         type=int,
         default=None,
         help="minibatch for every resolution (default: the schedule's)",
     )
-    p.add_argument("--steps", type=int, default=20, help="timed steps per row")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per row (default: 20)")
     p.add_argument(
-        "--warmup", type=int, default=3, help="untimed steps per row (tracing, compilation)"
+        "--warmup",
+        type=int,
+        default=3,
+        help="untimed steps per row: tracing, compilation (default: 3)",
     )
-    p.add_argument("--phases", default="stabilize,fade", help="which phases to time")
+    p.add_argument(
+        "--phases", default="stabilize,fade", help="which phases to time (default: stabilize,fade)"
+    )
     p.add_argument(
         "--json", default=None, help="also write the rows (and the machine) to this file"
     )
-    add_dataclass_arguments(p, ProGANConfig, group_title="ProGAN configuration")
+    add_dataclass_arguments(
+        p,
+        ProGANConfig,
+        group_title="ProGAN configuration",
+        defaults=("the cifar10 preset", PRESETS["cifar10"]),
+        alternatives={f"--preset {n}": v for n, v in PRESETS.items() if n != "cifar10"},
+    )
     return p
 
 

@@ -8,12 +8,15 @@ minibatch over devices). The ``sample`` CLIs share their arguments here too.
 from __future__ import annotations
 
 import argparse
+import sys
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
 
-from gancore.config import add_dataclass_arguments, config_to_dict, format_config
+from gancore.config import add_dataclass_arguments, config_to_dict, format_config, preset_flags
 from gancore.hardware import describe
+from gancore.helptext import HelpFormatter
 from gancore.latents import latents_for, step_randoms
 from gancore.rundir import RunDir
 from gancore.train.cli import add_run_arguments, check_run_arguments, resolve_config
@@ -22,29 +25,60 @@ from gancore.train.schema import RunInfo
 from gancore.train.session import open_source, read_run
 from progan_common.config import PRESETS, ProGANConfig
 
+# A new run without --preset gets small networks a CPU trains in minutes, not the paper's
+# 512-channel, 12,000-kimg model; the paper presets are always named explicitly.
+DEFAULT_PRESET = "quick"
+
 
 def build_train_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog,
+        description=description,
+        formatter_class=HelpFormatter,
+        epilog=presets_epilog(DEFAULT_PRESET),
     )
     add_run_arguments(
         p,
         PRESETS,
-        "named settings (flags override them): "
-        + "; ".join(f"{name}: {preset_summary(values)}" for name, values in PRESETS.items()),
+        f"named settings, listed at the end with everything each one sets; flags given "
+        f"override them (default: {DEFAULT_PRESET}, small networks for a CPU; the paper's "
+        "settings are celebahq, celebahq-1gpu and cifar10)",
+        ProGANConfig,
     )
     p.add_argument(
         "--random-data",
         action="store_true",
         help="train on deterministic random images instead of --dataset (smoke tests)",
     )
-    add_dataclass_arguments(p, ProGANConfig, group_title="ProGAN configuration")
+    add_preset_config_arguments(p, DEFAULT_PRESET)
     return p
 
 
-def preset_summary(values: dict) -> str:
-    keys = ("max_res", "latent_dim", "fmap_max", "stabilize_kimg", "fade_kimg", "kimg")
-    return ", ".join(f"{k}={values[k]}" for k in keys if k in values)
+def add_preset_config_arguments(p: argparse.ArgumentParser, default_preset: str) -> None:
+    """Every ProGANConfig field as a flag; its help gives the value ``default_preset`` leaves
+    it at and what the other presets set."""
+    add_dataclass_arguments(
+        p,
+        ProGANConfig,
+        group_title="ProGAN configuration",
+        defaults=(f"the {default_preset} preset", PRESETS[default_preset]),
+        alternatives={f"--preset {n}": v for n, v in PRESETS.items() if n != default_preset},
+    )
+
+
+def presets_epilog(default_preset: str) -> str:
+    lines = [f"presets (without --preset: {default_preset}):"]
+    for name, values in PRESETS.items():
+        lines.append(
+            textwrap.fill(
+                preset_flags(values),
+                width=88,
+                initial_indent=f"  {name:<14} ",
+                subsequent_indent=" " * 17,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(lines)
 
 
 @dataclass
@@ -68,6 +102,13 @@ def plan_training(args: argparse.Namespace, framework: str, entry_point: str) ->
     if args.resume:
         info, _ = read_run(args.resume, (entry_point,))
         args.random_data = args.random_data or info.random_data
+    elif args.preset is None:
+        args.preset = DEFAULT_PRESET
+        print(
+            f"no --preset given: using {DEFAULT_PRESET!r} (small networks for a CPU); the "
+            "paper's settings are --preset celebahq, celebahq-1gpu or cifar10",
+            file=sys.stderr,
+        )
     cfg = with_compute_budget(resolve_config(ProGANConfig, PRESETS, args))
     if args.dry_run:
         print(format_config(cfg))
@@ -175,27 +216,38 @@ def sample_parser(
     prog: str, description: str | None, checkpoint_help: str
 ) -> argparse.ArgumentParser:
     """The ``sample`` CLI's arguments (identical in both frameworks)."""
-    p = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
+    p.add_argument(
+        "--run", required=True, metavar="RUN_DIR", help="the run directory a train CLI wrote"
     )
-    p.add_argument("--run", required=True, help="run directory (uses checkpoints/latest.json)")
     p.add_argument("--checkpoint", default=None, help=checkpoint_help)
     p.add_argument(
         "--n", type=int, required=True, help="images to export (rows with --interpolate)"
     )
-    p.add_argument("--seed", type=int, default=0, help="latent seed S (image i uses rng([S, i]))")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="latent seed S: image i uses rng([S, i]), in any N and either framework (default: 0)",
+    )
     p.add_argument(
         "--out",
         required=True,
-        help="output .npz (a .png grid is written beside it with --interpolate)",
+        help="the .npz to write, e.g. RUN_DIR/samples.npz; with --interpolate a .png grid of "
+        "the same name is written beside it",
     )
-    p.add_argument("--batch", type=int, default=64, help="generator minibatch")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--batch", type=int, default=64, help="generator minibatch (default: 64)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (a GPU when one is visible), cpu, cuda or cuda:N (default: auto)",
+    )
     p.add_argument(
         "--interpolate",
         type=int,
         default=0,
         metavar="STEPS",
-        help="write a latent-interpolation grid: --n rows of STEPS images (slerp)",
+        help="instead of samples, a latent-interpolation grid: --n rows of STEPS images "
+        "(spherical interpolation between two latents per row)",
     )
     return p

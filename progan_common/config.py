@@ -26,14 +26,26 @@ def _h(text: str, **extra) -> dict:
 class ProGANConfig:
     # ------------------------------------------------------------------ data
     dataset: str = field(
-        default="stacked-digits", metadata=_h("data set name (see `python -m datasets --help`)")
+        default="stacked-digits",
+        metadata=_h(
+            "data set name, as python -m datasets prepare takes it (stacked-digits is built in; "
+            "cifar10, cifar10-cars, mnist, stacked-mnist, celeba, celebahq and folder:PATH read "
+            "--data-root)"
+        ),
     )
     data_root: str | None = field(
-        default=None, metadata=_h("where the data set's source files are")
+        default=None,
+        metadata=_h(
+            "where the data set's source files are: a folder, archive or file (e.g. "
+            "../shared/data/cifar10-jpg.tar.gz); when omitted, the built-in sets need none and "
+            "downloadable ones are fetched into the cache"
+        ),
     )
     cache_dir: str | None = field(
         default=None,
-        metadata=_h("prepared-data cache (default $GANBENCH_CACHE or ~/.cache/ganbench)"),
+        metadata=_h(
+            "folder of prepared data sets (default: $GANBENCH_CACHE, else ~/.cache/ganbench)"
+        ),
     )
     split: str = field(
         default="train", metadata=_h("data split to train on", choices=["train", "test"])
@@ -45,7 +57,7 @@ class ProGANConfig:
     )
     mirror: bool = field(
         default=False,
-        metadata=_h("random horizontal flips of reals (paper: on for CelebA-HQ, off for CIFAR-10)"),
+        metadata=_h("random horizontal flips of the real images"),
     )
     conditional: bool = field(
         default=False,
@@ -232,25 +244,27 @@ class ProGANConfig:
         default=16, metadata=_h("minibatch size where batch-sizes has no entry (paper 16)")
     )
     kimg: float = field(
-        default=12000.0, metadata=_h("total training length in thousands of images shown")
+        default=12000.0, metadata=_h("total training length in thousands of real images shown to D")
     )
     # --------------------------------------------------------------- runtime
     seed: int = field(default=0, metadata=_h("seed for weights, latents and data order"))
-    device: str = field(default="auto", metadata=_h("auto, cpu, cuda or cuda:N"))
+    device: str = field(
+        default="auto", metadata=_h("auto (a GPU when one is visible), cpu, cuda or cuda:N")
+    )
     amp: str = field(
         default="off",
         metadata=_h(
-            "mixed precision: off (fp32, the official default), bf16 (convolutions in bfloat16; "
-            "reals, penalty, losses, optimiser in fp32), auto (bf16 where the device has native "
-            "bf16: CUDA, or a CPU with AVX512-BF16/AMX)",
+            "mixed precision: off (fp32, as the papers), bf16 (convolutions in bfloat16; reals, "
+            "losses and the optimiser in fp32), auto (bf16 where the device has native bf16: "
+            "CUDA, or a CPU with AVX512-BF16/AMX)",
             choices=["off", "bf16", "auto"],
         ),
     )
     threads: int = field(
         default=0,
         metadata=_h(
-            "CPU threads for the framework's ops (0: all cores). On a shared or loaded CPU, "
-            "fewer can be several times faster than oversubscribing"
+            "CPU threads for the framework's ops (0: the framework's default, all cores); on a "
+            "shared or loaded CPU, fewer can be several times faster than oversubscribing"
         ),
     )
     tensorboard: bool = field(
@@ -265,7 +279,8 @@ class ProGANConfig:
         default=20.0, metadata=_h("thousands of images between log lines and sample grids")
     )
     snapshot_kimg: float = field(
-        default=200.0, metadata=_h("thousands of images between checkpoints")
+        default=200.0,
+        metadata=_h("thousands of images between checkpoints (one is always written at the end)"),
     )
     keep_checkpoints: int = field(
         default=3, metadata=_h("how many checkpoints to keep (0 keeps all)")
@@ -283,14 +298,15 @@ class ProGANConfig:
         default=None,
         metadata={
             "help": "wall-clock budget: end the run (final checkpoint and grids) once its "
-            "training time over all sessions reaches this many minutes, even before --kimg"
+            "training time over all sessions reaches this many minutes, even before --kimg "
+            "(default: no limit)"
         },
     )
     max_bad_steps: int = field(
         default=20,
         metadata=_h(
-            "consecutive skipped steps (non-finite or exploding loss; skipped as the official "
-            "code does) before the run stops as diverged"
+            "consecutive skipped steps (a non-finite or exploding loss, skipped as the official "
+            "ProGAN code does) before the run stops as diverged (exit status 3)"
         ),
     )
     max_abs_loss: float = field(

@@ -40,6 +40,7 @@ if __package__ in (None, ""):
 import numpy as np
 
 from gancore.errors import UserError, run_cli
+from gancore.helptext import HelpFormatter
 
 
 def _to_keras(name: str, array: np.ndarray) -> np.ndarray:
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m progan_tf.convert",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     for name, src, dst in (

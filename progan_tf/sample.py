@@ -2,8 +2,8 @@
 
 ::
 
-    python -m progan_tf.sample --run RUN_DIR --n 10000 --seed 0 --out samples.npz
-    python -m progan_tf.sample --run RUN_DIR --interpolate 9 --n 6 --seed 1 --out interp.npz
+    python -m progan_tf.sample --run RUN_DIR --n 10000 --seed 0 --out RUN_DIR/samples.npz
+    python -m progan_tf.sample --run RUN_DIR --interpolate 9 --n 6 --seed 1 --out RUN_DIR/interp.npz
 
 Same flags, latents and output as ``progan_torch.sample``: the EMA generator (G when
 the run had --no-ema) at the checkpoint's level and alpha; image ``i`` of ``--seed S``
@@ -83,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
 
     images = generate(G, z, labels, level, alpha, args.batch)
     save_samples(args.out, images, args.seed * SEED_STRIDE + ids, meta)
-    if args.interpolate:
-        save_grid(Path(args.out).with_suffix(".png"), images, ncol=args.interpolate)
     print(f"wrote {len(images)} images ({images.shape[1]}x{images.shape[2]}) to {args.out}")
+    if args.interpolate:
+        grid = Path(args.out).with_suffix(".png")
+        save_grid(grid, images, ncol=args.interpolate)
+        print(f"wrote the interpolation grid ({args.n} rows of {args.interpolate}) to {grid}")
     return 0
 
 

@@ -5,13 +5,13 @@
     pip install --no-deps --target /tmp/refpkg/site pro-gan-pth==3.4
     PYTHONPATH=/tmp/refpkg/site python -m progan_torch.bench_reference --res 4,8,16,32 --steps 8
 
-The issue's speed target is stated against "the best-known public PyTorch ProGAN" at
-128 channels everywhere, latent 128, batch 16, WGAN-GP. Absolute figures depend on the
-machine and on what else runs on it, so this script times that package's own training
-step (``ProGAN.optimize_discriminator``, its EMA update, ``ProGAN.optimize_generator``,
-one D and one G step per minibatch: ``batch_repeats=1``) and ours
-(``progan_torch.training.StepRunner.train_step``) on the same random data, interleaved
-row by row in one process, and prints both with their ratio.
+The comparison is with the best-known public PyTorch ProGAN at 128 channels everywhere,
+latent 128, batch 16, WGAN-GP. Absolute figures depend on the machine and on what else runs
+on it, so this script times that package's own training step
+(``ProGAN.optimize_discriminator``, its EMA update, ``ProGAN.optimize_generator``, one D and
+one G step per minibatch: ``batch_repeats=1``) and ours
+(``progan_torch.training.ProGANTrainer.step``) on the same random data, interleaved row by
+row in one process, and prints both with their ratio.
 
 The package is not a dependency of this project and is never installed by the Makefile:
 it pins torch 1.10 in its requirements, so install it without dependencies into a
@@ -32,6 +32,7 @@ import torch
 
 from gancore.errors import UserError, run_cli
 from gancore.hardware import describe
+from gancore.helptext import HelpFormatter
 from gancore.io import atomic_write_json
 
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m progan_torch.bench_reference",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--res", default="4,8,16,32", help="comma list of resolutions to time")
     p.add_argument("--max-res", type=int, default=32, help="resolution both networks are built for")
@@ -95,7 +96,7 @@ class Reference:
         custom_layers.EqualizedConvTranspose2d._output_padding = output_padding
         from pro_gan_pytorch.losses import WganGP
 
-        # The package sizes stages with a module-level nf(stage); the reference
+        # The package sizes stages with a module-level nf(stage); the compared
         # configuration is the same width everywhere.
         networks.nf = lambda stage, **_: channels
         depth = max_res.bit_length() - 1

@@ -2,8 +2,8 @@
 
 ::
 
-    python -m progan_torch.sample --run RUN_DIR --n 10000 --seed 0 --out samples.npz
-    python -m progan_torch.sample --run RUN_DIR --interpolate 9 --n 6 --seed 1 --out interp.npz
+    python -m progan_torch.sample --run RUN_DIR --n 10000 --seed 0 --out RUN_DIR/samples.npz
+    python -m progan_torch.sample --run RUN_DIR --interpolate 9 --n 6 --seed 1 --out RUN_DIR/interp.npz
 
 Uses the EMA generator (G when the run had --no-ema) at the checkpoint's level and
 alpha. Image ``i`` of ``--seed S`` uses the latent
@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # `python sample.py` from inside progan_torch/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-import torch
 
 from gancore.errors import UserError, run_cli
 from gancore.grid import save_grid
@@ -32,15 +32,21 @@ from gancore.latents import (
     export_latents,
 )
 from gancore.samples import save_samples
-from gancore.torch_utils import resolve_device
-from gancore.train.session import checkpoint_for_sampling
 from progan_common.cli import sample_parser
-from progan_torch.checkpoint import config_of, load_checkpoint
-from progan_torch.networks import Generator
-from progan_torch.training import generate
+
+if TYPE_CHECKING:
+    import torch
+
+    from progan_torch.networks import Generator
+
+# torch and the networks are imported where they are used, so that --help answers at once.
 
 
 def load_sampler(run: str, checkpoint: str | None, device: torch.device) -> tuple[Generator, dict]:
+    from gancore.train.session import checkpoint_for_sampling
+    from progan_torch.checkpoint import config_of, load_checkpoint
+    from progan_torch.networks import Generator
+
     ckpt = load_checkpoint(
         checkpoint_for_sampling(run, checkpoint, ("progan_torch.train",)), device
     )
@@ -61,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     output_file(args.out)
     if args.n < 1 or args.batch < 1:
         raise UserError("--n and --batch must be positive")
+    from gancore.torch_utils import resolve_device
+    from progan_torch.training import generate
+
     device = resolve_device(args.device)
     G, ckpt = load_sampler(args.run, args.checkpoint, device)
     level, alpha = int(G.level), float(G.alpha)
@@ -80,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     labels = (ids % G.num_classes).astype(np.int64) if G.num_classes else None
     images = generate(G, z, labels, level, alpha, args.batch, device)
     save_samples(args.out, images, args.seed * SEED_STRIDE + ids, meta)
-    if args.interpolate:
-        save_grid(Path(args.out).with_suffix(".png"), images, ncol=args.interpolate)
     print(f"wrote {len(images)} images ({images.shape[1]}x{images.shape[2]}) to {args.out}")
+    if args.interpolate:
+        grid = Path(args.out).with_suffix(".png")
+        save_grid(grid, images, ncol=args.interpolate)
+        print(f"wrote the interpolation grid ({args.n} rows of {args.interpolate}) to {grid}")
     return 0
 
 

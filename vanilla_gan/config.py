@@ -57,22 +57,32 @@ class TrainConfig:
     dataset: str = field(
         default="stacked-digits",
         metadata={
-            "help": "data set name understood by datasets.prepare (e.g. cifar10, cifar10-cars, "
-            "stacked-mnist, celeba, folder:PATH)"
+            "help": "data set name, as python -m datasets prepare takes it (stacked-digits is built in; "
+            "cifar10, cifar10-cars, mnist, stacked-mnist, celeba, celebahq and folder:PATH read "
+            "--data-root)"
         },
     )
     data_root: str | None = field(
         default=None,
         metadata={
-            "help": "folder holding the raw data set files (None: the data set's default lookup)"
+            "help": "where the data set's source files are: a folder, archive or file (e.g. "
+            "../shared/data/cifar10-jpg.tar.gz); when omitted, the built-in sets need none and "
+            "downloadable ones are fetched into the cache"
         },
     )
     cache_dir: str | None = field(
         default=None,
-        metadata={"help": "prepared-data cache (None: $GANBENCH_CACHE or ~/.cache/ganbench)"},
+        metadata={
+            "help": "folder of prepared data sets (default: $GANBENCH_CACHE, else ~/.cache/ganbench)"
+        },
     )
-    res: int = field(default=32, metadata={"help": "output resolution (power of two, 32..128)"})
-    mirror: bool = field(default=False, metadata={"help": "random horizontal flips of real images"})
+    res: int = field(
+        default=32,
+        metadata={"help": "output resolution: a power of two from 16 to 256"},
+    )
+    mirror: bool = field(
+        default=False, metadata={"help": "random horizontal flips of the real images"}
+    )
     # --- architecture --------------------------------------------------------
     width: int = field(
         default=64,
@@ -115,17 +125,22 @@ class TrainConfig:
     # --- schedule ------------------------------------------------------------
     batch: int = field(default=64, metadata={"help": "minibatch size"})
     kimg: float = field(
-        default=1000.0, metadata={"help": "training length in thousands of real images shown to D"}
+        default=1000.0,
+        metadata={"help": "total training length in thousands of real images shown to D"},
     )
-    seed: int = field(default=0, metadata={"help": "seed of weights, latents and data order"})
+    seed: int = field(default=0, metadata={"help": "seed for weights, latents and data order"})
     tick_kimg: float = field(
-        default=4.0, metadata={"help": "log.jsonl record every this many kimg"}
+        default=4.0, metadata={"help": "thousands of images between log lines and sample grids"}
     )
     snapshot_kimg: float = field(
         default=50.0,
-        metadata={"help": "checkpoint + sample grid every this many kimg (and always at the end)"},
+        metadata={
+            "help": "thousands of images between checkpoints (one is always written at the end)"
+        },
     )
-    keep_checkpoints: int = field(default=3, metadata={"help": "checkpoints kept (0 keeps all)"})
+    keep_checkpoints: int = field(
+        default=3, metadata={"help": "how many checkpoints to keep (0 keeps all)"}
+    )
     grid_size: int = field(default=64, metadata={"help": "images in the fixed-latent sample grids"})
     # --- execution -----------------------------------------------------------
     device: str = field(
@@ -137,15 +152,16 @@ class TrainConfig:
     threads: int = field(
         default=0,
         metadata={
-            "help": "CPU threads for the framework's ops (0: framework default = all cores). On a "
-            "shared or loaded CPU, 1 can be several times faster than oversubscribing"
+            "help": "CPU threads for the framework's ops (0: the framework's default, all cores); on a "
+            "shared or loaded CPU, fewer can be several times faster than oversubscribing"
         },
     )
     amp: str = field(
         default="off",
         metadata={
-            "help": "mixed precision: off (fp32, the papers'), bf16 (convolutions in bfloat16; "
-            "reals, losses, optimiser in fp32), auto (bf16 where the device has native bf16)",
+            "help": "mixed precision: off (fp32, as the papers), bf16 (convolutions in bfloat16; reals, "
+            "losses and the optimiser in fp32), auto (bf16 where the device has native bf16: "
+            "CUDA, or a CPU with AVX512-BF16/AMX)",
             "choices": ("off", "bf16", "auto"),
         },
     )
@@ -188,7 +204,12 @@ class TrainConfig:
             "slower, needed for bit-exact resume"
         },
     )
-    tensorboard: bool = field(default=False, metadata={"help": "also write TensorBoard events"})
+    tensorboard: bool = field(
+        default=False,
+        metadata={
+            "help": "also write the log's scalars as TensorBoard events under RUN_DIR/tensorboard"
+        },
+    )
     tflop: float | None = field(
         default=None,
         metadata={
@@ -201,21 +222,22 @@ class TrainConfig:
         default=None,
         metadata={
             "help": "wall-clock budget: end the run (final checkpoint and grids) once its "
-            "training time over all sessions reaches this many minutes, even before --kimg"
+            "training time over all sessions reaches this many minutes, even before --kimg "
+            "(default: no limit)"
         },
     )
     max_bad_steps: int = field(
         default=20,
         metadata={
-            "help": "consecutive skipped steps (non-finite or exploding loss) before the run "
-            "stops as diverged"
+            "help": "consecutive skipped steps (a non-finite or exploding loss, skipped as the official "
+            "ProGAN code does) before the run stops as diverged (exit status 3)"
         },
     )
     max_abs_loss: float = field(
         default=1e8,
         metadata={
-            "help": "a step whose |loss| exceeds this is treated as diverging: skipped and "
-            "counted like a non-finite one"
+            "help": "a step whose |loss| exceeds this is treated as diverging: skipped and counted like "
+            "a non-finite one"
         },
     )
     debug_nan_kimg: tuple[float, ...] | None = field(

@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # allow `python convert.py` from inside vanilla_g
 
 import numpy as np
 
-from gancore.errors import UserError, file_error, run_cli
+from gancore.errors import run_cli
 
 
 def _torch_layers(model) -> list:
@@ -89,28 +89,6 @@ def copy_torch_to_keras(torch_model, keras_model) -> None:
             par = m.parametrizations.weight[0]
             k.sn_u.assign(_np(par._u))
             k.sn_v.assign(_np(par._v))
-
-
-def check_torch_checkpoint(path: str) -> None:
-    """A one-line UserError unless ``path`` is a readable vanilla_gan torch checkpoint."""
-    import torch
-
-    if not os.path.isfile(path):
-        raise UserError(f"checkpoint {path} does not exist (or is not a file).")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    # torch.load on a damaged or foreign file raises almost anything (EOFError,
-    # UnpicklingError, RuntimeError, even KeyError: 101 for text): all mean "not readable"
-    except Exception as exc:
-        raise UserError(
-            f"{file_error(path, exc, 'checkpoint')}; it is damaged or not a torch checkpoint: "
-            "pass a .pt from a vanilla_gan torch run's checkpoints/ folder."
-        ) from exc
-    if not isinstance(obj, dict) or "G" not in obj or "D" not in obj:
-        raise UserError(
-            f"{path} is not a vanilla_gan torch checkpoint (no 'G' and 'D' networks); pass a "
-            "file from a torch run's checkpoints/ folder."
-        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Export generated images from a run: ``samples.npz`` with uint8 NHWC images and seeds.
 
-    python -m vanilla_gan.sample --run RUN_DIR --n 10000 --seed 0 --out samples.npz
+    python -m vanilla_gan.sample --run RUN_DIR --n 10000 --seed 0 --out RUN_DIR/samples.npz
 
 Image i uses the latent ``numpy.random.default_rng([S, i]).standard_normal(z_dim)``
 (float32) for ``--seed S``, so the same seed gives the same images at any N, and
@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # `python sample.py` from inside vanilla_gan/
 import numpy as np
 
 from gancore.errors import UserError, run_cli
+from gancore.helptext import HelpFormatter
 from gancore.io import output_file
 from gancore.samples import save_samples
 
@@ -36,25 +37,28 @@ def seed_ids(seed: int, n: int) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m vanilla_gan.sample",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m vanilla_gan.sample", description=__doc__, formatter_class=HelpFormatter
     )
-    ap.add_argument("--run", required=True, help="run directory written by vanilla_gan.train")
+    ap.add_argument(
+        "--run", required=True, metavar="RUN_DIR", help="run directory written by vanilla_gan.train"
+    )
     ap.add_argument(
         "--checkpoint",
         default=None,
-        help="checkpoint file to use (default: the one checkpoints/latest.json names)",
+        help="a checkpoint file of that run (default: the newest, named by "
+        "checkpoints/latest.json)",
     )
     ap.add_argument("--n", type=int, required=True, help="number of images")
-    ap.add_argument("--seed", type=int, default=0, help="latent seed S (image i: rng([S, i]))")
-    ap.add_argument("--out", required=True, help="output .npz path")
-    ap.add_argument("--batch", type=int, default=256, help="generator batch size")
+    ap.add_argument(
+        "--seed", type=int, default=0, help="latent seed S: image i uses rng([S, i]) (default: 0)"
+    )
+    ap.add_argument("--out", required=True, help="the .npz to write, e.g. RUN_DIR/samples.npz")
+    ap.add_argument("--batch", type=int, default=256, help="generator batch size (default: 256)")
     ap.add_argument(
         "--device",
         default="auto",
         choices=("auto", "cpu", "cuda"),
-        help="torch device (tf: placement is TensorFlow's)",
+        help="torch device; TensorFlow places ops itself (default: auto)",
     )
     ap.add_argument("--dry-run", action="store_true", help="print what would be done and exit")
     args = ap.parse_args(argv)

@@ -5,8 +5,8 @@
     python -m vanilla_gan.train --resume runs/dcgan-torch --kimg 200    # continue exactly
     python -m vanilla_gan.train --model sndcgan --framework tf --dry-run
 
-Settings resolve as: dataclass defaults <- the model's preset (``--model``; add ``--quick``
-for a seconds-long smoke run) <- ``--preset`` <- flags given on the command line. Only the
+Settings resolve as: the model's own settings (--model dcgan or sndcgan) <- --preset
+(--quick: a seconds-long smoke run) <- flags given on the command line. Only the
 chosen framework is imported (torch and tensorflow never share this process). The run
 directory, log, grids, checkpoints and exit statuses are those of every trainer
 (``gancore.train``): 0 finished, 2 bad input, 3 diverged, 130 interrupted (resumable).
@@ -23,9 +23,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python train.py` from inside vanilla_gan/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gancore.config import add_dataclass_arguments, config_to_dict, format_config
+from gancore.config import add_dataclass_arguments, config_to_dict, format_config, preset_flags
 from gancore.errors import UserError, run_cli
 from gancore.hardware import describe
+from gancore.helptext import HelpFormatter
 from gancore.latents import latents_for, step_latents
 from gancore.rundir import RunDir
 from gancore.train.cli import add_run_arguments, check_run_arguments, resolve_config
@@ -40,23 +41,34 @@ ENTRY_POINT = "vanilla_gan.train"
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m vanilla_gan.train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m vanilla_gan.train", description=__doc__, formatter_class=HelpFormatter
     )
     add_run_arguments(
         ap,
         PRESETS,
-        "named settings applied after the model's own preset: "
-        + "; ".join(f"{k}: {v}" for k, v in PRESETS.items() if k == "quick"),
+        "named settings applied on top of the model's own: dcgan and sndcgan are the two "
+        f"models' settings (as --model), quick a seconds-long smoke run ({quick_summary()})",
+        TrainConfig,
     )
     ap.add_argument(
         "--quick",
         action="store_true",
-        help=f"shorthand for --preset quick (seconds-long smoke run): {PRESETS['quick']}",
+        help=f"the same as --preset quick: a seconds-long smoke run ({quick_summary()})",
     )
-    add_dataclass_arguments(ap, TrainConfig, group_title="training configuration")
+    add_dataclass_arguments(
+        ap,
+        TrainConfig,
+        group_title="training configuration",
+        alternatives={
+            "--model sndcgan": {k: v for k, v in PRESETS["sndcgan"].items() if k != "model"},
+            "--quick": PRESETS["quick"],
+        },
+    )
     return ap
+
+
+def quick_summary() -> str:
+    return preset_flags(PRESETS["quick"])
 
 
 def resolve(ns: argparse.Namespace) -> TrainConfig:

@@ -1,7 +1,7 @@
 """What every metric shares: the evaluation context, key naming, input checks and the cache.
 
 A metric is a function ``compute(ctx) -> MetricResult``. Inside it, three stages
-stay apart (STYLE.md "features -> statistics -> distance"): a ``*_features``
+stay apart (features -> statistics -> distance): a ``*_features``
 function turns images into descriptors, a ``*_statistics`` function summarises
 them (cached for the reference set), a ``*_distance`` function compares two
 summaries. The context hands each metric the generated images, a lazily loaded

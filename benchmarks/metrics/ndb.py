@@ -11,7 +11,7 @@
   reported also as NDB/K, and the Jensen-Shannon divergence (natural log) of the histograms.
 
 K rule (when not given): K = clip(N_real // 500, 10, 100) -- about 500 real samples per bin
-(DESIGN.md), at least 10 bins, at most the paper's 100. The centres and the real histogram are
+(the benchmark's choice), at least 10 bins, at most the paper's 100. The centres and the real histogram are
 cached per reference set, K, resolution and seed.
 """
 

@@ -1,9 +1,9 @@
-"""Published reference figures (DESIGN.md section 8) and how comparable they are to a profile.
+"""Published reference figures and how comparable they are to a profile.
 
 These are the only numbers in a report that no run produced; each is shown in
-its own row with its source, marked *unverified* where DESIGN.md says
-"(verify)", and with a note on whether it can be compared with the profile's
-data and protocol at all.
+its own row with its source, marked *unverified* where the figure was not
+re-checked against its paper (``verified=False``), and with a note on whether it
+can be compared with the profile's data and protocol at all.
 """
 
 from __future__ import annotations

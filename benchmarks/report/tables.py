@@ -234,7 +234,7 @@ def published_table(results: dict[str, Any]) -> Table:
 
     dataset, res = results["profile"]["dataset"], results["profile"]["resolution"]
     t = Table(
-        "Published reference figures (DESIGN.md section 8)",
+        "Published reference figures",
         ["model", "metric", "value", "setting", "source", "comparable to this profile?"],
     )
     for f in FIGURES:

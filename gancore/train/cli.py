@@ -1,16 +1,15 @@
 """Command-line pieces every ``train`` CLI shares: run-control flags, config resolution with
 presets and resume rules, and what a dry run prints.
 
-Every trainer takes the same run-control flags (``--out``, ``--resume``, ``--overwrite``,
-``--dry-run``, ``--no-progress``, ``--preset``) and the same loop flags from its config
-(``--kimg``, ``--seed``, ``--device``, ``--threads``, ``--amp``, ``--tick-kimg``,
-``--snapshot-kimg``, ``--keep-checkpoints``, ``--grid-size``, ``--max-bad-steps``,
-``--max-abs-loss``, ``--tensorboard``, ``--dataset``, ``--data-root``, ``--cache-dir``).
+Every trainer takes the same run-control flags (``RUN_FLAGS``) and the same loop flags from
+its config (``LOOP_FLAGS``), with the same meaning; ``tests/test_docs.py`` checks both lists
+against every trainer's ``--help``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any, TypeVar
 
 from gancore.config import build_config, config_from_dict, config_to_dict, overrides_from_namespace
@@ -19,6 +18,27 @@ from gancore.rundir import RunDir
 from gancore.train.schema import split_run_config
 
 T = TypeVar("T")
+
+RUN_FLAGS = ("--out", "--resume", "--overwrite", "--dry-run", "--no-progress", "--preset")
+LOOP_FLAGS = (
+    "--dataset",
+    "--data-root",
+    "--cache-dir",
+    "--mirror",
+    "--kimg",
+    "--max-minutes",
+    "--seed",
+    "--device",
+    "--threads",
+    "--amp",
+    "--tensorboard",
+    "--tick-kimg",
+    "--snapshot-kimg",
+    "--keep-checkpoints",
+    "--grid-size",
+    "--max-bad-steps",
+    "--max-abs-loss",
+)
 
 # Fields a resumed run may change: none alters the training trajectory.
 RESUME_OVERRIDABLE = frozenset(
@@ -46,18 +66,31 @@ RESUME_OVERRIDABLE = frozenset(
 
 
 def add_run_arguments(
-    parser: argparse.ArgumentParser, presets: dict[str, Any], preset_help: str
+    parser: argparse.ArgumentParser,
+    presets: dict[str, Any],
+    preset_help: str,
+    config_cls: type | None = None,
 ) -> None:
-    """The run-control flags of every trainer."""
+    """The run-control flags of every trainer (``--resume``'s help names the flags of
+    ``config_cls`` a resumed run may change)."""
+    changeable = sorted(RESUME_OVERRIDABLE)
+    if config_cls is not None:
+        fields = {f.name: f for f in dataclasses.fields(config_cls)}
+        changeable = [k for k in changeable if k in fields and not fields[k].metadata.get("hidden")]
     parser.add_argument("--preset", default=None, choices=sorted(presets), help=preset_help)
-    parser.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory to create")
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="RUN_DIR",
+        help="run directory to create, e.g. runs/NAME (required for a new run)",
+    )
     parser.add_argument(
         "--resume",
         default=None,
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its newest readable checkpoint, exactly where it "
-        "stopped; only "
-        + ", ".join("--" + k.replace("_", "-") for k in sorted(RESUME_OVERRIDABLE))
+        "stopped; of its settings only "
+        + ", ".join("--" + k.replace("_", "-") for k in changeable)
         + " may change",
     )
     parser.add_argument(
@@ -68,7 +101,8 @@ def add_run_arguments(
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the resolved config and the stage table, write nothing, and exit",
+        help="print the resolved config (ProGAN: and its phase table), the training compute "
+        "and a time estimate from a few steps timed here; write nothing and exit",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar (logs are still written)"

@@ -1,6 +1,6 @@
 """End to end: the `smoke` profile trains real tiny models through the real CLIs.
 
-Part of `make test` (the issue asks for the smoke profile end to end there): every
+Part of `make test` (the smoke profile end to end through the real CLIs): every
 model x framework trains, exports and is scored, about 5-6 minutes on the 2-core machine. It checks the whole chain: the
 harness's argv matches the model CLIs, every run finishes and is scored, the
 report is complete and self-contained, and a second invocation trains nothing.

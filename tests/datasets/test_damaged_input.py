@@ -232,8 +232,8 @@ def test_dangling_symlinks_above_one_percent_fail_like_corrupt_images(tmp_path: 
         (["--seconds", "0"], "--seconds must be a positive number"),
         (["--count", "0"], "--count must be 1 or more"),
         (["--rounds", "0"], "--rounds must be 1 or more"),
-        (["--json", "DIR"], "is not a file path"),
-        (["--json", "MISSING/x.json"], "does not exist; create it first"),
+        (["--json", "DIR"], "is a folder; give a file name"),
+        (["--json", "FILE/x.json"], "cannot create its folder"),
     ],
 )
 def test_bench_bad_flags(tmp_path: Path, capsys, args, fragment) -> None:
