@@ -5,11 +5,8 @@ CLI), ``sample``, ``checkpoint``, ``convert`` (torch <-> Keras weights), ``bench
 See ``progan_tf/README.md``.
 """
 
-from gancore.tf_import import load_triton_first
-
-# Before any submodule imports TensorFlow: triton loaded after TensorFlow segfaults a process
-# that also uses torch (the converter does). See gancore/tf_import.py.
-load_triton_first()
-
-# TensorFlow is then loaded through gancore.tf_utils (quiet start-up) before any module here.
-import gancore.tf_utils  # noqa: E402, F401
+# Importing the package is cheap (``python -m progan_tf.train --help`` loads no framework).
+# Every module here that needs TensorFlow gets it through ``gancore.tf_utils`` (``from
+# gancore.tf_utils import keras, tf``), which loads triton first (triton loaded after
+# TensorFlow segfaults a process that also uses torch, see gancore/tf_import.py) and
+# silences TensorFlow's C++ start-up messages.

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import math
 
-import keras
-import tensorflow as tf
-
+from gancore.tf_utils import keras, tf  # the quiet TensorFlow import comes first
 from progan_common.config import ProGANConfig
 from progan_tf.layers import (
     ConvDown2d,

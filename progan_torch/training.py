@@ -29,6 +29,8 @@ from progan_torch.layers import downsample2x, lerp, upsample2x
 from progan_torch.loss import d_loss, g_loss
 from progan_torch.networks import Discriminator, Generator, num_levels
 
+STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "gp", "grad_norm")
+
 
 @dataclass
 class Models:
@@ -138,8 +140,14 @@ class ProGANTrainer:
             self.G_fwd, self.D_fwd = torch.compile(self.m.G), torch.compile(self.m.D)
             # the gradient penalty's double backward runs the eager D (AOTAutograd has none)
         self.level, self.fading, self.alpha = self.m.G.levels - 1, False, 1.0
+        # alpha as a tensor during a fade: one compiled graph serves every alpha; allocated
+        # once and refilled by set_stage (no per-step host -> device copy)
+        self._alpha = torch.ones((), device=self.device)
         self.nimg, self.batch = 0, cfg.default_batch
         self.lr = cfg.lr
+        # the trainable parameter lists, built once (the step would rebuild them every time)
+        self._d_params = [p for p in self.m.D.parameters() if p.requires_grad]
+        self._g_params = [p for p in self.m.G.parameters() if p.requires_grad]
         self.reset_optimizers()
 
     # ------------------------------------------------------------------ stage
@@ -152,6 +160,7 @@ class ProGANTrainer:
         self.nimg, self.batch = stage.nimg, stage.batch
         for m in self.m.all():
             m.set_stage(stage.level, stage.alpha if self.fading else 1.0)
+        self._alpha.fill_(float(stage.alpha) if self.fading else 1.0)
         self.lr = stage.lr if stage.lr is not None else self.cfg.lr
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
@@ -163,9 +172,8 @@ class ProGANTrainer:
         Adam as the official TF1 ``AdamOptimizer`` (``gancore.torch_utils.TF1Adam``: one step
         counter per optimiser, epsilon added to sqrt(v)), like progan_tf's Keras Adam."""
         betas, eps = (self.cfg.beta1, self.cfg.beta2), self.cfg.adam_eps
-        trainable = lambda m: [p for p in m.parameters() if p.requires_grad]  # noqa: E731
-        self.opt_g = tu.TF1Adam(trainable(self.m.G), self.lr, betas, eps)
-        self.opt_d = tu.TF1Adam(trainable(self.m.D), self.lr, betas, eps)
+        self.opt_g = tu.TF1Adam(self._g_params, self.lr, betas, eps)
+        self.opt_d = tu.TF1Adam(self._d_params, self.lr, betas, eps)
 
     def local_rows(self, batch: int) -> slice:
         return self.dist.local_slice(batch)
@@ -177,11 +185,14 @@ class ProGANTrainer:
 
     def step(self, reals: np.ndarray, labels: np.ndarray | None, randoms: Randoms) -> StepStats:
         """One D step, EMA update and G step from this rank's uint8 reals and the GLOBAL
-        batch's randoms (``z_d``, ``z_g``, ``u``: this rank takes its rows)."""
+        batch's randoms (``z_d``, ``z_g``, ``u``: this rank takes its rows).
+
+        One device-to-host sync per step: both skip-if-non-finite decisions stay on the
+        device (``gancore.torch_utils.apply_unless_bad``: a skipped D update leaves D as it was
+        for the G step, as official) and are read with the statistics."""
         cfg, dev, m = self.cfg, self.device, self.m
         level, fading = self.level, self.fading
-        # alpha as a tensor during a fade: one compiled graph serves every alpha
-        a = torch.tensor(self.alpha, device=dev) if fading else 1.0
+        a = self._alpha if fading else 1.0
         x = tu.to_float_images(reals, dev, self.channels_last)
         if fading:
             x = fade_reals(x, level, a)
@@ -197,8 +208,7 @@ class ProGANTrainer:
             fakes = fakes.contiguous(memory_format=torch.channels_last)
         with tu.autocast(dev, self.amp):
             loss_d, stats = d_loss(self.D_fwd, x, fakes, y, u, cfg, level, fading, a, m.D)
-        d_params = [p for p in m.D.parameters() if p.requires_grad]
-        d_ok = tu.apply_if_ok(loss_d, d_params, self.opt_d, cfg.max_abs_loss, reduce)
+        d_ok = tu.apply_unless_bad(loss_d, self._d_params, self.opt_d, cfg.max_abs_loss, reduce)
 
         # --- EMA of G (official Gs update runs with the D step, before the G step)
         if m.G_ema is not None:
@@ -210,17 +220,25 @@ class ProGANTrainer:
         with tu.autocast(dev, self.amp):
             fakes = self.G_fwd(z_g, y, level, fading, a)
             loss_g = g_loss(self.D_fwd, fakes, y, cfg, level, fading, a)
-        g_params = [p for p in m.G.parameters() if p.requires_grad]
-        g_ok = tu.apply_if_ok(loss_g, g_params, self.opt_g, cfg.max_abs_loss, reduce)
+        g_ok = tu.apply_unless_bad(loss_g, self._g_params, self.opt_g, cfg.max_abs_loss, reduce)
 
-        names = ["loss_d", "loss_g", "d_real", "d_fake", "gp", "grad_norm"]
-        given = [k for k in names[2:] if stats[k] is not None]
+        given = [k for k in STAT_NAMES[2:] if stats[k] is not None]
         values = torch.stack(
-            [loss_d.detach().float(), loss_g.detach().float(), *(stats[k] for k in given)]
-        )
-        out: StepStats = dict.fromkeys(names)  # None where there is no such term
-        out.update(zip(names[:2] + given, values.tolist()))  # one device->host copy
-        out["skipped"] = float(not (d_ok and g_ok))
+            [
+                loss_d.detach().float(),
+                loss_g.detach().float(),
+                *(stats[k] for k in given),
+                d_ok.float(),
+                g_ok.float(),
+            ]
+        ).tolist()  # the step's one device -> host copy
+        ok_g = values.pop() > 0
+        ok_d = values.pop() > 0
+        self.opt_d.resolve(ok_d)
+        self.opt_g.resolve(ok_g)
+        out: StepStats = dict.fromkeys(STAT_NAMES)  # None where there is no such term
+        out.update(zip(STAT_NAMES[:2] + tuple(given), values))
+        out["skipped"] = float(not (ok_d and ok_g))
         return out
 
     # ------------------------------------------------------------- the rest

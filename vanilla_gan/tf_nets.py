@@ -22,13 +22,14 @@ purpose:
 
 from __future__ import annotations
 
-import keras
 import numpy as np
-from keras import ops
 
-from gancore import tf_utils as tfu
+from gancore import tf_utils as tfu  # before keras: TensorFlow's quiet start-up
+from gancore.tf_utils import keras
 from vanilla_gan.arch import Layer, discriminator_layers, generator_layers
 from vanilla_gan.config import TrainConfig
+
+ops = keras.ops
 
 INIT_STD = 0.02  # Radford et al. 2016, section 4
 BN_EPS = 1e-5  # torch default

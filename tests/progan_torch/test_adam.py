@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gancore.torch_utils import TF1Adam
+from gancore.torch_utils import TF1Adam, apply_if_ok, apply_unless_bad
 from tests.progan_common.official_adam import TF1Adam as RefAdam
 from tests.progan_common.official_adam import first_move_in_lr
 
@@ -23,13 +23,15 @@ def _grads(step: int, rng) -> dict[str, np.ndarray | None]:
     }
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "foreach"])
 @pytest.mark.parametrize("betas", [(0.0, 0.99), (0.5, 0.999)])
-def test_matches_the_tf1_transcription_with_a_late_parameter(betas):
+def test_matches_the_tf1_transcription_with_a_late_parameter(betas, fused):
     rng = np.random.default_rng(0)
     init = {"a": rng.standard_normal((3, 4)), "b": rng.standard_normal(5)}
     ref = {k: v.copy() for k, v in init.items()}
     params = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in init.items()}  # float64
-    opt, official = TF1Adam(params.values(), LR, betas, EPS), RefAdam(LR, *betas, EPS)
+    opt = TF1Adam(params.values(), LR, betas, EPS, fused=fused)
+    official = RefAdam(LR, *betas, EPS)
     for step in range(JOIN + 5):
         grads = _grads(step, rng)
         for k, p in params.items():
@@ -86,3 +88,68 @@ def test_state_dict_round_trip_continues_exactly():
     (a, ta), (b, tb) = run(None), run(4)
     assert ta == tb == 8
     assert torch.equal(a, b)
+
+
+def test_fused_and_foreach_forms_agree_in_float32():
+    """The fused kernel's rearranged formula (eps / sqrt(1 - b2**t)) is TF1's update to
+    rounding: 50 float32 steps of both forms stay within a few ulps."""
+    gen = torch.Generator().manual_seed(2)
+    w0 = torch.randn(64, 9, generator=gen)
+    grads = [torch.randn(64, 9, generator=gen) * 10.0 ** (i % 5 - 4) for i in range(50)]
+    out = {}
+    for fused in (True, False):
+        p = torch.nn.Parameter(w0.clone())
+        opt = TF1Adam([p], LR, (B1, B2), EPS, fused=fused)
+        for g in grads:
+            p.grad = g.clone()
+            opt.step()
+        out[fused] = p.detach()
+    torch.testing.assert_close(out[True], out[False], rtol=2e-6, atol=1e-7)
+    assert not torch.equal(out[True], w0)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "foreach"])
+def test_a_skip_decided_on_the_device_changes_nothing(fused):
+    """``step(skip=flag)``: a flagged update leaves parameters, moments and the shared counter
+    as they were (the official skip of a non-finite update); an unflagged one is a plain
+    step; the counter follows ``resolve`` (or a read of the flag at ``state_dict``)."""
+    w0 = torch.tensor([1.0, -2.0, 3.0])
+    p, ref = torch.nn.Parameter(w0.clone()), torch.nn.Parameter(w0.clone())
+    opt, ref_opt = TF1Adam([p], LR, (0.5, B2), EPS, fused=fused), TF1Adam([ref], LR, (0.5, B2), EPS)
+    p.grad = torch.tensor([float("nan"), 1.0, float("inf")])
+    opt.step(skip=torch.tensor(True))
+    opt.resolve(False)
+    assert torch.equal(p.detach(), w0) and opt.param_groups[0]["step"] == 0
+    assert all(not torch.any(v != 0) for v in opt.state[p].values())
+    for i in range(3):
+        p.grad = ref.grad = torch.tensor([0.5, -1.0, 2.0]) * (i + 1)
+        opt.step(skip=torch.tensor(False))
+        ref_opt.step()
+        if i == 0:
+            opt.resolve(True)
+    assert opt.state_dict()["param_groups"][0]["step"] == 3 == ref_opt.param_groups[0]["step"]
+    assert torch.equal(p.detach(), ref.detach())
+
+
+@pytest.mark.parametrize("case", ["finite", "nan", "too_large"])
+def test_apply_unless_bad_is_apply_if_ok(case):
+    """The device-side decision gives bit for bit the host-side one."""
+    results = []
+    for fn in (apply_if_ok, apply_unless_bad):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(4, 3)
+        opt = TF1Adam(net.parameters(), LR, (B1, B2), EPS)
+        x = torch.randn(8, 4)
+        if case == "nan":
+            x[0, 0] = float("nan")
+        loss = net(x).square().mean()
+        limit = 1e-6 if case == "too_large" else 1e4
+        ok = fn(loss, list(net.parameters()), opt, limit)
+        ok = bool(ok)
+        opt.resolve(ok)
+        assert ok == (case == "finite")
+        results.append(
+            [*(t.detach().clone() for t in net.parameters()), opt.param_groups[0]["step"]]
+        )
+    for a, b in zip(*results):
+        assert torch.equal(torch.as_tensor(a), torch.as_tensor(b))

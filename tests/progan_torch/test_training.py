@@ -96,6 +96,8 @@ def test_nonfinite_step_is_skipped_and_leaves_every_weight(tiny_cfg):
     assert stats["skipped"] == 1.0
     for k, v in tr.m.D.state_dict().items():
         assert torch.equal(v, before[k]), k
+    # the skip was decided on the device: D's shared Adam counter did not move, G's did
+    assert tr.opt_d.param_groups[0]["step"] == 0 and tr.opt_g.param_groups[0]["step"] == 1
 
 
 def test_exploding_loss_is_skipped_like_a_nonfinite_one(tiny_cfg):
