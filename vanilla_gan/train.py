@@ -48,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
         ap,
         PRESETS,
         "named settings applied after the model's own preset: "
-        + "; ".join(f"{k}: {v}" for k, v in PRESETS.items() if k == "quick"),
+        + "; ".join(f"{k}: {v}" for k, v in PRESETS.items() if k in ("quick", "dcgan-paper")),
     )
     ap.add_argument(
         "--quick",
@@ -98,7 +98,7 @@ def dry_run_estimate(cfg: TrainConfig) -> str:
     cal = calibrate(
         make_trainer(cfg, 3),
         stages.state(0),
-        lambda nimg, _st: {"z": step_latents(cfg.seed, nimg, shape)},
+        lambda nimg, _st: {"z": step_latents(cfg.seed, nimg, shape, cfg.latent_dist)},
         RandomSource(3, seed=cfg.seed),
         lambda res, fading: per,
     )
@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         run=run,
         info=info,
         stages=ConstantStages(cfg.res, cfg.batch * cfg.n_dis),
-        draw=lambda nimg, _stage: {"z": step_latents(cfg.seed, nimg, shape)},
+        draw=lambda nimg, _stage: {"z": step_latents(cfg.seed, nimg, shape, cfg.latent_dist)},
         source=source,
-        grid_latents=latents_for(cfg.seed, range(cfg.grid_size), cfg.z_dim),
+        grid_latents=latents_for(cfg.seed, range(cfg.grid_size), cfg.z_dim, cfg.latent_dist),
         grid_labels=None,
         settings=settings_from(cfg, progress=not ns.no_progress),
     )
