@@ -9,6 +9,10 @@ framework draw exactly the same latents, with no generator state to checkpoint:
 - training randoms of the step that starts at stream position ``nimg``:
   ``default_rng([seed, 1, nimg])`` draws, for ProGAN, the D-step latents, the G-step latents,
   then the gradient-penalty mixing factors; for DCGAN, the (n_dis, batch, z_dim) latents.
+
+Latents are N(0, I) by default; DCGAN may ask for U(-1, 1) (``dist="uniform"``, Radford et al.
+2016 Figure 1), drawn from the same generators: ``uniform(-1, 1)`` in float64 for grids and
+exports, ``2 * random(float32) - 1`` (exact in float32) for training.
 """
 
 from __future__ import annotations
@@ -18,13 +22,24 @@ from collections.abc import Iterable
 import numpy as np
 
 SEED_STRIDE = 10**6
+LATENT_DISTS = ("normal", "uniform")
 
 
-def latents_for(seed: int, indices: Iterable[int], dim: int) -> np.ndarray:
-    """Per-image latents: row j is ``default_rng([seed, indices[j]]).standard_normal(dim)``."""
-    return np.stack(
-        [np.random.default_rng([int(seed), int(i)]).standard_normal(dim) for i in indices]
-    ).astype(np.float32)
+def _check_dist(dist: str) -> None:
+    if dist not in LATENT_DISTS:
+        raise ValueError(f"latent distribution must be one of {LATENT_DISTS}, got {dist!r}")
+
+
+def latents_for(seed: int, indices: Iterable[int], dim: int, dist: str = "normal") -> np.ndarray:
+    """Per-image latents: row j is ``default_rng([seed, indices[j]]).standard_normal(dim)``
+    (``dist="uniform"``: ``.uniform(-1, 1, dim)``), cast to float32."""
+    _check_dist(dist)
+
+    def one(i: int) -> np.ndarray:
+        rng = np.random.default_rng([int(seed), int(i)])
+        return rng.standard_normal(dim) if dist == "normal" else rng.uniform(-1.0, 1.0, dim)
+
+    return np.stack([one(i) for i in indices]).astype(np.float32)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -49,10 +64,15 @@ def interpolation_latents(seed: int, rows: int, steps: int, dim: int) -> np.ndar
     return (np.concatenate(rows_) * np.sqrt(dim)).astype(np.float32)
 
 
-def step_latents(seed: int, nimg: int, shape: tuple[int, ...]) -> np.ndarray:
-    """DCGAN's training latents for the step at image position ``nimg``: one float32 normal
-    array of ``shape`` (n_dis, batch, z_dim) from ``default_rng([seed, 1, nimg])``."""
-    return np.random.default_rng([int(seed), 1, int(nimg)]).standard_normal(shape, dtype=np.float32)
+def step_latents(seed: int, nimg: int, shape: tuple[int, ...], dist: str = "normal") -> np.ndarray:
+    """DCGAN's training latents for the step at image position ``nimg``: one float32 array of
+    ``shape`` (n_dis, batch, z_dim) from ``default_rng([seed, 1, nimg])``, N(0, 1) or, with
+    ``dist="uniform"``, U(-1, 1) as ``2 * random(float32) - 1`` (values in [-1, 1))."""
+    _check_dist(dist)
+    rng = np.random.default_rng([int(seed), 1, int(nimg)])
+    if dist == "normal":
+        return rng.standard_normal(shape, dtype=np.float32)
+    return np.float32(2.0) * rng.random(shape, dtype=np.float32) - np.float32(1.0)
 
 
 def step_randoms(seed: int, nimg: int, batch: int, latent_dim: int) -> tuple[np.ndarray, ...]:

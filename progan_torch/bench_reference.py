@@ -1,26 +1,32 @@
-"""Same-session speed ratio against a public PyTorch ProGAN (``pro-gan-pth``, akanimax).
+"""Same-session speed ratio against public PyTorch ProGANs: ``pro-gan-pth`` (akanimax) and
+facebookresearch/pytorch_GAN_zoo's ``PGAN``.
 
 ::
 
     pip install --no-deps --target /tmp/refpkg/site pro-gan-pth==3.4
     PYTHONPATH=/tmp/refpkg/site python -m progan_torch.bench_reference --res 4,8,16,32 --steps 8
 
-The comparison is with the best-known public PyTorch ProGAN at 128 channels everywhere,
-latent 128, batch 16, WGAN-GP. Absolute figures depend on the machine and on what else runs
-on it, so this script times that package's own training step
-(``ProGAN.optimize_discriminator``, its EMA update, ``ProGAN.optimize_generator``, one D and
-one G step per minibatch: ``batch_repeats=1``) and ours
-(``progan_torch.training.ProGANTrainer.step``) on the same random data, interleaved row by
-row in one process, and prints both with their ratio.
+    git clone https://github.com/facebookresearch/pytorch_GAN_zoo /tmp/pytorch_GAN_zoo
+    python -m progan_torch.bench_reference --peer gan-zoo --peer-dir /tmp/pytorch_GAN_zoo \
+        --res 4,8,16,32 --steps 8 --rounds 2 --threads 1 --json progan_vs_gan_zoo.json
 
-The package is not a dependency of this project and is never installed by the Makefile:
-it pins torch 1.10 in its requirements, so install it without dependencies into a
-separate folder as above. Nothing from it is imported unless this script runs.
+The speed comparison is with public PyTorch ProGANs at 128 channels
+everywhere, latent 128, batch 16, WGAN-GP. Absolute figures depend on the machine and on what
+else runs on it, so this script times the peer's own training step (see
+:mod:`progan_torch.reference_peers`: which function, which torch 2.x shims) and ours
+(``ProGANTrainer.step`` through the ``Trainer`` interface, as ``progan_common.bench``) on the
+same random data, alternating ours / peer ``--rounds`` times per row in one process, and
+prints both with their ratio. GAN zoo rows are the stabilising phase only.
+
+Neither peer is a dependency of this project or installed by the Makefile: pro-gan-pth pins
+torch 1.10 (install it without dependencies into a separate folder, as above); the GAN zoo is
+used from a clone outside the repository. Nothing from them is imported unless this runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,8 +37,8 @@ if __package__ in (None, ""):
 import torch
 
 from gancore.errors import UserError, run_cli
-from gancore.hardware import describe
 from gancore.helptext import HelpFormatter
+from gancore.hardware import describe
 from gancore.io import atomic_write_json
 
 
@@ -53,82 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--rounds", type=int, default=2, help="alternate ours/reference this many times per row"
     )
     p.add_argument("--seed", type=int, default=0, help="seed for weights and random data")
+    p.add_argument(
+        "--peer", default="pro-gan-pth", choices=("pro-gan-pth", "gan-zoo"), help="which ProGAN"
+    )
+    p.add_argument("--peer-dir", type=Path, default=None, help="gan-zoo: its clone's folder")
+    p.add_argument("--phases", default=None, help="comma list (default: what the peer supports)")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     return p
 
 
-def import_reference():
-    # The package imports torch.utils.tensorboard, which loads TensorFlow when it is
-    # installed; TF and torch in one process abort with an LLVM option clash here, and a
-    # torch benchmark has no use for TF, so make ``import tensorflow`` fail (tensorboard
-    # then uses its own stub).
-    sys.modules.setdefault("tensorflow", None)
-    try:
-        from pro_gan_pytorch import gan, networks
-    except ImportError as exc:  # pragma: no cover - depends on the user's environment
-        raise UserError(
-            f"the reference package pro-gan-pth is not importable ({exc}).\n"
-            "Install it without its pinned dependencies into a separate folder and put that on "
-            "PYTHONPATH:\n  pip install --no-deps --target /tmp/refpkg/site pro-gan-pth==3.4\n"
-            "  PYTHONPATH=/tmp/refpkg/site python -m progan_torch.bench_reference"
-        ) from exc
-    return gan, networks
-
-
-class Reference:
-    """pro-gan-pth's networks and per-step functions at a fixed width."""
-
-    def __init__(self, max_res: int, channels: int, latent: int):
-        gan, networks = import_reference()
-        from pro_gan_pytorch import custom_layers
-        from pro_gan_pytorch.custom_layers import update_average
-
-        # Compatibility shim, no change to the computation: the package calls
-        # ConvTranspose2d._output_padding with torch 1.10's signature; torch 2.x added a
-        # required num_spatial_dims argument.
-        base = torch.nn.ConvTranspose2d._output_padding
-
-        def output_padding(
-            self, inp, size, stride, padding, kernel, num_spatial_dims=2, dilation=None
-        ):
-            return base(self, inp, size, stride, padding, kernel, num_spatial_dims, dilation)
-
-        custom_layers.EqualizedConvTranspose2d._output_padding = output_padding
-        from pro_gan_pytorch.losses import WganGP
-
-        # The package sizes stages with a module-level nf(stage); the compared
-        # configuration is the same width everywhere.
-        networks.nf = lambda stage, **_: channels
-        depth = max_res.bit_length() - 1
-        g = networks.Generator(depth=depth, num_channels=3, latent_size=latent)
-        d = networks.Discriminator(depth=depth, num_channels=3, latent_size=latent)
-        self.model = gan.ProGAN(g, d, device=torch.device("cpu"), use_ema=True)
-        self.update_average = update_average
-        self.loss = WganGP()
-        self.latent = latent
-        self.reset()
-
-    def reset(self):
-        # The package passes betas=(0, 0.99), which torch >= 2.x rejects (mixed int/float).
-        adam = dict(lr=0.001, betas=(0.0, 0.99), eps=1e-8)
-        self.g_opt = torch.optim.Adam(self.model.gen.parameters(), **adam)
-        self.d_opt = torch.optim.Adam(self.model.dis.parameters(), **adam)
-
-    def step(self, reals_full: torch.Tensor, z: torch.Tensor, res: int, alpha: float):
-        depth = res.bit_length() - 1
-        m = self.model
-        m.optimize_discriminator(self.loss, self.d_opt, z, reals_full, depth, alpha)
-        self.update_average(m.gen_shadow, m.gen, beta=m.ema_beta)
-        m.optimize_generator(self.loss, self.g_opt, z, reals_full, depth, alpha)
-
-
 class Ours:
-    def __init__(self, max_res: int, channels: int, latent: int, seed: int):
+    def __init__(self, max_res: int, channels: int, latent: int, seed: int, threads: int = 0):
         from gancore.config import build_config
         from progan_common.config import PRESETS, ProGANConfig
         from progan_torch.training import ProGANTrainer
 
         overrides = {
+            "threads": threads,
             "max_res": max_res,
             "latent_dim": latent,
             "fmap_base": channels * max_res * 4,
@@ -165,35 +113,44 @@ def time_steps(fn, steps: int, warmup: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from gancore.latents import RandomSource
+    from progan_torch.reference_peers import PEERS
 
+    peer_cls = PEERS[args.peer]
+    phases = args.phases.split(",") if args.phases else list(peer_cls.phases)
+    if set(phases) - set(peer_cls.phases):
+        raise UserError(f"--peer {args.peer} is timed in the phases {peer_cls.phases} only")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    ref = Reference(args.max_res, args.channels, args.latent)
-    ours = Ours(args.max_res, args.channels, args.latent, args.seed)
+    ref = peer_cls(args.max_res, args.channels, args.latent, args.peer_dir)
+    ours = Ours(args.max_res, args.channels, args.latent, args.seed, args.threads)
     source = RandomSource(channels=3, seed=args.seed)
     b = args.batch
     print(
-        f"channels {args.channels}, latent {args.latent}, batch {b}, built for {args.max_res}, "
-        f"threads {torch.get_num_threads()}, torch {torch.__version__}"
+        f"peer {ref.name}" + (f" @ {ref.commit}" if ref.commit else "") + f"; channels "
+        f"{args.channels}, latent {args.latent}, batch {b}, built for {args.max_res}, threads "
+        f"{torch.get_num_threads()}, torch {torch.__version__}"
     )
-    print(f"{'res':>5} {'phase':<10} {'ours img/s':>11} {'pro-gan-pth':>12} {'ratio':>7}")
+    for shim in ref.SHIMS:
+        print(f"  peer shim: {shim}")
+    print(f"{'res':>5} {'phase':<10} {'ours img/s':>11} {'peer img/s':>11} {'ratio':>7}  load")
     rows = []
     for res in [int(r) for r in args.res.split(",")]:
-        for phase in ("stabilize", "fade"):
+        ref.prepare(res)
+        for phase in phases:
             if phase == "fade" and res == 4:
                 continue
             alpha = 0.5 if phase == "fade" else 1.0
             t_ours = t_ref = 0.0
+            load0 = os.getloadavg()
 
             def run_ours(i, res=res, alpha=alpha):
                 u8, _ = source.batch(res, i * b, b)
                 ours.step(u8, i * b, res, alpha)
 
             def run_ref(i, res=res, alpha=alpha):
-                # pro-gan-pth takes full-resolution reals in [-1, 1] and downsamples them itself.
-                u8, _ = source.batch(args.max_res, i * b, b)
-                # NCHW-contiguous, as its own data loader gives (its GP uses .view on the grads).
-                x = torch.from_numpy(u8).permute(0, 3, 1, 2).contiguous().float() / 127.5 - 1.0
-                ref.step(x, torch.randn(b, args.latent), res, alpha)
+                u8, _ = source.batch(args.max_res if ref.full_res_reals else res, i * b, b)
+                ref.step(u8, res, alpha)
 
             for _ in range(args.rounds):
                 ours.reset()
@@ -208,23 +165,33 @@ def main(argv: list[str] | None = None) -> int:
                 "ours_img_per_s": n / t_ours,
                 "reference_img_per_s": n / t_ref,
                 "ratio": t_ref / t_ours,
+                "load_before": load0,
+                "load_after": os.getloadavg(),
             }
             rows.append(row)
             print(
                 f"{res:>5} {phase:<10} {row['ours_img_per_s']:>11.1f} "
-                f"{row['reference_img_per_s']:>12.1f} {row['ratio']:>6.2f}x",
+                f"{row['reference_img_per_s']:>11.1f} {row['ratio']:>6.2f}x  "
+                f"{load0[0]:.1f} -> {row['load_after'][0]:.1f}",
                 flush=True,
             )
     if args.json:
+        machine = describe()
+        for row in rows:
+            row.update(amp="off", cpu_bf16=machine["cpu_bf16"])
         atomic_write_json(
             args.json,
             {
                 "rows": rows,
-                "reference": "pro-gan-pth 3.4 (batch_repeats=1)",
-                "config": vars(args),
-                "machine": describe(),
+                "reference": ref.name,
+                "peer": {"name": args.peer, "commit": ref.commit, "shims": list(ref.SHIMS)},
+                "method": "ours and the peer's own step alternate --rounds times per row in one "
+                "process; --steps timed steps after --warmup untimed ones each time",
+                "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "machine": machine,
             },
         )
+        print(f"wrote {args.json}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""One typed config per run, with the presets ``dcgan``, ``sndcgan`` and ``quick``.
+"""One typed config per run, with the presets ``dcgan``, ``dcgan-paper``, ``sndcgan`` and ``quick``.
 
 Framework-neutral (no torch / tensorflow import) so the CLI can parse, validate
 and ``--dry-run`` before it imports the framework the user chose.
@@ -34,6 +34,7 @@ from gancore.config import check_loop_fields
 MODELS = ("dcgan", "sndcgan")
 FRAMEWORKS = ("torch", "tf")
 LOSSES = ("nonsaturating", "hinge")
+LATENT_DISTS = ("normal", "uniform")  # gancore.latents.LATENT_DISTS, kept equal by a test
 
 
 @dataclass
@@ -91,6 +92,14 @@ class TrainConfig:
         },
     )
     z_dim: int = field(default=100, metadata={"help": "latent size (DCGAN 100, SN-DCGAN 128)"})
+    latent_dist: str = field(
+        default="normal",
+        metadata={
+            "help": "latent distribution of training, grids and samples: 'normal' N(0, I) "
+            "(pytorch/examples) or 'uniform' U(-1, 1) (Radford et al. 2016, Figure 1)",
+            "choices": LATENT_DISTS,
+        },
+    )
     lrelu_slope: float = field(
         default=0.2,
         metadata={"help": "LeakyReLU negative slope in D (DCGAN 0.2, SN-DCGAN paper 0.1)"},
@@ -252,6 +261,8 @@ class TrainConfig:
             raise ValueError(f"framework must be one of {FRAMEWORKS}, got {self.framework!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.latent_dist not in LATENT_DISTS:
+            raise ValueError(f"latent_dist must be one of {LATENT_DISTS}, got {self.latent_dist!r}")
         if self.res not in (16, 32, 64, 128, 256):
             raise ValueError(f"res must be a power of two in 16..256, got {self.res}")
         for name in ("width", "z_dim", "batch", "n_dis", "grid_size"):
@@ -277,7 +288,34 @@ PRESETS: dict[str, dict[str, Any]] = {
     "dcgan": dict(
         model="dcgan",
         z_dim=100,
+        latent_dist="normal",
         width=64,
+        lrelu_slope=0.2,
+        sn_d=False,
+        loss="nonsaturating",
+        lr_g=2e-4,
+        lr_d=2e-4,
+        beta1=0.5,
+        beta2=0.999,
+        n_dis=1,
+    ),
+    # Radford et al. 2016 as published: Figure 1 projects a 100-d U(-1, 1) latent to 4x4 with
+    # 1024 channels for 64x64 (then 512, 256, 128 to RGB), section 4 trains with minibatch 128.
+    # The official dcgan_code (Newmu/dcgan_code, faces/train_uncond_dcgan.py: ngf = ndf = 128,
+    # nbatch = 128, nz = 100, Z ~ uniform(-1, 1)) fixes the width of G's last / D's first
+    # layer and doubles it per stage, which is arch.py's rule (width * res / 8 at 4x4): width
+    # 128 gives the figure's 1024 at 64x64 and 512 at 32x32 (the code's own 32x32 SVHN model,
+    # models/svhn_unsup_all_conv_dcgan_100z_gaussian_lr_0.0005_64mb, kept the rule with
+    # ngf = 64: 256 at 4x4, which is the `dcgan` preset). Differences from that code, kept:
+    # 4x4 kernels instead of 5x5 (pytorch/examples' layers, which every other preset uses),
+    # no L2 weight decay (1e-5 there, not in the paper's text), one D then one G update per
+    # minibatch (the code alternates minibatches between them).
+    "dcgan-paper": dict(
+        model="dcgan",
+        z_dim=100,
+        latent_dist="uniform",
+        width=128,
+        batch=128,
         lrelu_slope=0.2,
         sn_d=False,
         loss="nonsaturating",
@@ -291,6 +329,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "sndcgan": dict(
         model="sndcgan",
         z_dim=128,
+        latent_dist="normal",
         width=64,
         lrelu_slope=0.1,
         sn_d=True,

@@ -3,7 +3,8 @@
     python -m vanilla_gan.sample --run RUN_DIR --n 10000 --seed 0 --out RUN_DIR/samples.npz
 
 Image i uses the latent ``numpy.random.default_rng([S, i]).standard_normal(z_dim)``
-(float32) for ``--seed S``, so the same seed gives the same images at any N, and
+(float32; ``.uniform(-1, 1, z_dim)`` for a run trained with ``--latent-dist uniform``) for
+``--seed S``, so the same seed gives the same images at any N, and
 a torch run and its converted Keras twin give the same images. ``seeds`` in the
 file stores ``S * 10**6 + i`` (decode: ``divmod(seed_id, 10**6)``). The EMA
 generator is used when the run has one; inference mode (BN running statistics).
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{cfg.model} run {run.path} -> {args.out}"
         )
         return 0
-    z = latents_for(args.seed, range(args.n), cfg.z_dim)
+    z = latents_for(args.seed, range(args.n), cfg.z_dim, cfg.latent_dist)
     if cfg.framework == "torch":
         from vanilla_gan.torch_training import generate, load_for_inference
 
@@ -96,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "ema": cfg.ema_beta > 0,
         "seed_ids": f"seed*{SEED_BASE}+i",
-        "latent": "numpy default_rng([seed, i]).standard_normal(z_dim) float32",
+        "latent": "numpy default_rng([seed, i]).standard_normal(z_dim) float32"
+        if cfg.latent_dist == "normal"
+        else "numpy default_rng([seed, i]).uniform(-1, 1, z_dim) float32",
     }
     save_samples(args.out, images, seed_ids(args.seed, args.n), meta)
     print(f"wrote {args.n} images {images.shape[1:]} to {args.out}")

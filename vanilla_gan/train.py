@@ -47,7 +47,9 @@ def parser() -> argparse.ArgumentParser:
         ap,
         PRESETS,
         "named settings applied on top of the model's own: dcgan and sndcgan are the two "
-        f"models' settings (as --model), quick a seconds-long smoke run ({quick_summary()})",
+        "models' settings (as --model), dcgan-paper Radford et al.'s widths, batch 128 and "
+        f"U(-1, 1) latents ({preset_flags(PRESETS['dcgan-paper'])}), quick a seconds-long "
+        f"smoke run ({quick_summary()})",
         TrainConfig,
     )
     ap.add_argument(
@@ -110,7 +112,7 @@ def dry_run_estimate(cfg: TrainConfig) -> str:
     cal = calibrate(
         make_trainer(cfg, 3),
         stages.state(0),
-        lambda nimg, _st: {"z": step_latents(cfg.seed, nimg, shape)},
+        lambda nimg, _st: {"z": step_latents(cfg.seed, nimg, shape, cfg.latent_dist)},
         RandomSource(3, seed=cfg.seed),
         lambda res, fading: per,
     )
@@ -150,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         run=run,
         info=info,
         stages=ConstantStages(cfg.res, cfg.batch * cfg.n_dis),
-        draw=lambda nimg, _stage: {"z": step_latents(cfg.seed, nimg, shape)},
+        draw=lambda nimg, _stage: {"z": step_latents(cfg.seed, nimg, shape, cfg.latent_dist)},
         source=source,
-        grid_latents=latents_for(cfg.seed, range(cfg.grid_size), cfg.z_dim),
+        grid_latents=latents_for(cfg.seed, range(cfg.grid_size), cfg.z_dim, cfg.latent_dist),
         grid_labels=None,
         settings=settings_from(cfg, progress=not ns.no_progress),
     )
