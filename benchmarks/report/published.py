@@ -1,8 +1,8 @@
-"""Published reference figures (DESIGN.md section 8) and how comparable they are to a profile.
+"""Published reference figures and how comparable they are to a profile.
 
 These are the only numbers in a report that no run produced; each is shown in
-its own row with its source, marked *unverified* where DESIGN.md says
-"(verify)", and with a note on whether it can be compared with the profile's
+its own row with its source, marked *unverified* where the figure has not been
+checked against its paper, and with a note on whether it can be compared with the profile's
 data and protocol at all.
 """
 
