@@ -175,8 +175,10 @@ def _speed(doc: Document, results: dict[str, Any], plots: dict[str, Path]) -> No
         Heading("Speed and compute"),
         TableBlock(speed_table(results)),
         TableBlock(compute_table(results)),
-        TableBlock(quality_time_table(results)),
     )
+    if any(len(r["curve"]) > 1 for r in results["runs"]):
+        # With the final point only, "time to final quality" is the whole run: nothing to show.
+        doc.add(TableBlock(quality_time_table(results)))
     if "speed" in plots:
         doc.add(Image(plots["speed"], "Images/s per resolution (log scale)", plot=True))
     hw = results.get("hardware") or {}

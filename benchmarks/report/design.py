@@ -51,7 +51,8 @@ def effects(results: dict[str, Any], key: str) -> list[Effect]:
 
 
 def signed(x: float) -> str:
-    return ("+" if x > 0 else "") + fmt(x)
+    """A difference with its sign, three significant digits (+547, -13.3)."""
+    return ("+" if x > 0 else "") + fmt(x, 3)
 
 
 def effect_text(eff: Effect, fw: str) -> str:

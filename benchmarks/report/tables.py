@@ -8,6 +8,7 @@ never a made-up number. Every table says the budget axis, N and the seeds once, 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,8 +59,15 @@ def fmt(x: float | None, digits: int = 4) -> str:
 
 def fmt_stat(st: Stat, planned: int) -> str:
     """'m' for one value, 'm ± s' over seeds; '(k of n seeds)' only when seeds are missing."""
-    # Two significant digits for the spread: more would be noise about the noise.
-    text = fmt(st.mean) if st.std is None else f"{fmt(st.mean)} ± {fmt(st.std, 2)}"
+    # Two significant digits for the spread (more would be noise about the noise), and the
+    # mean to the same decimal place: 799.5 ± 28 reads "800 ± 28".
+    if st.std is None:
+        text = fmt(st.mean)
+    elif st.std > 0 and 1e-3 <= abs(st.mean) < 1e5:
+        places = max(0, 1 - math.floor(math.log10(st.std)))
+        text = f"{st.mean:.{places}f} ± {fmt(st.std, 2)}"
+    else:
+        text = f"{fmt(st.mean)} ± {fmt(st.std, 2)}"
     return text + (f" ({st.n} of {planned} seeds)" if st.n < planned else "")
 
 
@@ -242,6 +250,7 @@ def floor_table(results: dict[str, Any]) -> Table:
             t.rows.append(
                 Row(f"{res}px", [Cell(k), Cell(fmt(floor["metrics"][k])), Cell(where)], "floor")
             )
+    t.notes.append(context_note(results))
     t.notes.append(
         "The floor scores two disjoint sets of real images like a model's samples: the best "
         "value a generator could reach with the same N. A key names its N (and NDB its K); "
@@ -346,4 +355,5 @@ def runs_table(results: dict[str, Any]) -> Table:
                 kind="failed" if r["state"] != "finished" else "model",
             )
         )
+    t.notes.append(context_note(results))
     return t

@@ -103,7 +103,7 @@ def test_results_have_mean_std_over_seeds_and_best_marked(report):
     summary = _section(md, "Results")
     row = next(line for line in summary.splitlines() if line.startswith("| ProGAN (PyTorch)"))
     sd = statistics.stdev([3.0, 4.0])
-    assert f"**3.5 ± {sd:.2g}**" in row  # lowest SWD is best; the spread in 2 digits
+    assert f"**3.50 ± {sd:.2g}**" in row  # lowest SWD is best; spread in 2 digits, mean to match
     dc_tf = next(line for line in summary.splitlines() if line.startswith("| DCGAN (TensorFlow)"))
     assert "10 (1 of 2 seeds)" in dc_tf  # a missing seed is said; a complete one is not
     assert "**" not in dc_tf
@@ -490,7 +490,7 @@ def test_several_seeds_give_mean_std_and_a_spread_verdict(tmp_path):
     results = collect(prof, tmp_path / "runs")
     t = design_table(results, ["modes_covered_2k"])
     cell = t.rows[kinds.ORDER.index("progan")].cells[2].text  # PyTorch column
-    assert cell == f"705 ± {statistics.stdev([700, 710]):.2g}"
+    assert cell == f"705.0 ± {statistics.stdev([700, 710]):.2g}"  # mean to the spread's place
     text = " ".join(findings(results))
     se2 = 2 * math.sqrt(
         statistics.stdev([500, 510]) ** 2 / 2 + statistics.stdev([300, 302]) ** 2 / 2
