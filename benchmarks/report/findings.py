@@ -208,7 +208,7 @@ def framework_sentence(results: dict[str, Any], key: str | None) -> str:
             sa, sb = a.stat(key), b.stat(key)
             d = sa.mean - sb.mean
             if sa.std is None or sb.std is None:
-                unknown.append(f"{lab} {signed(d)}")
+                unknown.append(f"{lab} ({signed(d)})")
                 continue
             se2 = 2 * math.sqrt(sa.std**2 / sa.n + sb.std**2 / sb.n)
             (agree if abs(d) <= se2 else differ).append(
@@ -241,6 +241,9 @@ def framework_sentence(results: dict[str, Any], key: str | None) -> str:
 def sn_progan_sentence(results: dict[str, Any], key: str | None) -> str:
     """SN-ProGAN's mode coverage relative to DCGAN's at equal budget, as a number."""
     lead = "**SN-ProGAN vs DCGAN**"
+    missing = [k for k in ("sn-progan", "dcgan") if not any(e.kind == k for e in entries(results))]
+    if missing:
+        return f"{lead}: {' and '.join(kinds.label(k) for k in missing)} not in this profile."
     if key is None:
         return f"{lead}: no mode-coverage metric in this evaluation."
     pairs = {}
@@ -249,15 +252,7 @@ def sn_progan_sentence(results: dict[str, Any], key: str | None) -> str:
         if sn and dc and sn.stat(key) and dc.stat(key):
             pairs[fw] = (sn.stat(key).mean, dc.stat(key).mean)
     if not pairs:
-        missing = [
-            k for k in ("sn-progan", "dcgan") if not any(e.kind == k for e in entries(results))
-        ]
-        why = (
-            f"{', '.join(kinds.label(k) for k in missing)} not in this profile"
-            if missing
-            else "no value for both"
-        )
-        return f"{lead} (`{key}`): {why}."
+        return f"{lead} (`{key}`): no framework has a value for both."
     sn = statistics.fmean(a for a, _ in pairs.values())
     dc = statistics.fmean(b for _, b in pairs.values())
     text = f"{lead} (`{key}`, {budget_short(results)}): {fmt(sn)} vs {fmt(dc)} {K.short(key)}"

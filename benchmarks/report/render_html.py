@@ -57,6 +57,7 @@ h1 { margin: .2em 0 .3em; }
 .panel figure { margin: 0; display: block; text-align: left; }
 /* Trainers write grids of >= 512 px; shrunk to a tile, smooth scaling avoids moire. */
 .panel figure img { width: 100%; height: auto; image-rendering: auto; }
+.panel figure img.pix { image-rendering: pixelated; }  /* a small grid blown up: keep pixels */
 .panel .blank { visibility: hidden; }
 .panel .missing { aspect-ratio: 1; border: 1px dashed #bbb; display: flex; align-items: center;
                   justify-content: center; color: #777; font-size: 12px; }
@@ -127,10 +128,23 @@ def _figure(img: Image, cls: str = "") -> str:
     if img.path is None:
         return f'<figure{attr}><div class="missing">{_caption(img.caption)}</div></figure>'
     alt = html.escape(img.caption.replace("\n", " "))
+    pix = ' class="pix"' if _small(img.path) else ""
     return (
-        f'<figure{attr}><img src="{data_uri(img.path)}" alt="{alt}">'
+        f'<figure{attr}><img src="{data_uri(img.path)}" alt="{alt}"{pix}>'
         f"<figcaption>{_caption(img.caption)}</figcaption></figure>"
     )
+
+
+def _small(path: Path, below: int = 256) -> bool:
+    """Is the image narrower than a tile? Then the browser enlarges it, and sharp pixels
+    read better than a blur; larger grids are shrunk, where smooth scaling avoids moire."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(path) as im:
+            return im.size[0] < below
+    except OSError:
+        return False
 
 
 def _panel(b: GridPanel) -> str:
