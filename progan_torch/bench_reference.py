@@ -37,8 +37,8 @@ if __package__ in (None, ""):
 import torch
 
 from gancore.errors import UserError, run_cli
-from gancore.helptext import HelpFormatter
 from gancore.hardware import describe
+from gancore.helptext import HelpFormatter
 from gancore.io import atomic_write_json
 
 

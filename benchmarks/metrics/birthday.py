@@ -19,8 +19,9 @@ automatically, which is an approximation:
   then the support is likely larger than about s^2 / 2). ``birthday_dup_frac_s*`` is the
   fraction of batches holding a duplicate (the paper's >= 1/2 criterion).
 
-The closest pairs are saved as a PNG (each row: the two images side by side) for a person to
-judge, as the paper intends; the report shows it. Treat the number as a screening figure.
+The closest pairs are saved as a PNG (each pair side by side, labelled with its distance, a
+caption saying what was measured) for a person to judge, as the paper intends; the report
+shows it. Treat the number as a screening figure.
 """
 
 from __future__ import annotations
@@ -86,11 +87,50 @@ def support_estimate(dup_counts: list[int], s: int) -> float | None:
     return s * (s - 1) / (2.0 * mean_c) if mean_c > 0 else None
 
 
-def save_pairs_png(path: Path, images_u8: np.ndarray, pairs: list[tuple[int, int, float]]) -> None:
-    from gancore.grid import save_grid
+def save_pairs_png(
+    path: Path,
+    images_u8: np.ndarray,
+    pairs: list[tuple[int, int, float]],
+    caption: str = "",
+    threshold: float | None = None,
+) -> None:
+    """The closest pairs for a person to judge: each pair side by side, labelled with its rank
+    and L2 distance (red, "dup", when under ``threshold``), at least 512 px wide, with
+    ``caption`` (what was measured) above."""
+    from PIL import Image, ImageDraw, ImageFont
 
-    rows = [images_u8[i] for i, j, _ in pairs for i in (i, j)]
-    save_grid(path, np.stack(rows), ncol=2, upscale_to=512)
+    from gancore.grid import save_image
+
+    if not pairs:
+        return
+    res = images_u8.shape[1]
+    scale = max(1, -(-64 // res))  # small samples upscaled (nearest) to >= 64 px each
+    ncol = 5 if res * scale <= 96 else 2
+    side, gap = res * scale, 4
+    tile_w = 2 * side + gap
+    labels = [
+        f"#{n + 1} d={d:.3g}" + (" dup" if threshold is not None and d < threshold else "")
+        for n, (_, _, d) in enumerate(pairs)
+    ]
+    font_px = max(12, side // 6)
+    font = ImageFont.load_default(size=font_px)
+    while font_px > 9 and max(font.getlength(t) for t in labels) > tile_w:
+        font_px -= 1  # the label stays under its own pair, never under the next one
+        font = ImageFont.load_default(size=font_px)
+    tile_h = side + font_px + 8
+    nrow = -(-len(pairs) // ncol)
+    width = max(512, ncol * (tile_w + 3 * gap) + gap)
+    canvas = Image.new("RGB", (width, nrow * (tile_h + 2 * gap) + gap), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for n, (i, j, d) in enumerate(pairs):
+        r, c = divmod(n, ncol)
+        x, y = gap + c * (tile_w + 3 * gap), gap + r * (tile_h + 2 * gap)
+        for k, idx in enumerate((i, j)):
+            im = Image.fromarray(np.squeeze(images_u8[idx])).convert("RGB")
+            canvas.paste(im.resize((side, side), Image.NEAREST), (x + k * (side + gap), y))
+        dup = threshold is not None and d < threshold
+        draw.text((x, y + side + 3), labels[n], fill=(180, 0, 0) if dup else (0, 0, 0), font=font)
+    save_image(path, np.asarray(canvas), caption=caption or None)
 
 
 def compute(ctx: EvalContext) -> MetricResult:
@@ -150,7 +190,11 @@ def compute(ctx: EvalContext) -> MetricResult:
         )
     if opts.artifact_dir:
         png = Path(opts.artifact_dir) / f"birthday_pairs_s{label}.png"
-        save_pairs_png(png, gen, all_pairs[:PAIRS_SHOWN])
+        # One line (the caption strip holds one): the rest is in the protocol.
+        caption = f"Closest pairs, {batches} x {s} samples, L2 on {res}px pixels" + (
+            f"; duplicate < {threshold:.3g}" if threshold is not None else ""
+        )
+        save_pairs_png(png, gen, all_pairs[:PAIRS_SHOWN], caption, threshold)
         protocol["pairs_png"] = str(png)
     protocol["seconds_compute"] = time.perf_counter() - t0
     return MetricResult(values, protocol)

@@ -15,6 +15,8 @@ from benchmarks.profiles import Profile
 from benchmarks.report import keys as K
 from benchmarks.report import render_html, render_md
 from benchmarks.report.collect import collect
+from benchmarks.report.compute import compute_table
+from benchmarks.report.design import design_table
 from benchmarks.report.document import (
     Bullets,
     Document,
@@ -25,11 +27,20 @@ from benchmarks.report.document import (
     Pre,
     TableBlock,
 )
+from benchmarks.report.findings import findings
+from benchmarks.report.first_screen import first_screen, sample_panel
+from benchmarks.report.headline import budget_text, picks, seeds, seeds_text
 from benchmarks.report.plots import all_plots
 from benchmarks.report.protocol import protocol_section
 from benchmarks.report.published import FIGURES
 from benchmarks.report.speed import quality_time_table, speed_table
-from benchmarks.report.tables import metric_keys, metric_table, published_table, runs_table
+from benchmarks.report.tables import (
+    floor_table,
+    metric_keys,
+    metric_table,
+    published_table,
+    runs_table,
+)
 from gancore.io import atomic_write_json, atomic_write_text
 
 
@@ -37,7 +48,8 @@ def build_report(profile: Profile, runs_dir: Path, reports_dir: Path) -> dict[st
     """Write every report file; returns their paths by kind."""
     results = collect(profile, runs_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    plots = all_plots(results, reports_dir / "plots")
+    p = picks(results)
+    plots = all_plots(results, reports_dir / "plots", headline=p["coverage"] or p["quality"])
     doc = document(results, plots)
     out = {
         "md": reports_dir / "report.md",
@@ -53,37 +65,23 @@ def build_report(profile: Profile, runs_dir: Path, reports_dir: Path) -> dict[st
 
 
 def document(results: dict[str, Any], plots: dict[str, Path]) -> Document:
+    """First screen (findings, samples, headline plot), then the tables, then the details."""
     p = results["profile"]
     runs = results["runs"]
     doc = Document(f"Benchmark report: {p['name']}")
-    states = [r["state"] for r in runs]
+    doc.add(first_screen(results, plots))
+    picked = [k for k in picks(results).values() if k]
     doc.add(
-        Para(f"{p['description']}".strip() or f"Profile {p['name']}."),
-        Bullets(
-            [
-                f"Data set **{p['dataset']}** at {p['resolution']}x{p['resolution']}"
-                + (
-                    ""
-                    if len({r["res"] for r in runs}) <= 1
-                    else " (per-model resolutions: "
-                    + ", ".join(sorted({f"{r['model']} {r['res']}px" for r in runs}))
-                    + ")"
-                ),
-                f"Budget: **{p['kimg']:g} kimg** (thousand images shown) per model, the same for every "
-                "model, so comparisons are per unit of training.",
-                f"Seeds: {', '.join(str(s) for s in sorted({r['seed'] for r in runs}))}; "
-                f"runs: {states.count('finished')} finished, {states.count('failed')} failed, "
-                f"{len(runs) - states.count('finished') - states.count('failed')} not finished / not run, "
-                f"of {len(runs)}.",
-                f"Run directories: `{results['runs_dir']}`. Every number below was read from them, "
-                "except the rows marked *published*.",
-            ]
+        Heading("The 2x2 design"),
+        Para(
+            "What spectral normalisation and progressive growing each buy over a plain DCGAN, "
+            "with and without the other, per framework."
         ),
-    )
-    head_keys = metric_keys(results, headline_only=True)
-    doc.add(
-        Heading("Summary"),
-        TableBlock(metric_table(results, head_keys, "Final metrics, models x frameworks")),
+        TableBlock(design_table(results, picked)),
+        Heading("Results"),
+        TableBlock(
+            metric_table(results, metric_keys(results, headline_only=True), "Final metrics")
+        ),
     )
     failed = [r for r in runs if r["state"] not in ("finished",)]
     if failed:
@@ -104,8 +102,8 @@ def document(results: dict[str, Any], plots: dict[str, Path]) -> Document:
                 "resumes unfinished runs from their last checkpoint."
             )
         )
-    _diversity(doc, results)
     _speed(doc, results, plots)
+    _diversity(doc, results)
     _curves(doc, plots)
     _samples(doc, results)
     all_keys = metric_keys(results, headline_only=False)
@@ -118,54 +116,71 @@ def document(results: dict[str, Any], plots: dict[str, Path]) -> Document:
                 )
             ),
         )
-    doc.add(Heading("All runs"), TableBlock(runs_table(results)))
-    doc.add(Heading("Published figures"), TableBlock(published_table(results)))
+    if results["floors"]:
+        doc.add(TableBlock(floor_table(results)))
+    doc.add(Heading("Setup"), Para(f"{p['description']}".strip() or f"Profile {p['name']}."))
+    states = [r["state"] for r in runs]
+    doc.add(
+        Bullets(
+            [
+                f"Data set **{p['dataset']}** at {p['resolution']}x{p['resolution']}"
+                + (
+                    ""
+                    if len({r["res"] for r in runs}) <= 1
+                    else " (per-model resolutions: "
+                    + ", ".join(sorted({f"{r['model']} {r['res']}px" for r in runs}))
+                    + ")"
+                ),
+                f"Budget: **{budget_text(results)}**, the same for every model.",
+                f"Seeds: {seeds_text(results)}; runs: {states.count('finished')} finished, "
+                f"{states.count('failed')} failed, "
+                f"{len(runs) - states.count('finished') - states.count('failed')} not finished / "
+                f"not run, of {len(runs)}.",
+                f"Run directories: `{results['runs_dir']}`. Every number in this report was read "
+                "from them, except the rows marked *published*.",
+            ]
+        ),
+        Heading("All runs"),
+        TableBlock(runs_table(results)),
+        Heading("Published figures"),
+        TableBlock(published_table(results)),
+    )
     doc.add(*protocol_section(results))
     return doc
 
 
 def _diversity(doc: Document, results: dict[str, Any]) -> None:
-    keys = [k for k in metric_keys(results, headline_only=False) if K.family(k) in K.DIVERSITY]
-    doc.add(Heading("Mode collapse and diversity"))
-    if keys:
-        doc.add(
-            TableBlock(
-                metric_table(
-                    results, keys, "Mode coverage and diversity", unmatched_published=False
-                )
-            )
-        )
-    else:
-        doc.add(
-            Para(
-                "No diversity metric (modes, KL, NDB, MS-SSIM, birthday) was computed; "
-                "see the protocol section for what was skipped."
-            )
-        )
-    doc.add(
-        Para(
-            "Modes covered / KL: classes of the generated samples (Stacked MNIST: 1000 "
-            "digit triples). NDB: number of statistically different k-means bins (lower is "
-            "better). MS-SSIM between generated pairs should match the real-pair value; "
-            "higher means less diverse. Birthday paradox: the closest pairs among a sample; "
-            "near-duplicates hint at a small support."
-        )
-    )
     pngs = [
         Image(Path(path), f"{r['name']}: {Path(path).stem}")
         for r in results["runs"]
         for path in r["extra_pngs"]
     ]
+    doc.add(Heading("Mode collapse and diversity: how to read them"))
+    doc.add(
+        Para(
+            "Modes covered / KL: classes of the generated samples (stacked digits: 1000 "
+            "digit triples). NDB: number of statistically different k-means bins (lower is "
+            "better). MS-SSIM between generated pairs should match the real-pair value; "
+            "higher means less diverse. Birthday paradox: the closest pairs among a sample; "
+            "near-duplicates hint at a small support (null: no duplicate found, the support is "
+            "larger than the test resolves)."
+        )
+    )
     if pngs:
         doc.add(ImageRow(pngs, "Closest pairs (birthday paradox test) and other metric figures"))
 
 
 def _speed(doc: Document, results: dict[str, Any], plots: dict[str, Path]) -> None:
     doc.add(
-        Heading("Speed"), TableBlock(speed_table(results)), TableBlock(quality_time_table(results))
+        Heading("Speed and compute"),
+        TableBlock(speed_table(results)),
+        TableBlock(compute_table(results)),
     )
+    if any(len(r["curve"]) > 1 for r in results["runs"]):
+        # With the final point only, "time to final quality" is the whole run: nothing to show.
+        doc.add(TableBlock(quality_time_table(results)))
     if "speed" in plots:
-        doc.add(Image(plots["speed"], "Images/s per resolution (log scale)"))
+        doc.add(Image(plots["speed"], "Images/s per resolution (log scale)", plot=True))
     hw = results.get("hardware") or {}
     doc.add(
         Para(
@@ -184,17 +199,19 @@ def _curves(doc: Document, plots: dict[str, Path]) -> None:
     if not curves:
         doc.add(
             Para(
-                "No metric was scored at more than the final point, or none at all: set "
-                "eval_kimg in the profile to draw metric-vs-images curves."
+                "Only the final checkpoint was scored, so there are no curves: the final "
+                "values are in the tables and the first screen's plot. Curves need intermediate "
+                "evaluation points (eval_kimg), which a profile can set on an images budget."
             )
         )
     for k in curves:
-        doc.add(Image(plots[k], f"{k[6:]} vs images shown and vs training time"))
+        doc.add(Image(plots[k], f"{k[6:]} vs images shown and vs training time", plot=True))
     if "losses" in plots:
         doc.add(
             Image(
                 plots["losses"],
                 "Discriminator and generator losses (grey lines: resolution changes)",
+                plot=True,
             )
         )
     else:
@@ -202,32 +219,22 @@ def _curves(doc: Document, plots: dict[str, Path]) -> None:
 
 
 def _samples(doc: Document, results: dict[str, Any]) -> None:
-    doc.add(Heading("Samples"))
-    seeds = sorted({r["seed"] for r in results["runs"]})
-    for seed in seeds:
-        imgs = [
-            Image(Path(r["final_grid"]["path"]), f"{r['label']} {r['framework_label']}")
-            for r in results["runs"]
-            if r["seed"] == seed and r["final_grid"]
-        ]
-        if imgs:
-            doc.add(
-                ImageRow(
-                    imgs,
-                    f"Final samples, seed {seed} (each trainer's fixed-latent grid; a model's PyTorch "
-                    "and TensorFlow runs use identical latents)",
-                )
+    """The first screen shows the first seed; here come the other seeds and the growth."""
+    all_seeds = seeds(results)
+    growth = [r for r in results["runs"] if r["growth"] and r["seed"] == all_seeds[0]]
+    if len(all_seeds) < 2 and not growth:
+        return
+    doc.add(Heading("Growth, and the other seeds' samples" if len(all_seeds) > 1 else "Growth"))
+    p = picks(results)
+    for seed in all_seeds[1:]:
+        doc.add(sample_panel(results, [p["coverage"], p["quality"]], seed=seed))
+    for r in growth:
+        doc.add(
+            ImageRow(
+                [Image(Path(g["path"]), _growth_caption(g)) for g in r["growth"]],
+                f"Growth sequence: {r['name']}",
             )
-    if not any(r["final_grid"] for r in results["runs"]):
-        doc.add(Para("No sample grids found (samples/*.png) in any run."))
-    for r in results["runs"]:
-        if r["growth"] and r["seed"] == seeds[0]:
-            doc.add(
-                ImageRow(
-                    [Image(Path(g["path"]), _growth_caption(g)) for g in r["growth"]],
-                    f"ProGAN growth sequence: {r['name']}",
-                )
-            )
+        )
 
 
 def _growth_caption(g: dict[str, Any]) -> str:
@@ -244,6 +251,8 @@ def results_json(results: dict[str, Any]) -> dict[str, Any]:
     runs = [{k: v for k, v in r.items() if k != "log"} for r in results["runs"]]
     return {
         **results,
+        "findings": findings(results),
+        "headline_keys": picks(results),
         "runs": runs,
         "floors": {str(k): v for k, v in results["floors"].items()},
         "published": [
@@ -264,6 +273,10 @@ def results_json(results: dict[str, Any]) -> dict[str, Any]:
 def write_csv(results: dict[str, Any], path: Path) -> None:
     """One row per run (final metrics) plus one per real-vs-real floor."""
     keys = metric_keys(results, headline_only=False)
+    # Keys only the floor wrote (another N or K) get their own columns, never the models'.
+    keys += K.sort_keys(
+        [k for f in results["floors"].values() for k in f["metrics"] if k not in keys]
+    )
     resolutions = sorted({res for r in results["runs"] for res in r["img_per_s"]})
     cols = (
         [
@@ -277,8 +290,10 @@ def write_csv(results: dict[str, Any], path: Path) -> None:
             "failed_step",
             "error",
             "kimg_done",
+            "tflop",
             "train_wall_s",
             "train_time_s",
+            "warmup_s",
             "peak_mem_mb",
         ]
         + [f"img_per_s_{res}" for res in resolutions]

@@ -15,6 +15,7 @@ from typing import Any
 
 from benchmarks.commands import RunSpec
 from benchmarks.profiles import FRAMEWORK_LABELS, Profile, profile_to_dict
+from benchmarks.report.kinds import GROWING
 from benchmarks.runner import HARNESS_FILE, eval_points, plan, read_harness
 from gancore.io import read_json
 from gancore.rundir import RunDir
@@ -40,12 +41,26 @@ def read_metrics(path: Path) -> tuple[dict[str, float | None], dict[str, Any]] |
 
 
 def speed_by_res(log: list[dict[str, Any]]) -> dict[int, float]:
-    """Median images/s per resolution (the median ignores warm-up and compile ticks)."""
-    by_res: dict[int, list[float]] = {}
+    """Training images/s per resolution: the ticks' ``img_per_s`` averaged with their timed
+    seconds as weights (images / seconds over the resolution's ticks).
+
+    ``img_per_s`` already leaves out the steps that traced or compiled a new shape (their
+    seconds are the tick's ``warmup_s``), so a resolution with a single tick is measured
+    correctly too; weighting by the timed seconds keeps a short tick from counting as much as
+    a long one."""
+    by_res: dict[int, list[tuple[float, float]]] = {}
     for r in log:
-        if r.get("img_per_s") is not None and r.get("res") is not None:
-            by_res.setdefault(int(r["res"]), []).append(float(r["img_per_s"]))
-    return {res: statistics.median(v) for res, v in sorted(by_res.items()) if v}
+        if r.get("img_per_s") is None or r.get("res") is None:
+            continue
+        timed = (r.get("tick_s") or 0.0) - (r.get("warmup_s") or 0.0)
+        by_res.setdefault(int(r["res"]), []).append((float(r["img_per_s"]), max(timed, 0.0)))
+    out = {}
+    for res, pts in sorted(by_res.items()):
+        total = sum(w for _, w in pts)
+        out[res] = (
+            sum(v * w for v, w in pts) / total if total > 0 else statistics.fmean(v for v, _ in pts)
+        )
+    return out
 
 
 def time_at_kimg(log: list[dict[str, Any]], kimg: float) -> float | None:
@@ -184,6 +199,9 @@ def collect_run(run: RunSpec, profile: Profile) -> dict[str, Any]:
         (float(r["kimg"]) for r in log if r.get("kimg") is not None), default=None
     )
     rec["img_per_s"] = speed_by_res(log)
+    rec["warmup_s"] = sum(float(r.get("warmup_s") or 0.0) for r in log) if log else None
+    rec["planned_kimg"] = harness.get("kimg")
+    rec["tflop"] = _config_tflop(run.run_dir)
     mems = [float(r["peak_mem_mb"]) for r in log if r.get("peak_mem_mb") is not None]
     rec["peak_mem_mb"] = max(mems) if mems else None
     rec["metrics"], rec["details"], rec["curve"] = {}, {}, []
@@ -208,10 +226,21 @@ def collect_run(run: RunSpec, profile: Profile) -> dict[str, Any]:
     grids = sample_grids(run.run_dir, log, planned) if run.run_dir.exists() else []
     rec["grids"] = grids
     rec["final_grid"] = final_grid(grids)
-    rec["growth"] = growth_sequence(grids) if run.model.kind in ("progan", "sn-progan") else []
+    rec["reals_grid"] = reals_grid(run.run_dir)
+    rec["growth"] = growth_sequence(grids) if run.model.kind in GROWING else []
     rec["extra_pngs"] = sorted(str(p) for p in (run.run_dir / "eval" / "final").glob("*.png"))
     rec["log"] = log  # for the loss plots; dropped from results.json
     return rec
+
+
+def _config_tflop(run_dir: Path) -> float | None:
+    """The run's training-compute budget (``config.json`` ``config.tflop``; set under a
+    compute budget only, where the trainer sized the run from it)."""
+    try:
+        v = read_json(run_dir / "config.json").get("config", {}).get("tflop")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 def _point_info(folder: Path, kimg: float | None, total: float) -> dict[str, Any]:
@@ -262,8 +291,12 @@ def collect(profile: Profile, runs_dir: Path) -> dict[str, Any]:
             runs = plan(dataclasses.replace(profile, seeds=tuple(seeds)), runs_dir)
         runs = [r for r in runs if r.name in names] or runs
     hw_path = runs_dir / "hardware.json"
+    budget = dataclasses.asdict(profile.budget)
+    if plan_path.exists():
+        budget = read_json(plan_path).get("budget") or budget  # what the harness ran with
     return {
         "profile": profile_to_dict(profile),
+        "budget": budget,
         "runs_dir": str(runs_dir),
         "runs": [collect_run(r, profile) for r in runs],
         "floors": collect_floors(runs_dir),

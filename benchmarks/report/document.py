@@ -28,6 +28,7 @@ class Para:
 @dataclass
 class Bullets:
     items: list[str]
+    css_class: str = ""  # HTML only: "findings" styles the first screen's sentences
 
 
 @dataclass
@@ -37,8 +38,9 @@ class Pre:
 
 @dataclass
 class Image:
-    path: Path
-    caption: str
+    path: Path | None  # None: a placeholder that says why there is no image (its caption)
+    caption: str  # may hold line breaks ("\n"): model, then its headline numbers
+    plot: bool = False  # a figure (smooth scaling, wide) rather than a grid of samples (pixelated)
 
 
 @dataclass
@@ -47,6 +49,25 @@ class ImageRow:
 
     images: list[Image]
     title: str = ""
+
+
+@dataclass
+class GridPanel:
+    """Images in a fixed number of columns, row by row (``None`` leaves a cell empty): the
+    first screen's real images and every model's final samples, one framework per row."""
+
+    images: list[Image | None]
+    columns: int
+    title: str = ""
+
+
+@dataclass
+class Section:
+    """Blocks kept together under one heading: the HTML ``<section id=anchor>``."""
+
+    title: str
+    anchor: str
+    blocks: list[object] = field(default_factory=list)
 
 
 @dataclass
@@ -63,10 +84,16 @@ class Document:
         self.blocks.extend(blocks)
 
     def images(self) -> list[Image]:
-        out: list[Image] = []
-        for b in self.blocks:
-            if isinstance(b, Image):
-                out.append(b)
-            elif isinstance(b, ImageRow):
-                out.extend(b.images)
-        return out
+        return _images(self.blocks)
+
+
+def _images(blocks: list[object]) -> list[Image]:
+    out: list[Image] = []
+    for b in blocks:
+        if isinstance(b, Image) and b.path is not None:
+            out.append(b)
+        elif isinstance(b, ImageRow | GridPanel):
+            out.extend(i for i in b.images if i is not None and i.path is not None)
+        elif isinstance(b, Section):
+            out.extend(_images(b.blocks))
+    return out

@@ -15,9 +15,18 @@ HIGHER = "higher"
 CLOSEST_TO_REAL = "closest to real"
 
 # (regex on the key, family, direction). First match wins; order matters.
+# The learned-feature distances on the project's own classifiers (``fd_digits_10k``,
+# ``kid_cifar10cls_5k_mean``, ``precision_digits_10k``) come before the Inception/VGG rules:
+# they are their own families, never in an Inception column (the values are not comparable).
+_DOMAIN = r"(digits|cifar10cls)_"
 _RULES: list[tuple[str, str, str | None]] = [
     (r"^swd_.*_avg$", "swd_avg", LOWER),
     (r"^swd_", "swd_level", LOWER),
+    (r"^fd_", "fd", LOWER),
+    (r"^kid_" + _DOMAIN, "kid_domain", LOWER),
+    (r"^precision_" + _DOMAIN, "precision_domain", HIGHER),
+    (r"^recall_" + _DOMAIN, "recall_domain", HIGHER),
+    (r"^prc_f_score_" + _DOMAIN, "prc_f_domain", HIGHER),
     (r"^fid", "fid", LOWER),
     (r"^kid", "kid", LOWER),
     (r"^(is|inception_score)(_|$)", "is", HIGHER),
@@ -38,6 +47,7 @@ _RULES: list[tuple[str, str, str | None]] = [
 ]
 # Families shown in the summary table; the rest appear in the full table only.
 HEADLINE = (
+    "fd",
     "fid",
     "kid",
     "is",
@@ -48,6 +58,8 @@ HEADLINE = (
     "ndb",
     "precision",
     "recall",
+    "precision_domain",
+    "recall_domain",
     "birthday_support",
 )
 # Families of the mode-collapse / diversity section.
@@ -63,8 +75,38 @@ DIVERSITY = (
     "birthday_dups",
     "birthday_other",
 )
-# Preferred quality metric for "time to reach final quality", best first.
-QUALITY_ORDER = ("fid", "swd_avg", "kid", "ndb", "kl")
+# The metric that answers each of the benchmark's questions, best first: the first family
+# with values wins. Quality also serves "time to reach final quality". Learned features of
+# the data set's own classifier come first where they exist (they separate the models where
+# pixel statistics do not), then Inception, then the pixel-space SWD.
+QUALITY_ORDER = ("fd", "fid", "kid_domain", "kid", "swd_avg", "ndb", "kl")
+COVERAGE_ORDER = ("modes", "ndb", "recall_domain", "recall", "birthday_support")
+DIVERSITY_ORDER = ("msssim", "recall_domain", "recall", "kl")
+# A model whose samples fall in fewer modes than this has collapsed: its other numbers
+# describe a handful of images and are never marked best.
+COLLAPSED_MODES = 10
+
+_NAMES = {
+    "modes": "modes covered",
+    "kl": "KL(modes || uniform)",
+    "ndb": "different bins (NDB)",
+    "fd": "FD on the data set classifier's features",
+    "fid": "FID",
+    "kid": "KID",
+    "kid_domain": "KID on classifier features",
+    "swd_avg": "SWD",
+    "msssim": "MS-SSIM",
+    "precision": "precision",
+    "recall": "recall",
+    "precision_domain": "precision (classifier features)",
+    "recall_domain": "recall (classifier features)",
+    "birthday_support": "birthday support estimate",
+}
+
+
+def name(key: str) -> str:
+    """A few words for a key's family (the key itself is always shown beside it)."""
+    return _NAMES.get(family(key) or "", key)
 
 
 def _is_aux(key: str) -> bool:
@@ -115,3 +157,26 @@ def better(a: float, b: float, key: str, real: float | None = None) -> bool:
 def markable(key: str, real: float | None) -> bool:
     d = direction(key)
     return d in (LOWER, HIGHER) or (d == CLOSEST_TO_REAL and real is not None)
+
+
+_SHORT = {
+    "modes": "modes",
+    "kl": "KL",
+    "ndb": "NDB",
+    "fd": "FD",
+    "fid": "FID",
+    "kid": "KID",
+    "kid_domain": "KID",
+    "swd_avg": "SWD",
+    "msssim": "MS-SSIM",
+    "precision": "precision",
+    "recall": "recall",
+    "precision_domain": "precision",
+    "recall_domain": "recall",
+    "birthday_support": "support",
+}
+
+
+def short(key: str) -> str:
+    """A word or two for a caption under a sample grid ('modes 812 · FD 12.3')."""
+    return _SHORT.get(family(key) or "", key)

@@ -15,10 +15,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks.report import keys as K  # noqa: E402
+from benchmarks.report import kinds  # noqa: E402
+from benchmarks.report.headline import (  # noqa: E402
+    budget_axis,
+    budget_text,
+    entries,
+    real_reference,
+)
 
-# One colour per model kind, one line style per framework, so a reader can tell them apart.
-_COLORS = {"dcgan": "tab:blue", "sndcgan": "tab:orange", "progan": "tab:green"}
+# One colour per model kind, one line style and marker per framework, so a reader can tell
+# them apart in every figure.
+_COLORS = kinds.COLORS
 _STYLES = {"torch": "-", "tf": "--"}
+_MARKERS = {"torch": "o", "tf": "s"}
 
 
 def _style(run: dict[str, Any], index: int) -> dict[str, Any]:
@@ -112,25 +121,33 @@ def loss_curves(results: dict[str, Any], out: Path) -> Path | None:
 
 
 def speed_plot(results: dict[str, Any], out: Path) -> Path | None:
-    """Grouped bars: images/s per resolution for every model and framework (mean over seeds)."""
-    series: dict[str, dict[int, list[float]]] = {}
+    """Grouped bars: images/s per resolution for every model and framework (mean over seeds);
+    colour = model kind as in every figure, hatched = TensorFlow."""
+    series: dict[tuple[str, str, str], dict[int, list[float]]] = {}
     for r in results["runs"]:
         for res, v in r["img_per_s"].items():
-            series.setdefault(f"{r['label']} {r['framework_label']}", {}).setdefault(
-                int(res), []
-            ).append(v)
+            name = (f"{r['label']} {r['framework_label']}", r["kind"], r["framework"])
+            series.setdefault(name, {}).setdefault(int(res), []).append(v)
     if not series:
         return None
     resolutions = sorted({res for s in series.values() for res in s})
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(resolutions) * len(series) / 2), 4))
     width = 0.8 / len(series)
-    for i, (name, by_res) in enumerate(series.items()):
+    for i, ((name, kind, fw), by_res) in enumerate(series.items()):
         xs = [j + i * width for j, res in enumerate(resolutions) if res in by_res]
         ys = [sum(by_res[res]) / len(by_res[res]) for res in resolutions if res in by_res]
-        ax.bar(xs, ys, width=width, label=name)
+        ax.bar(
+            xs,
+            ys,
+            width=width,
+            label=name,
+            color=_COLORS.get(kind, f"C{i % 10}"),
+            hatch="//" if fw == "tf" else None,
+            edgecolor="white" if fw == "tf" else None,
+        )
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(resolutions))])
     ax.set_xticklabels([f"{r}x{r}" for r in resolutions])
-    ax.set_ylabel("images/s (median tick, mean over seeds)")
+    ax.set_ylabel("images/s (mean over seeds)")
     ax.set_yscale("log")
     ax.set_title("Training speed per resolution")
     ax.legend(fontsize=7, framealpha=1)
@@ -138,12 +155,121 @@ def speed_plot(results: dict[str, Any], out: Path) -> Path | None:
     return _save(fig, out)
 
 
-def all_plots(results: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+def _budget_x(results: dict[str, Any], run: dict[str, Any], point: dict[str, Any]) -> float | None:
+    """Where an evaluation point sits on the budget's axis: TFLOP, kimg or minutes."""
+    axis = budget_axis(results)
+    if axis == "compute":
+        # Only the final point has a known compute (the budget); ProGAN's cost per image
+        # changes with resolution, so an earlier point is not a fraction of it.
+        return run.get("tflop") if point["final"] else None
+    if axis == "time":
+        return point["time_s"] / 60 if point["time_s"] is not None else None
+    return point["kimg"]
+
+
+_AXIS_LABEL = {
+    "compute": "training compute (TFLOP)",
+    "images": "images shown (kimg)",
+    "time": "training time (minutes)",
+}
+
+
+def headline_plot(results: dict[str, Any], key: str, out: Path) -> Path | None:
+    """``key`` against the budget's axis (left) and against training wall-clock (right).
+
+    Under an equal budget with only final evaluations every run sits at the same x, so the
+    left panel becomes a dot plot: one row per model and framework, a dot per seed."""
+    runs = [
+        r for r in results["runs"] if any(p["metrics"].get(key) is not None for p in r["curve"])
+    ]
+    if not runs:
+        return None
+    pts = {
+        r["name"]: [
+            (_budget_x(results, r, p), p["time_s"], p["metrics"][key])
+            for p in r["curve"]
+            if p["metrics"].get(key) is not None
+        ]
+        for r in runs
+    }
+    xs = {round(x, 6) for v in pts.values() for x, _, _ in v if x is not None}
+    fig, (ax_b, ax_t) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [3, 2]})
+    real, real_name = real_reference(results, key)
+    by_name = {r["name"]: r for r in runs}
+    if len(xs) <= 1:
+        ents = [e for e in entries(results) if any(r["name"] in pts for r in e.runs)]
+        for y, e in enumerate(ents):
+            for r in e.runs:
+                for _, _, v in pts.get(r["name"], []):
+                    ax_b.scatter(v, y, **_dot(r))
+        ax_b.set_yticks(range(len(ents)), [e.name for e in ents], fontsize=8)
+        ax_b.invert_yaxis()
+        ax_b.set_xlabel(key + (f" ({K.direction(key)} is better)" if K.direction(key) else ""))
+        ax_b.set_title(f"at {budget_text(results)}", fontsize=9)
+        if real is not None:
+            ax_b.axvline(real, color="gray", linestyle=":", label=f"real ({real_name})")
+            ax_b.legend(fontsize=7, loc="best")
+    else:
+        for name, v in pts.items():
+            line = [(x, y) for x, _, y in v if x is not None]
+            if line:
+                ax_b.plot(*zip(*line), **_line(by_name[name]), label=_label(by_name[name]))
+        ax_b.set_xlabel(_AXIS_LABEL[budget_axis(results)])
+        ax_b.set_ylabel(key)
+        ax_b.set_title(f"{key} vs {_AXIS_LABEL[budget_axis(results)]}", fontsize=9)
+        if real is not None:
+            ax_b.axhline(real, color="gray", linestyle=":")
+        ax_b.legend(fontsize=7)
+    for name, v in pts.items():
+        line = [(t / 60, y) for _, t, y in v if t is not None]
+        if line:
+            ax_t.plot(*zip(*line), **_line(by_name[name]))
+    ax_t.set_xlabel("training time (minutes, log.jsonl time_s)")
+    ax_t.set_ylabel(key)
+    ax_t.set_title("vs wall-clock on this machine", fontsize=9)
+    if real is not None:
+        ax_t.axhline(real, color="gray", linestyle=":")
+    for ax in (ax_b, ax_t):
+        ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def _label(r: dict[str, Any]) -> str:
+    return f"{r['label']} {r['framework_label']} s{r['seed']}"
+
+
+def _line(r: dict[str, Any]) -> dict[str, Any]:
+    color = _COLORS.get(r["kind"], "tab:gray")
+    return {
+        "color": color,
+        "linestyle": _STYLES.get(r["framework"], "-"),
+        "marker": _MARKERS.get(r["framework"], "o"),
+    }
+
+
+def _dot(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "color": _COLORS.get(r["kind"], "tab:gray"),
+        "marker": _MARKERS.get(r["framework"], "o"),
+        "s": 36,
+        "zorder": 3,
+    }
+
+
+def all_plots(
+    results: dict[str, Any], out_dir: Path, headline: str | None = None
+) -> dict[str, Path]:
     """Every figure the report embeds, by name; missing figures are simply absent."""
     figs: dict[str, Path | None] = {}
+    if headline:
+        figs["headline"] = headline_plot(results, headline, out_dir / "headline.png")
     keys = K.sort_keys([k for r in results["runs"] for p in r["curve"] for k in p["metrics"]])
     for key in keys:
-        if K.is_headline(key):
+        # A curve needs two points: with only the final evaluation (always so under a compute
+        # budget) the values are in the tables and the headline plot, not in a row of dots.
+        if K.is_headline(key) and any(
+            sum(p["metrics"].get(key) is not None for p in r["curve"]) > 1 for r in results["runs"]
+        ):
             figs[f"curve_{key}"] = metric_curves(results, key, out_dir / f"curve_{key}.png")
     figs["losses"] = loss_curves(results, out_dir / "losses.png")
     figs["speed"] = speed_plot(results, out_dir / "speed.png")

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from benchmarks.report.document import Bullets, Heading, Para, TableBlock
+from benchmarks.report.headline import budget_text, seeds_text
 from benchmarks.report.tables import Cell, Row, Table
 
 # Per-run results, timings and cache flags inside protocol dicts: not part of the protocol.
@@ -108,6 +109,39 @@ def skipped_items(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def domain_items(results: dict[str, Any]) -> list[str]:
+    """The learned-feature distances (``fd_digits_*`` ...): which classifier, how accurate on
+    held-out data, which weights; never comparable with Inception FID."""
+    seen: dict[tuple[Any, ...], list[str]] = {}
+    for r in results["runs"]:
+        for metric, proto in ((r.get("details") or {}).get("protocol") or {}).items():
+            if metric.endswith("_domain") and isinstance(proto, dict):
+                key = (
+                    proto.get("extractor"),
+                    proto.get("classifier_heldout_accuracy"),
+                    proto.get("weights_sha256_16"),
+                    proto.get("layer"),
+                )
+                seen.setdefault(key, [])
+                if metric not in seen[key]:
+                    seen[key].append(metric)
+    items = []
+    for (extractor, acc, sha, layer), metrics in seen.items():
+        acc_text = f"{acc:.2%}" if isinstance(acc, int | float) else "not recorded"
+        items.append(
+            f"Learned-feature distances ({', '.join(sorted(metrics))}): the project's "
+            f"**{extractor}** classifier, held-out accuracy {acc_text}, weights sha256 "
+            f"{sha or '?'}" + (f", features: {layer}" if layer else "") + ". Comparable only at "
+            "the same extractor, weights and N; **not comparable with Inception FID**."
+        )
+    if len(seen) > 1:
+        items.append(
+            "More than one classifier (or weights) among the runs: compare the learned-feature "
+            "distances only between runs that share one."
+        )
+    return items
+
+
 def protocol_section(results: dict[str, Any]) -> list[object]:
     p = results["profile"]
     ev = p["evaluation"]
@@ -127,8 +161,10 @@ def protocol_section(results: dict[str, Any]) -> list[object]:
                     + ")"
                     for m in p["models"]
                 ),
-                f"Training budget: {p['kimg']:g} kimg per model; seeds {list(p['seeds'])}; "
-                f"checkpoints every {p['snapshot_kimg']:g} kimg; intermediate evaluations at "
+                f"Training budget, the axis every comparison is made on: {budget_text(results)} "
+                "(each run's images shown, TFLOP and training seconds: the compute table).",
+                f"Seeds: {seeds_text(results)}. Checkpoints every {p['snapshot_kimg']:g} kimg; "
+                "intermediate evaluations at "
                 f"{[f'{k:g}' for k in p['eval_kimg']] or 'none'} kimg.",
                 f"Samples exported per evaluation point: {ev['num_samples']} (each metric uses up to its "
                 "own N, named in its key); sample i of seed S uses the latent "
@@ -144,6 +180,7 @@ def protocol_section(results: dict[str, Any]) -> list[object]:
                     ", capped at the same N." if ev.get("floor") else " (disabled in this profile)."
                 ),
                 f"Metrics requested: {', '.join(ev['metrics'])}.",
+                *domain_items(results),
             ]
         )
     )

@@ -9,11 +9,13 @@ from pathlib import Path
 from benchmarks.report.document import (
     Bullets,
     Document,
+    GridPanel,
     Heading,
     Image,
     ImageRow,
     Para,
     Pre,
+    Section,
     TableBlock,
 )
 from benchmarks.report.tables import Table
@@ -34,7 +36,7 @@ def table_md(t: Table) -> str:
         cells = [_esc(row.label)]
         for c in row.cells:
             cells.append(f"**{_esc(c.text)}**" if c.best else _esc(c.text))
-        if row.kind in ("floor", "published"):
+        if row.kind in ("floor", "published", "effect"):
             cells[0] = f"*{cells[0]}*"
         lines.append("| " + " | ".join(cells) + " |")
     if not t.rows:
@@ -59,10 +61,21 @@ def _image_ref(img: Image, out_dir: Path) -> str:
     return os.path.relpath(dest, out_dir).replace(os.sep, "/")
 
 
-def render(doc: Document, out_dir: Path) -> str:
-    parts = [f"# {doc.title}", ""]
-    for b in doc.blocks:
-        if isinstance(b, Heading):
+def _cell(img: Image | None, out_dir: Path) -> str:
+    if img is None:
+        return " "
+    cap = "<br>".join(_esc(line) for line in img.caption.split("\n"))
+    if img.path is None:
+        return cap
+    return f"![{_esc(img.caption)}]({_image_ref(img, out_dir)})<br>{cap}"
+
+
+def blocks_md(blocks: list[object], out_dir: Path) -> list[str]:
+    parts: list[str] = []
+    for b in blocks:
+        if isinstance(b, Section):
+            parts += [f"## {b.title}", ""] + blocks_md(b.blocks, out_dir)
+        elif isinstance(b, Heading):
             parts += ["#" * b.level + " " + b.text, ""]
         elif isinstance(b, Para):
             parts += [b.text, ""]
@@ -72,8 +85,19 @@ def render(doc: Document, out_dir: Path) -> str:
             parts += ["```", b.text, "```", ""]
         elif isinstance(b, TableBlock):
             parts += [table_md(b.table), ""]
-        elif isinstance(b, Image):
-            parts += [f"![{_esc(b.caption)}]({_image_ref(b, out_dir)})", "", f"*{b.caption}*", ""]
+        elif isinstance(b, Image) and b.path is not None:
+            cap = b.caption.replace("\n", " ")
+            parts += [f"![{_esc(cap)}]({_image_ref(b, out_dir)})", "", f"*{cap}*", ""]
+        elif isinstance(b, GridPanel):
+            if b.title:
+                parts += [f"**{b.title}**", ""]
+            rows = [b.images[i : i + b.columns] for i in range(0, len(b.images), b.columns)]
+            parts.append("|" + " |" * b.columns)  # an empty header row: markdown tables need one
+            parts.append("|" + " --- |" * b.columns)
+            for row in rows:
+                cells = [_cell(i, out_dir) for i in row] + [" "] * (b.columns - len(row))
+                parts.append("| " + " | ".join(cells) + " |")
+            parts.append("")
         elif isinstance(b, ImageRow):
             if b.title:
                 parts += [f"**{b.title}**", ""]
@@ -85,4 +109,9 @@ def render(doc: Document, out_dir: Path) -> str:
                 + " |"
             )
             parts += [head, sep, imgs, ""]
+    return parts
+
+
+def render(doc: Document, out_dir: Path) -> str:
+    parts = [f"# {doc.title}", ""] + blocks_md(doc.blocks, out_dir)
     return "\n".join(parts).rstrip() + "\n"

@@ -6,7 +6,7 @@ import statistics
 from typing import Any
 
 from benchmarks.report import keys as K
-from benchmarks.report.tables import DASH, Cell, Row, Table, fmt, fmt_agg
+from benchmarks.report.tables import DASH, Cell, Row, Table, context_note, fmt, fmt_values
 
 # "Reached final quality" = first evaluation point within this fraction of the final value.
 QUALITY_TOLERANCE = 0.10
@@ -22,7 +22,7 @@ def _by_model(results: dict[str, Any]) -> dict[str, dict[str, list[dict[str, Any
 def speed_table(results: dict[str, Any]) -> Table:
     """Median images/s per resolution (mean over seeds), both frameworks and their ratio."""
     t = Table(
-        "Training speed (images/s, median per resolution, mean over seeds)",
+        "Training speed (images/s per resolution)",
         [
             "model",
             "resolution",
@@ -60,19 +60,31 @@ def speed_table(results: dict[str, Any]) -> Table:
                     label,
                     [
                         Cell(f"{res}x{res}"),
-                        Cell(fmt_agg(vals["torch"]) if vals["torch"] else f"{DASH} (no data)"),
-                        Cell(fmt_agg(vals["tf"]) if vals["tf"] else f"{DASH} (no data)"),
+                        Cell(
+                            fmt_values(vals["torch"], len(fws.get("torch", [])))
+                            if vals["torch"]
+                            else f"{DASH} (no data)"
+                        ),
+                        Cell(
+                            fmt_values(vals["tf"], len(fws.get("tf", [])))
+                            if vals["tf"]
+                            else f"{DASH} (no data)"
+                        ),
                         Cell(f"{ratio:.2f}x" if ratio else f"{DASH} (needs both frameworks)"),
                         Cell(fmt(max(mem["torch"])) if mem["torch"] else DASH),
                         Cell(fmt(max(mem["tf"])) if mem["tf"] else DASH),
                     ],
                 )
             )
-    t.notes.append(
-        "images/s is the median of the log.jsonl ticks at each resolution (the "
-        "median ignores warm-up and compilation ticks); ratios > 1 mean PyTorch is "
-        "faster. Peak memory is the largest peak_mem_mb a trainer logged (max over seeds)."
-    )
+    t.notes += [
+        context_note(results),
+        "images/s: the log.jsonl img_per_s of the ticks at each resolution, weighted by their "
+        "timed seconds. img_per_s counts timed steps only: the first step of each (resolution, "
+        "fade) shape in a session traces or compiles and is logged as warmup_s instead (total "
+        "per run in the compute table). ProGAN's fade and stabilise steps at one resolution "
+        "are averaged together. Ratios > 1 mean PyTorch is faster. Peak memory is the largest "
+        "peak_mem_mb a trainer logged (max over seeds).",
+    ]
     return t
 
 

@@ -1,17 +1,26 @@
 """The report's tables, as plain data (rendered to markdown and HTML by their own modules).
 
-Aggregation over seeds happens here: mean +- sample standard deviation over the
-seeds whose run finished and produced the value, with N beside it. A cell that
-has no value says why ("—" plus a reason), never a made-up number.
+Aggregation over seeds (``headline.Stat``): one seed shows its value, several show mean ±
+sample standard deviation over the seeds whose run finished and produced the value ("k of n
+seeds" only when some are missing). A cell that has no value says why ("—" plus a reason),
+never a made-up number. Every table says the budget axis, N and the seeds once, in a note.
 """
 
 from __future__ import annotations
 
-import statistics
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.report import keys as K
+from benchmarks.report.headline import (
+    Entry,
+    Stat,
+    budget_text,
+    entries,
+    real_reference,
+    seeds_text,
+)
 from benchmarks.report.published import comparability, figures_for
 
 DASH = "—"
@@ -48,34 +57,38 @@ def fmt(x: float | None, digits: int = 4) -> str:
     return f"{x:.{digits}g}" if ax < 1000 else f"{x:.0f}"
 
 
-def mean_std(values: list[float]) -> tuple[float, float | None, int]:
-    n = len(values)
-    return statistics.fmean(values), (statistics.stdev(values) if n > 1 else None), n
+def fmt_stat(st: Stat, planned: int) -> str:
+    """'m' for one value, 'm ± s' over seeds; '(k of n seeds)' only when seeds are missing."""
+    # Two significant digits for the spread (more would be noise about the noise), and the
+    # mean to the same decimal place: 799.5 ± 28 reads "800 ± 28".
+    if st.std is None:
+        text = fmt(st.mean)
+    elif st.std > 0 and 1e-3 <= abs(st.mean) < 1e5:
+        places = max(0, 1 - math.floor(math.log10(st.std)))
+        text = f"{st.mean:.{places}f} ± {fmt(st.std, 2)}"
+    else:
+        text = f"{fmt(st.mean)} ± {fmt(st.std, 2)}"
+    return text + (f" ({st.n} of {planned} seeds)" if st.n < planned else "")
 
 
-def fmt_agg(values: list[float]) -> str:
-    m, s, n = mean_std(values)
-    return f"{fmt(m)} ± {fmt(s)} (n={n})" if s is not None else f"{fmt(m)} (n={n})"
+def fmt_values(values: list[float], planned: int) -> str:
+    return fmt_stat(Stat(values), planned)
 
 
-def groups(results: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
-    """Runs grouped by (model, framework), in plan order: (label, key, runs)."""
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in results["runs"]:
-        out.setdefault((r["model"], r["framework"]), []).append(r)
-    return [
-        (
-            f"{rs[0]['label']} ({rs[0]['framework_label']})"
-            + (f" {rs[0]['res']}px" if _mixed_res(results) else ""),
-            f"{m}-{fw}",
-            rs,
-        )
-        for (m, fw), rs in out.items()
-    ]
+def context_note(results: dict[str, Any]) -> str:
+    """The line every table carries: on which axis the models were made equal, N, seeds."""
+    return (
+        f"Budget: {budget_text(results)}. Seeds: {seeds_text(results)}. "
+        "N: in each metric key (swd_2k_avg: 2,048 images; modes_covered_10k: 10,000)."
+    )
 
 
 def _mixed_res(results: dict[str, Any]) -> bool:
     return len({r["res"] for r in results["runs"]}) > 1
+
+
+def entry_label(results: dict[str, Any], e: Entry) -> str:
+    return e.name + (f" {e.res}px" if _mixed_res(results) else "")
 
 
 def metric_keys(results: dict[str, Any], headline_only: bool) -> list[str]:
@@ -84,33 +97,6 @@ def metric_keys(results: dict[str, Any], headline_only: bool) -> list[str]:
     if not found:
         found = [k for f in results["floors"].values() for k in f["metrics"]]
     return K.sort_keys([k for k in found if K.is_headline(k) or not headline_only])
-
-
-def floor_value(results: dict[str, Any], key: str, res: int | None = None) -> float | None:
-    """The real-vs-real value of ``key`` (at ``res``; at the profile's resolution by default)."""
-    res = res or results["profile"]["resolution"]
-    floor = results["floors"].get(res) or results["floors"].get(str(res)) or {}
-    return floor.get("metrics", {}).get(key)
-
-
-def real_reference(results: dict[str, Any], key: str) -> float | None:
-    """What 'closest to real' compares with: the floor, else the runs' own real-pair value."""
-    v = floor_value(results, key)
-    if v is not None or not key.startswith("msssim_") or "real" in key:
-        return v
-    real_key = key.replace("msssim_", "msssim_real_", 1)
-    vals = [
-        r["metrics"][real_key] for r in results["runs"] if r["metrics"].get(real_key) is not None
-    ]
-    return statistics.fmean(vals) if vals else None
-
-
-def _same_family(metrics: dict[str, float | None], key: str) -> str | None:
-    fam = K.family(key)
-    if fam is None or fam == "swd_level":
-        return None
-    same = [k for k, v in metrics.items() if v is not None and K.family(k) == fam]
-    return same[0] if len(same) == 1 else None
 
 
 def missing_reason(runs: list[dict[str, Any]], key: str) -> str:
@@ -126,8 +112,36 @@ def missing_reason(runs: list[dict[str, Any]], key: str) -> str:
     if any(key in (r.get("metrics") or {}) and r["metrics"][key] is None for r in runs):
         # The metric ran and wrote null: it has no estimate (e.g. the birthday test found
         # no duplicate pair, so the support is only known to be larger than it can resolve).
-        return "no estimate: the metric wrote null; see its protocol"
+        return "no estimate"
     return "not computed by this evaluation"
+
+
+def mark_best(
+    table: Table, results: dict[str, Any], ents: list[Entry], keys: list[str]
+) -> list[str]:
+    """Bold the best mean of each column where that means something; returns notes saying
+    which columns were left unmarked and why. Column ``i + offset`` holds ``keys[i]``."""
+    why_not: list[str] = []
+    for col, k in enumerate(keys):
+        real, _ = real_reference(results, k)
+        if not K.markable(k, real):
+            continue
+        if any(e.no_estimate(k) for e in ents):
+            # A null is "larger than the test resolves" (birthday support): it may be the best.
+            why_not.append(f"{k}: no best marked, a run has no estimate (null)")
+            continue
+        cands = [(i, e.stat(k)) for i, e in enumerate(ents) if not e.collapsed()]
+        cands = [(i, st.mean) for i, st in cands if st is not None]
+        if len(cands) < 2 or len({m for _, m in cands}) == 1:
+            continue  # "best" of one row, or of rows that all tie, says nothing
+        top = cands[0][1]
+        for _, m in cands[1:]:
+            if K.better(m, top, k, real):
+                top = m
+        for i, m in cands:
+            if not K.better(top, m, k, real):
+                table.rows[i].cells[col].best = True
+    return why_not
 
 
 def metric_table(
@@ -139,64 +153,110 @@ def metric_table(
     unmatched_published: bool = True,
 ) -> Table:
     """Models x frameworks rows, one column per metric key, best mean per column marked."""
-    table = Table(title, ["model (framework)", "runs"] + keys)
-    best: dict[str, list[int]] = {}
-    means: dict[str, list[tuple[int, float]]] = {k: [] for k in keys}
-    for label, _, runs in groups(results):
-        done = [r for r in runs if r["state"] == "finished"]
-        cells = [Cell(f"{len(done)}/{len(runs)} finished")]
+    table = Table(title, ["model (framework)"] + keys)
+    ents = entries(results)
+    for e in ents:
+        cells = []
         for k in keys:
-            vals = [r["metrics"][k] for r in done if r["metrics"].get(k) is not None]
-            if vals:
-                m = statistics.fmean(vals)
-                cells.append(Cell(fmt_agg(vals), value=m))
-                means[k].append((len(table.rows), m))
-            else:
-                cells.append(Cell(f"{DASH} ({missing_reason(runs, k)})"))
-        table.rows.append(Row(label, cells, kind="model" if done else "failed"))
-    for k in keys:
-        real = real_reference(results, k)
-        if len(means[k]) < 2 or not K.markable(k, real):
-            continue  # "best" of one row says nothing
-        top = means[k][0][1]
-        for _, m in means[k][1:]:
-            if K.better(m, top, k, real):
-                top = m
-        best[k] = [i for i, m in means[k] if not K.better(top, m, k, real)]
-        col = keys.index(k) + 1
-        for i in best[k]:
-            table.rows[i].cells[col].best = True
+            st = e.stat(k)
+            if st is None:
+                cells.append(Cell(f"{DASH} ({missing_reason(e.runs, k)})"))
+                continue
+            text = fmt_stat(st, len(e.runs))
+            if K.family(k) == "modes" and e.collapsed():
+                text += " (collapsed)"
+            cells.append(Cell(text, value=st.mean))
+        table.rows.append(Row(entry_label(results, e), cells, "model" if e.finished else "failed"))
+    unmarked = mark_best(table, results, ents, keys)
     if with_floor:
-        for res, floor in sorted(results["floors"].items(), key=lambda x: int(x[0])):
-            cells = [Cell("real vs real")]
-            for k in keys:
-                v = floor["metrics"].get(k)
-                other = _same_family(floor["metrics"], k)
-                why = floor.get("error") or missing_reason(
-                    [{"state": "finished", "skipped": floor.get("skipped")}], k
-                )
-                if v is not None:
-                    cells.append(Cell(fmt(v), value=v))
-                elif other:
-                    # Fewer real images than samples (e.g. halves of a small split): the floor
-                    # exists at another N; show it under its own protocol name.
-                    cells.append(Cell(f"{fmt(floor['metrics'][other])} ({other})"))
-                else:
-                    cells.append(Cell(f"{DASH} ({why})"))
-            table.rows.append(Row(f"floor: real vs real ({res}px)", cells, kind="floor"))
+        _floor_rows(table, results, keys)
     if with_published:
         _published_rows(table, results, keys, unmatched_published)
-    marked = [k for k in keys if k in best]
-    if marked:
+    table.notes.insert(0, context_note(results))
+    if any(c.best for row in table.rows for c in row.cells):
+        table.notes.append(best_note(results, keys))
+    collapsed = [f"{entry_label(results, e)} ({e.collapsed()})" for e in ents if e.collapsed()]
+    if collapsed:
         table.notes.append(
-            "Best mean per column in bold (lower is better for FID/KID/SWD/KL/NDB, "
-            "higher for IS/modes/precision/recall, MS-SSIM: closest to the "
-            "real-vs-real value)."
+            f"Never marked best: {'; '.join(collapsed)}; below {K.COLLAPSED_MODES} modes the "
+            "other numbers describe a handful of images."
         )
-    table.notes.append(
-        "Values: mean ± sample standard deviation over seeds (n = finished seeds with that value)."
-    )
+    table.notes += unmarked
+    if any(e.no_estimate(k) for e in ents for k in keys):
+        table.notes.append(
+            "no estimate: the metric ran and wrote null (birthday support: no duplicate pair "
+            "among the samples, so the support is larger than the test resolves, about s²/2)."
+        )
     return table
+
+
+def best_note(results: dict[str, Any], keys: list[str]) -> str:
+    text = (
+        "Bold: the best mean of a column whose metric has a direction (lower is better for "
+        "FD/FID/KID/SWD/KL/NDB, higher for modes/precision/recall/birthday support"
+    )
+    for k in keys:
+        if K.direction(k) == K.CLOSEST_TO_REAL:
+            real, name = real_reference(results, k)
+            if real is not None:
+                text += f"; {k}: closest to the real-pair value {name} = {fmt(real)}"
+    return text + ")."
+
+
+def _floor_rows(table: Table, results: dict[str, Any], keys: list[str]) -> None:
+    """The real-vs-real floor, only under columns it computed with the models' exact key (same
+    N, same K): a floor at another N or K is listed in the floor table, never in this column."""
+    for res, floor in sorted(results["floors"].items(), key=lambda x: int(x[0])):
+        cells = []
+        for k in keys:
+            v = floor["metrics"].get(k)
+            fam = K.family(k)
+            other = [o for o in floor["metrics"] if o != k and fam and K.family(o) == fam]
+            if v is not None:
+                cells.append(Cell(fmt(v), value=v))
+            elif other:
+                cells.append(Cell(f"{DASH} (floor has {', '.join(sorted(other))}: another N or K)"))
+            else:
+                why = floor.get("error") or missing_reason(
+                    [
+                        {
+                            "state": "finished",
+                            "skipped": floor.get("skipped"),
+                            "metrics": floor["metrics"],
+                        }
+                    ],
+                    k,
+                )
+                cells.append(Cell(f"{DASH} ({why})"))
+        table.rows.append(Row(f"floor: real vs real ({res}px)", cells, kind="floor"))
+
+
+def floor_table(results: dict[str, Any]) -> Table:
+    """Every key the real-vs-real floor wrote, and whether the models have the same key."""
+    model_keys = {k for r in results["runs"] for k in r["metrics"]}
+    t = Table("Real-vs-real floor (every key it wrote)", ["resolution", "key", "value", "models"])
+    for res, floor in sorted(results["floors"].items(), key=lambda x: int(x[0])):
+        if floor.get("error"):
+            t.rows.append(Row(f"{res}px", [Cell(DASH), Cell(DASH), Cell(floor["error"])], "failed"))
+        for k in K.sort_keys(list(floor["metrics"])):
+            fam = K.family(k)
+            same = [m for m in model_keys if fam and K.family(m) == fam]
+            if k in model_keys:
+                where = "same key: shown in the models' column"
+            elif same:
+                where = f"another N or K than the models' {', '.join(sorted(same))}: not comparable"
+            else:
+                where = "the models have no such metric"
+            t.rows.append(
+                Row(f"{res}px", [Cell(k), Cell(fmt(floor["metrics"][k])), Cell(where)], "floor")
+            )
+    t.notes.append(context_note(results))
+    t.notes.append(
+        "The floor scores two disjoint sets of real images like a model's samples: the best "
+        "value a generator could reach with the same N. A key names its N (and NDB its K); "
+        "values are comparable only at equal keys."
+    )
+    return t
 
 
 def _published_rows(
@@ -222,9 +282,11 @@ def _published_rows(
             continue
         # A related figure whose metric this profile did not compute still gets its row,
         # so the reader sees the reference and that nothing here matches it.
-        first = "published" + (f"; {', '.join(loose)} (not computed here)" if loose else "")
-        cells = [Cell(first)] + [Cell(placed.get(k, "")) for k in keys]
-        table.rows.append(Row(f"published: {figs[0].label}", cells, kind="published"))
+        label = f"published: {figs[0].label}" + (
+            f" ({', '.join(loose)}: not computed here)" if loose else ""
+        )
+        cells = [Cell(placed.get(k, "")) for k in keys]
+        table.rows.append(Row(label, cells, kind="published"))
         protocols = "; ".join(dict.fromkeys(f.protocol for f in figs))
         table.notes.append(f"{figs[0].label}: {protocols}. {comparability(figs[0], dataset, res)}")
 
@@ -293,4 +355,5 @@ def runs_table(results: dict[str, Any]) -> Table:
                 kind="failed" if r["state"] != "finished" else "model",
             )
         )
+    t.notes.append(context_note(results))
     return t

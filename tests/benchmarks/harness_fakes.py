@@ -8,6 +8,7 @@ start tiny Python scripts instead of the real trainers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.commands import Commands, RunSpec, flags
-from benchmarks.profiles import Profile, parse_profile
+from benchmarks.profiles import Profile, parse_profile, profile_to_dict
 from gancore.grid import save_grid
 from gancore.io import atomic_write_json
 from gancore.rundir import RunDir
@@ -62,13 +63,21 @@ def write_run(
     curve: dict[float, dict] | None = None,
     img_per_s: dict[int, float] | None = None,
     res: int = 16,
+    tflop: float | None = None,
+    warmup_s: float = 0.0,
+    seconds_per_tick: float = 10.0,
 ) -> None:
-    """A run directory as a trainer + the harness would leave it."""
+    """A run directory as a trainer + the harness would leave it.
+
+    ``kind``: dcgan, sndcgan, progan or sn-progan (the growing kinds log 4 -> 8 -> ``res``);
+    ``tflop``: the compute budget the trainer sized the run from (``config.json``);
+    ``warmup_s``: seconds of compile steps per tick, left out of ``img_per_s`` as the loop does.
+    """
     rd = RunDir(run_dir)
     info = RunInfo(kind, framework, f"{kind}.train", 3, dataset="stacked-digits")
-    rd.create(run_config(info, {"seed": seed, "kimg": kimg}))
+    rd.create(run_config(info, {"seed": seed, "kimg": kimg, "tflop": tflop}))
     img_per_s = img_per_s or {res: 100.0 + seed}
-    resolutions = [4, 8, res] if kind == "progan" else [res]
+    resolutions = [4, 8, res] if kind in ("progan", "sn-progan") else [res]
     ticks = 8
     for i in range(1, ticks + 1):
         k = kimg * i / ticks
@@ -81,7 +90,9 @@ def write_run(
                 loss_d=1.0 / i,
                 loss_g=2.0 / i,
                 img_per_s=img_per_s.get(r, 50.0),
-                time_s=10.0 * i,
+                warmup_s=warmup_s,
+                tick_s=seconds_per_tick,
+                time_s=seconds_per_tick * i,
                 peak_mem_mb=500.0 + i,
                 model=kind,
                 framework=framework,
@@ -89,7 +100,9 @@ def write_run(
         )
         grid_png(run_dir / "samples" / GridNames.tick(k), r, 20 * i % 255)
         nxt = resolutions[min(len(resolutions) - 1, i * len(resolutions) // ticks)]
-        if kind == "progan" and (i == ticks or nxt != r):  # ProGAN's end-of-phase grids
+        if kind in ("progan", "sn-progan") and (
+            i == ticks or nxt != r
+        ):  # ProGAN's end-of-phase grids
             grid_png(
                 run_dir / "samples" / f"phase-{2 * resolutions.index(r):02d}-stabilize-{r}.png",
                 r,
@@ -169,6 +182,98 @@ def metrics_file(
             "msssim": {"pairs": 10000, "filter": "11x11 clipped", "seconds": 2.0},
         },
         "skipped": skipped or {},
+    }
+
+
+DESIGN_KINDS = ("dcgan", "sndcgan", "progan", "sn-progan")
+
+
+def design_profile(
+    name: str = "grid",
+    seeds: int = 1,
+    tflop: float | None = 28.0,
+    frameworks=("torch", "tf"),
+    kinds=DESIGN_KINDS,
+    resolution: int = 32,
+) -> Profile:
+    """The 2x2 design (growing x spectral norm) under a compute budget (``tflop=None``: an
+    images budget of 2 kimg). SN-ProGAN is added as a model entry directly, so the fakes do not
+    depend on the profile loader knowing the kind."""
+    budget = {"budget": {"tflop": tflop}, "kimg": None, "eval_kimg": None} if tflop else {}
+    base = tiny_profile(
+        name=name,
+        seeds=seeds,
+        models={"dcgan": {"batch": 4}, "sndcgan": {"batch": 4}, "progan": {"preset": "quick"}},
+        frameworks=list(frameworks),
+        resolution=resolution,
+        **budget,
+    )
+    models = [m for m in base.models if m.kind in kinds]
+    if "sn-progan" in kinds:
+        progan = next(m for m in base.models if m.kind == "progan")
+        models.append(
+            dataclasses.replace(progan, name="sn-progan", kind="sn-progan", label="SN-ProGAN")
+        )
+    return dataclasses.replace(base, models=tuple(models))
+
+
+def write_plan(runs_dir: Path, profile: Profile, kimg: dict[str, float]) -> None:
+    """``plan.json`` as the harness writes it (budget, and each run's planned kimg)."""
+    from benchmarks.runner import plan
+
+    atomic_write_json(
+        runs_dir / "plan.json",
+        {
+            "profile": profile_to_dict(profile),
+            "budget": dataclasses.asdict(profile.budget),
+            "runs": [
+                {
+                    "name": r.name,
+                    "model": r.model.name,
+                    "framework": r.framework,
+                    "seed": r.seed,
+                    "kimg": kimg.get(r.name),
+                }
+                for r in plan(profile, runs_dir)
+            ],
+        },
+    )
+
+
+def design_metrics(
+    modes: float,
+    fd: float,
+    msssim: float,
+    support: float | None = 5000.0,
+    ndb: float = 5.0,
+    real_msssim: float = 0.05,
+) -> dict:
+    """A metrics file as the evaluate CLI writes it for the default profile's metrics plus the
+    digit-classifier distances (keys with N, protocols, a null birthday support when asked)."""
+    return {
+        "modes_covered_2k": modes,
+        "kl_modes_2k": 6.9 - modes / 200,
+        "fd_digits_2k": fd,
+        "swd_2k_avg": fd / 2,
+        "msssim_2k_pairs": msssim,
+        "msssim_real_2k_pairs": real_msssim,
+        "ndb_k20": ndb,
+        "ndb_frac_k20": ndb / 20,
+        "birthday_support_s100": support,
+        "birthday_dup_pairs_s100": 0 if support is None else 3,
+        "protocol": {
+            "modes": {"n": 2000, "num_modes": 1000, "classifier_heldout_accuracy": 0.97},
+            "fd_domain": {
+                "n": 2000,
+                "extractor": "digits",
+                "weights_sha256_16": "0123456789abcdef",
+                "classifier_heldout_accuracy": 0.97,
+            },
+            "msssim": {"pairs": 2000},
+            "ndb": {"k": 20, "n": 2000},
+            "birthday": {"s": 100, "batches": 10},
+        },
+        "skipped": {},
     }
 
 
