@@ -3,8 +3,9 @@
 Under an equal-compute budget (``--tflop``) a run's length in images follows from its model's
 training FLOPs per image, which only the model code can count (with torch, on meta tensors).
 The harness never imports a framework, so it asks this module in a subprocess: it reads a
-JSON list of trainer argv lists on stdin and prints, for each, the resolved ``kimg`` and
-``tflop``, using the trainers' own parsers and config resolution.
+JSON list of trainer argv lists on stdin and prints, for each, the resolved ``kimg`` and the
+run's training ``tflop`` (the budget, or on the images axis the count over the run's
+schedule), using the trainers' own parsers, config resolution and FLOP counters.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ def resolve(argv: list[str]) -> dict[str, float | None]:
     i = argv.index("-m")
     module, flags = argv[i + 1], argv[i + 2 :]
     if module == "vanilla_gan.train":
+        from vanilla_gan.flops import step_flops_per_image
         from vanilla_gan.train import parser
         from vanilla_gan.train import resolve as resolve_vanilla
 
         cfg = resolve_vanilla(parser().parse_args(flags))
+        flops = step_flops_per_image(cfg) * cfg.kimg * 1000.0
     else:
         import importlib
 
@@ -30,8 +33,16 @@ def resolve(argv: list[str]) -> dict[str, float | None]:
         from progan_common.config import PRESETS, ProGANConfig
 
         ns = importlib.import_module(module).build_parser().parse_args(flags)
+        from gancore.train.estimate import schedule_flops
+        from progan_torch.flops import step_flops_per_image as per_image
+
         cfg = with_compute_budget(resolve_config(ProGANConfig, PRESETS, ns))
-    return {"kimg": cfg.kimg, "tflop": cfg.tflop}
+        flops = schedule_flops(
+            cfg.schedule(),
+            int(round(cfg.kimg * 1000)),
+            lambda res, fading: per_image(cfg, res, fading),
+        )
+    return {"kimg": cfg.kimg, "tflop": flops / 1e12}
 
 
 def main() -> int:

@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     " ".join(COMMANDS.evaluate(samples, samples.with_name("metrics.json"), profile))
                 )
+        print("\n" + estimate_text(profile, [r for r in plan(profile, runs_dir) if only(r)]))
         return 0
     try:
         records = Runner(profile, runs_dir, overwrite=ns.overwrite).run(only=only)
@@ -158,6 +159,48 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     return 1 if failed else 0
+
+
+def estimate_text(profile, runs) -> str:
+    """Each run's images, training TFLOP and, with the profile's ``throughput_tflops``, the
+    training wall-clock it implies (evaluation and start-up come on top)."""
+    from benchmarks.runner import size_commands
+
+    budget = profile.budget
+    if budget.axis == "time":
+        total = budget.minutes * len(runs)
+        return f"# estimate: {len(runs)} runs x {budget.minutes:g} min = {total:g} min of training"
+    sizes = size_commands([COMMANDS.train(r, profile, resume=False) for r in runs])
+    rate = profile.throughput_tflops
+    lines = [
+        f"# estimate ({budget.describe()})",
+        "# run                      kimg     TFLOP   train time",
+    ]
+    total_tflop = 0.0
+    for run, size in zip(runs, sizes):
+        total_tflop += size["tflop"]
+        when = _minutes(size["tflop"] / rate) if rate else "-"
+        lines.append(f"# {run.name:<22} {size['kimg']:>6.1f} {size['tflop']:>9.1f}   {when}")
+    if rate:
+        lines.append(
+            f"# total: {total_tflop:.1f} TFLOP, about {_minutes(total_tflop / rate)} of training "
+            f"at the profile's throughput_tflops = {rate:g} TFLOP/s (+-50%: a model's rate "
+            "depends on its batch and layer sizes); evaluation and start-up come on top"
+        )
+    else:
+        lines.append(
+            f"# total: {total_tflop:.1f} TFLOP; set throughput_tflops in the profile for a "
+            "wall-clock estimate"
+        )
+    return "\n".join(lines)
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ Example (``benchmarks/profiles/default.toml``)::
     seeds = 1                       # N -> seeds 0..N-1, or an explicit list [0, 7]
     frameworks = ["torch", "tf"]
     snapshot_kimg = 5               # checkpoint interval (evaluation points must be multiples)
+    throughput_tflops = 0.12        # sustained TFLOP/s of the device: `--dry-run` estimates time
     eval_kimg = [5, 10, 15]         # intermediate checkpoints scored for the curves (final always)
 
     [evaluation]
@@ -104,6 +105,7 @@ _TOP_KEYS = {
     "evaluation",
     "models",
     "data_root",
+    "throughput_tflops",
 }
 _EVAL_KEYS = {"metrics", "num_samples", "floor", "floor_split", "args", "batch"}
 _MODEL_KEYS = {"kind", "label", "res", "batch", "preset", "args", "frameworks"}
@@ -181,6 +183,9 @@ class Profile:
     device: str = "auto"
     data_root: str | None = None
     budget: Budget = field(default_factory=lambda: Budget("images", kimg=1.0))
+    # sustained training throughput of the profile's device (TFLOP/s) for the --dry-run
+    # wall-clock estimate; the profile's comment says where the figure comes from
+    throughput_tflops: float | None = None
 
     def with_overrides(
         self, seeds: int | None = None, device: str | None = None, data_root: str | None = None
@@ -278,6 +283,13 @@ def parse_profile(raw: dict[str, Any], name: str, path: Path | None = None) -> P
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     models = _models(raw["models"], resolution, frameworks)
+    throughput = raw.get("throughput_tflops")
+    if throughput is not None and (
+        isinstance(throughput, bool)
+        or not isinstance(throughput, (int, float))
+        or not throughput > 0
+    ):
+        raise ValueError(f"throughput_tflops must be a positive number, got {throughput!r}")
     return Profile(
         name=name,
         path=Path(path) if path else Path(f"{name}.toml"),
@@ -294,6 +306,7 @@ def parse_profile(raw: dict[str, Any], name: str, path: Path | None = None) -> P
         device=device,
         data_root=raw.get("data_root"),
         budget=budget,
+        throughput_tflops=None if throughput is None else float(throughput),
     )
 
 

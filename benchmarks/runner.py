@@ -463,22 +463,7 @@ class Runner:
         if budget.axis == "time":
             return {r.name: float("nan") for r in runs}
         argvs = [self.commands.train(r, self.profile, resume=False) for r in runs]
-        try:
-            out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.budget"],
-                input=json.dumps(argvs),
-                capture_output=True,
-                text=True,
-                env=_child_env(),
-                timeout=600,
-            )
-            sizes = json.loads(out.stdout)
-        except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-            raise UserError(f"could not size the runs of the compute budget: {exc}") from exc
-        if out.returncode or len(sizes) != len(runs):
-            raise UserError(
-                "could not size the runs of the compute budget: " + last_error_line(out.stderr)
-            )
+        sizes = size_commands(argvs)
         return {r.name: float(x["kimg"]) for r, x in zip(runs, sizes)}
 
     def _write_plan(self, runs: list[RunSpec]) -> None:
@@ -558,3 +543,23 @@ def _child_env() -> dict[str, str]:
     root = str(_repo_root())
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
+
+
+def size_commands(argvs: list[list[str]]) -> list[dict[str, float]]:
+    """``{"kimg", "tflop"}`` of each trainer command, as the trainers resolve them
+    (``python -m benchmarks.budget`` in a subprocess: the harness imports no framework)."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.budget"],
+            input=json.dumps(argvs),
+            capture_output=True,
+            text=True,
+            env=_child_env(),
+            timeout=600,
+        )
+        sizes = json.loads(out.stdout) if not out.returncode else None
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        raise UserError(f"could not size the runs of the profile: {exc}") from exc
+    if sizes is None or len(sizes) != len(argvs):
+        raise UserError("could not size the runs of the profile: " + last_error_line(out.stderr))
+    return sizes

@@ -155,7 +155,7 @@ def plan_training(args: argparse.Namespace, framework: str, entry_point: str) ->
 
 
 def with_compute_budget(cfg: ProGANConfig) -> ProGANConfig:
-    """With ``--tflop``: the run length (``kimg``, whole thousands of images) whose training
+    """With ``--tflop``: the run length (``kimg``, in hundreds of images: within a step of the budget) whose training
     FLOPs over the progressive schedule reach the budget; the phases keep their lengths and
     the final stabilisation at ``max_res`` takes what is left."""
     if cfg.tflop is None:
@@ -169,6 +169,7 @@ def with_compute_budget(cfg: ProGANConfig) -> ProGANConfig:
         lambda n: dataclasses.replace(cfg, kimg=n / 1000.0).schedule(),
         lambda res, fading: step_flops_per_image(cfg, res, fading),
         cfg.tflop * 1e12,
+        step=100,
     )
     return dataclasses.replace(cfg, kimg=nimg / 1000.0)
 

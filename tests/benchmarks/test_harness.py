@@ -385,3 +385,47 @@ def test_a_compute_budget_sizes_each_run_with_the_trainers_own_resolution(tmp_pa
     # SN-DCGAN's standard CNN costs more per image: the same compute shows it fewer images
     assert sizes[0]["kimg"] > 2 * sizes[1]["kimg"] > 0
     assert prof.budget.describe() == "equal training compute: 0.05 TFLOP per model"
+
+
+def _estimate_rows(out: str) -> dict[str, tuple[float, float, str]]:
+    rows = {}
+    for line in out.splitlines():
+        parts = line.lstrip("# ").split()
+        if len(parts) >= 4 and parts[0].endswith("-s0"):
+            rows[parts[0]] = (float(parts[1]), float(parts[2]), " ".join(parts[3:]))
+    return rows
+
+
+@pytest.mark.parametrize("budget", ["budget = { tflop = 6 }", "budget = { kimg = 4 }"])
+def test_dry_run_estimates_each_runs_compute_and_time(tmp_path, capsys, budget):
+    prof = tmp_path / "p.toml"
+    prof.write_text(
+        f'dataset = "stacked-digits"\nresolution = 32\n{budget}\nframeworks = ["torch"]\n'
+        'throughput_tflops = 0.1\nsnapshot_kimg = 1\n[evaluation]\nmetrics = ["modes"]\n'
+        "num_samples = 100\n[models.dcgan]\nbatch = 64\n"
+    )
+    argv = ["run", "--profile", str(prof), "--dry-run", "--runs-dir", str(tmp_path / "r")]
+    assert harness_main(argv) == 0
+    out = capsys.readouterr().out
+    kimg, tflop, when = _estimate_rows(out)["dcgan-torch-s0"]
+    per_image = tflop / kimg  # TFLOP per kimg = GFLOP per image: DCGAN 64 wide at 32x32
+    assert 0.3 < per_image < 0.5
+    if "tflop" in budget:  # the smallest whole number of steps that reaches the budget
+        assert 6.0 <= tflop < 6.0 + 64 * per_image / 1000 + 0.05
+    else:
+        assert kimg == 4.0
+    assert when == f"{tflop / 0.1 / 60:.0f} min"
+    assert "about" in out and "TFLOP/s" in out
+
+
+def test_throughput_must_be_positive():
+    raw = {
+        "dataset": "stacked-digits",
+        "resolution": 32,
+        "kimg": 2,
+        "throughput_tflops": 0,
+        "evaluation": {"metrics": ["modes"], "num_samples": 10},
+        "models": {"dcgan": {}},
+    }
+    with pytest.raises(ValueError, match="throughput_tflops must be a positive number"):
+        parse_profile(raw, name="x")
