@@ -289,7 +289,3 @@ class Discriminator(_StageState):
         for k in range(level - 1, 0, -1):
             x = self.blocks[k](x)
         return self.blocks[0](x, chunks)
-
-
-def count_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

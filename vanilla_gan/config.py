@@ -283,22 +283,24 @@ class TrainConfig:
             raise ValueError("label_smoothing only applies to the non-saturating loss")
 
 
+# Radford et al. 2016; pytorch/examples dcgan widths.
+_DCGAN: dict[str, Any] = dict(
+    model="dcgan",
+    z_dim=100,
+    latent_dist="normal",
+    width=64,
+    lrelu_slope=0.2,
+    sn_d=False,
+    loss="nonsaturating",
+    lr_g=2e-4,
+    lr_d=2e-4,
+    beta1=0.5,
+    beta2=0.999,
+    n_dis=1,
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
-    # Radford et al. 2016; pytorch/examples dcgan widths.
-    "dcgan": dict(
-        model="dcgan",
-        z_dim=100,
-        latent_dist="normal",
-        width=64,
-        lrelu_slope=0.2,
-        sn_d=False,
-        loss="nonsaturating",
-        lr_g=2e-4,
-        lr_d=2e-4,
-        beta1=0.5,
-        beta2=0.999,
-        n_dis=1,
-    ),
+    "dcgan": _DCGAN,
     # Radford et al. 2016 as published: Figure 1 projects a 100-d U(-1, 1) latent to 4x4 with
     # 1024 channels for 64x64 (then 512, 256, 128 to RGB), section 4 trains with minibatch 128.
     # The official dcgan_code (Newmu/dcgan_code, faces/train_uncond_dcgan.py: ngf = ndf = 128,
@@ -311,19 +313,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # no L2 weight decay (1e-5 there, not in the paper's text), one D then one G update per
     # minibatch (the code alternates minibatches between them).
     "dcgan-paper": dict(
-        model="dcgan",
-        z_dim=100,
+        _DCGAN,
         latent_dist="uniform",
         width=128,
         batch=128,
-        lrelu_slope=0.2,
-        sn_d=False,
-        loss="nonsaturating",
-        lr_g=2e-4,
-        lr_d=2e-4,
-        beta1=0.5,
-        beta2=0.999,
-        n_dis=1,
     ),
     # Miyato et al. 2018, Table 3 standard CNN + Table 1 setting C (see module docstring).
     "sndcgan": dict(

@@ -71,10 +71,17 @@ def setup_sentence(results: dict[str, Any]) -> str:
     runs, p = results["runs"], results["profile"]
     done = sum(r["state"] == "finished" for r in runs)
     models = len({r["model"] for r in runs})
-    n_seeds = len(seeds(results))
+    n_seeds, n_fw = len(seeds(results)), len(frameworks(results))
+    pairs = len({(r["model"], r["framework"]) for r in runs})
+    # "4 models x 2 frameworks" only where every model runs in every framework
+    grid = (
+        f"{models} models x {n_fw} frameworks"
+        if pairs == models * n_fw
+        else f"{models} models in {pairs} model-framework pairs"
+    )
     text = (
-        f"**Setup**: {len(runs)} runs ({models} models x {len(frameworks(results))} frameworks "
-        f"x {n_seeds} seed{'s' if n_seeds > 1 else ''}), {p['dataset']} {p['resolution']}x"
+        f"**Setup**: {len(runs)} runs ({grid}; {n_seeds} seed{'s' if n_seeds > 1 else ''}), "
+        f"{p['dataset']} {p['resolution']}x"
         f"{p['resolution']}, **{budget_phrase(results)}**; {done} finished"
     )
     bad = [f"{r['name']} ({r['state']})" for r in runs if r["state"] != "finished"]
@@ -98,7 +105,7 @@ def _best_sentence(
     best = order[0]
     text += f": best {best.name} {_value(best, key)}"
     base = design_entry(results, "dcgan", best.framework)
-    if base is not None and base is not best and base.stat(key) is not None:
+    if base is not None and base.name != best.name and base.stat(key) is not None:
         b, v = base.stat(key).mean, best.stat(key).mean  # type: ignore[union-attr]
         same = "" if len(frameworks(results)) < 2 else " in the same framework"
         if K.direction(key) == K.HIGHER and b > 0:

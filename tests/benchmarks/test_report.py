@@ -394,6 +394,17 @@ def test_changing_a_number_changes_the_sentences(design):
     assert "the rankings differ" in text  # TF now ranks ProGAN (690) above SN-ProGAN (500)
 
 
+def test_the_plain_dcgan_as_best_is_not_compared_with_itself(design):
+    _, results = design
+    changed = copy.deepcopy(results)
+    for r in changed["runs"]:
+        if r["name"] == "dcgan-tf-s0":
+            r["metrics"]["modes_covered_2k"] = 990.0
+    text = " ".join(findings(changed))
+    assert "best DCGAN (TensorFlow) 990, ahead of SN-ProGAN (TensorFlow) at 780" in text
+    assert "the plain DCGAN's 990" not in text
+
+
 def test_2x2_effects_are_arithmetic_on_the_table(design):
     out, results = design
     table = _section(out["md"].read_text(), "The 2x2 design")
