@@ -41,7 +41,14 @@ def step_flops_per_image(
     """FLOPs of one training step at ``res`` (fading or not), divided by the batch size."""
     import json
 
-    cfg, G, D = _nets(json.dumps(config_to_dict(cfg), sort_keys=True), img_channels, num_classes)
+    key = json.dumps(config_to_dict(cfg), sort_keys=True)
+    return _count(key, res, fading, img_channels, num_classes)
+
+
+@functools.lru_cache(maxsize=256)
+def _count(cfg_json: str, res: int, fading: bool, img_channels: int, num_classes: int) -> float:
+    """The count, once per config and stage (a compute budget's search asks many times)."""
+    cfg, G, D = _nets(cfg_json, img_channels, num_classes)
     level = res.bit_length() - 3
     fading = fading and level > 0
     with torch.device("meta"):
