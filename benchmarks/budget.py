@@ -45,7 +45,14 @@ def resolve(argv: list[str]) -> dict[str, float | None]:
     return {"kimg": cfg.kimg, "tflop": flops / 1e12}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from gancore.helptext import HelpFormatter
+
+    argparse.ArgumentParser(
+        prog="python -m benchmarks.budget", description=__doc__, formatter_class=HelpFormatter
+    ).parse_args(argv)
     commands = json.load(sys.stdin)
     print(json.dumps([resolve(argv) for argv in commands]))
     return 0

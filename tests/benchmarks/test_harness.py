@@ -30,9 +30,13 @@ def test_bundled_profiles_load_and_share_one_budget():
         assert prof.models and prof.seeds and prof.evaluation.metrics
     default = load_profile("default")
     assert default.dataset == "stacked-digits"
+    # the 2x2 design in PyTorch; the two paper baselines also in TensorFlow
     assert {(m.kind, fw) for m in default.models for fw in m.frameworks} == {
-        (k, fw) for k in ("dcgan", "sndcgan", "progan") for fw in ("torch", "tf")
+        *((k, "torch") for k in ("dcgan", "sndcgan", "progan", "sn-progan")),
+        ("dcgan", "tf"),
+        ("progan", "tf"),
     }
+    assert default.budget.axis == "compute" and default.evaluation.num_samples >= 10000
     celeba = load_profile("celeba")
     assert sorted(m.res for m in celeba.models if m.kind == "progan") == [64, 128]
 
