@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import resource
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -128,3 +129,14 @@ def rss_anon_mb() -> float | None:
     except OSError:
         pass
     return None
+
+
+def git_commit(path: Path) -> str | None:
+    """The checked-out commit of a clone (a benchmark peer's), None when it is not one."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+    except OSError:
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None

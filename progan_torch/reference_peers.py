@@ -15,7 +15,6 @@ a shim never changes what the step computes.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,17 +22,7 @@ import numpy as np
 import torch
 
 from gancore.errors import UserError
-
-
-def git_commit(path: Path) -> str | None:
-    """The checked-out commit of a peer's clone (None when it is not a git checkout)."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True
-        )
-    except OSError:
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
+from gancore.hardware import git_commit
 
 
 def nchw(u8: np.ndarray) -> torch.Tensor:

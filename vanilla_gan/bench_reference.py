@@ -45,6 +45,7 @@ if __package__ in (None, ""):  # `python bench_reference.py` from inside vanilla
 import numpy as np
 
 from gancore.errors import UserError, run_cli
+from gancore.hardware import git_commit
 from gancore.helptext import HelpFormatter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,16 +63,6 @@ def write_images(folder: Path, n: int, res: int, seed: int = 0) -> None:
     for i in range(n):
         base = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
         Image.fromarray(base).resize((res, res), Image.BILINEAR).save(folder / "0" / f"{i:05d}.png")
-
-
-def git_commit(path: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True
-        )
-    except OSError:
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def stamped_lines(cmd: list[str], env: dict[str, str], cwd: Path, pattern) -> tuple[list, str]:

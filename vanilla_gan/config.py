@@ -319,20 +319,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch=128,
     ),
     # Miyato et al. 2018, Table 3 standard CNN + Table 1 setting C (see module docstring).
-    "sndcgan": dict(
-        model="sndcgan",
-        z_dim=128,
-        latent_dist="normal",
-        width=64,
-        lrelu_slope=0.1,
-        sn_d=True,
-        loss="nonsaturating",
-        lr_g=2e-4,
-        lr_d=2e-4,
-        beta1=0.5,
-        beta2=0.999,
-        n_dis=1,
-    ),
+    "sndcgan": dict(_DCGAN, model="sndcgan", z_dim=128, lrelu_slope=0.1, sn_d=True),
     # Seconds-long smoke run on CPU (tests, CI).
     "quick": dict(
         width=8, batch=16, kimg=0.128, tick_kimg=0.032, snapshot_kimg=0.064, grid_size=16
