@@ -296,3 +296,46 @@ def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
 def format_config(cfg: Any) -> str:
     """Human-readable dump for ``--dry-run``."""
     return json.dumps(config_to_dict(cfg), indent=2, sort_keys=True)
+
+
+# The loop fields both trainer configs declare (DCGAN's TrainConfig, ProGANConfig): one default
+# and one help text each, so the two --help pages say the same thing.
+_LOOP_FIELDS: dict[str, tuple[Any, dict[str, Any]]] = {
+    "tflop": (
+        None,
+        {
+            "help": "training budget in TFLOP (10^12 floating-point operations of the training "
+            "steps, counted with the PyTorch twin; the TensorFlow twin is identical): sets "
+            "--kimg so the run's training compute reaches it (equal-compute comparisons)"
+        },
+    ),
+    "max_minutes": (
+        None,
+        {
+            "help": "wall-clock budget: end the run (final checkpoint and grids) once its "
+            "training time over all sessions reaches this many minutes, even before --kimg "
+            "(default: no limit)"
+        },
+    ),
+    "max_bad_steps": (
+        20,
+        {
+            "help": "consecutive skipped steps (a non-finite or exploding loss, skipped as the "
+            "official ProGAN code does) before the run stops as diverged (exit status 3)"
+        },
+    ),
+    "max_abs_loss": (
+        1e8,
+        {
+            "help": "a step whose |loss| exceeds this is treated as diverging: skipped and "
+            "counted like a non-finite one"
+        },
+    ),
+    "debug_nan_kimg": (None, {"help": "testing hook", "hidden": True}),
+}
+
+
+def loop_field(name: str) -> Any:
+    """The dataclass field of loop flag ``name`` (see ``_LOOP_FIELDS``)."""
+    default, metadata = _LOOP_FIELDS[name]
+    return dataclasses.field(default=default, metadata=dict(metadata))

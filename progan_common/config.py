@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from gancore.config import check_loop_fields
+from gancore.config import check_loop_fields, loop_field
 from progan_common.schedule import ProgressiveSchedule
 
 LOSSES = ("wgan-gp", "nonsaturating", "hinge")
@@ -286,39 +286,11 @@ class ProGANConfig:
         default=3, metadata=_h("how many checkpoints to keep (0 keeps all)")
     )
     grid_size: int = field(default=36, metadata=_h("images in the fixed-latent sample grids"))
-    tflop: float | None = field(
-        default=None,
-        metadata={
-            "help": "training budget in TFLOP (10^12 floating-point operations of the training "
-            "steps, counted with the PyTorch twin; the TensorFlow twin is identical): sets "
-            "--kimg so the run's training compute reaches it (equal-compute comparisons)"
-        },
-    )
-    max_minutes: float | None = field(
-        default=None,
-        metadata={
-            "help": "wall-clock budget: end the run (final checkpoint and grids) once its "
-            "training time over all sessions reaches this many minutes, even before --kimg "
-            "(default: no limit)"
-        },
-    )
-    max_bad_steps: int = field(
-        default=20,
-        metadata=_h(
-            "consecutive skipped steps (a non-finite or exploding loss, skipped as the official "
-            "ProGAN code does) before the run stops as diverged (exit status 3)"
-        ),
-    )
-    max_abs_loss: float = field(
-        default=1e8,
-        metadata=_h(
-            "a step whose |loss| exceeds this is treated as diverging: skipped and counted like "
-            "a non-finite one"
-        ),
-    )
-    debug_nan_kimg: tuple[float, ...] | None = field(
-        default=None, metadata=_h("testing hook", hidden=True)
-    )
+    tflop: float | None = loop_field("tflop")
+    max_minutes: float | None = loop_field("max_minutes")
+    max_bad_steps: int = loop_field("max_bad_steps")
+    max_abs_loss: float = loop_field("max_abs_loss")
+    debug_nan_kimg: tuple[float, ...] | None = loop_field("debug_nan_kimg")
 
     @property
     def model_name(self) -> str:

@@ -28,7 +28,7 @@ import numpy as np
 from gancore import tf_utils as tfu
 from gancore.errors import UserError, file_error
 from gancore.io import atomic_write_json, read_json
-from gancore.train.protocol import Randoms, StepStats
+from gancore.train.protocol import Randoms, SingleProcess, StepStats
 from gancore.train.schema import CheckpointMeta
 from gancore.train.stages import Stage
 from progan_common.config import ProGANConfig
@@ -95,12 +95,11 @@ def generate(
     return np.concatenate(out)
 
 
-class ProGANTrainer:
-    """The trainer of :mod:`gancore.train.protocol` for ProGAN in TensorFlow / Keras."""
+class ProGANTrainer(SingleProcess):
+    """The trainer of :mod:`gancore.train.protocol` for ProGAN in TensorFlow / Keras: one
+    process (MirroredStrategy spreads a minibatch over the local GPUs)."""
 
     checkpoint_ext = ""  # a folder: tf.train.Checkpoint files + meta.json
-    is_main = True  # one process (MirroredStrategy spreads a minibatch over local GPUs)
-    world = 1
 
     def __init__(
         self,
@@ -151,9 +150,6 @@ class ProGANTrainer:
             for v in opt.variables:
                 if "learning_rate" not in v.path:
                     v.assign(tf.zeros(v.shape, v.dtype))
-
-    def local_rows(self, batch: int) -> slice:
-        return slice(0, batch)
 
     # ------------------------------------------------------------------ step
     def step(self, reals: np.ndarray, labels: np.ndarray | None, randoms: Randoms) -> StepStats:
@@ -314,15 +310,6 @@ class ProGANTrainer:
         except Exception as exc:  # truncated data file, missing index, other shapes
             raise file_error(path, exc, "checkpoint") from exc
         return CheckpointMeta.from_dict(meta)
-
-    def agree(self, flag: bool) -> bool:
-        return flag
-
-    def barrier(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 def read_meta(path: str | os.PathLike) -> dict:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gancore.config import check_loop_fields
+from gancore.config import check_loop_fields, loop_field
 
 MODELS = ("dcgan", "sndcgan")
 FRAMEWORKS = ("torch", "tf")
@@ -219,39 +219,11 @@ class TrainConfig:
             "help": "also write the log's scalars as TensorBoard events under RUN_DIR/tensorboard"
         },
     )
-    tflop: float | None = field(
-        default=None,
-        metadata={
-            "help": "training budget in TFLOP (10^12 floating-point operations of the training "
-            "steps, counted with the PyTorch twin; the TensorFlow twin is identical): sets "
-            "--kimg so the run's training compute reaches it (equal-compute comparisons)"
-        },
-    )
-    max_minutes: float | None = field(
-        default=None,
-        metadata={
-            "help": "wall-clock budget: end the run (final checkpoint and grids) once its "
-            "training time over all sessions reaches this many minutes, even before --kimg "
-            "(default: no limit)"
-        },
-    )
-    max_bad_steps: int = field(
-        default=20,
-        metadata={
-            "help": "consecutive skipped steps (a non-finite or exploding loss, skipped as the official "
-            "ProGAN code does) before the run stops as diverged (exit status 3)"
-        },
-    )
-    max_abs_loss: float = field(
-        default=1e8,
-        metadata={
-            "help": "a step whose |loss| exceeds this is treated as diverging: skipped and counted like "
-            "a non-finite one"
-        },
-    )
-    debug_nan_kimg: tuple[float, ...] | None = field(
-        default=None, metadata={"help": "testing hook", "hidden": True}
-    )
+    tflop: float | None = loop_field("tflop")
+    max_minutes: float | None = loop_field("max_minutes")
+    max_bad_steps: int = loop_field("max_bad_steps")
+    max_abs_loss: float = loop_field("max_abs_loss")
+    debug_nan_kimg: tuple[float, ...] | None = loop_field("debug_nan_kimg")
 
     def validate(self) -> None:
         check_loop_fields(self)
