@@ -109,7 +109,9 @@ def get_extractor(ctx: EvalContext) -> DomainExtractor:
     cls = dfe.DigitFeatures if short == "digits" else dfe.CifarFeatures
     name = dfe.DIGITS if short == "digits" else dfe.CIFAR10CLS
     device = torch_device(ctx.options.device)
-    module = cls(name, [dfe.PENULTIMATE], feature_extractor_weights=arrays).to(device)
+    # Both layers from one pass: FD / KID / PRC read the penultimate features, mode coverage
+    # (digits) the logits of the same forward pass over the same generated images.
+    module = cls(name, [dfe.PENULTIMATE, dfe.LOGITS], feature_extractor_weights=arrays).to(device)
     note = {
         "extractor": short,
         "torch_fidelity_extractor": name,
@@ -124,10 +126,30 @@ def get_extractor(ctx: EvalContext) -> DomainExtractor:
 
 def domain_features(ext: DomainExtractor, images_u8: np.ndarray, progress: bool) -> np.ndarray:
     """float32 (N, D) penultimate features, batched by torch-fidelity's own feature loop."""
+    from benchmarks.metrics.domain_features import PENULTIMATE
+
+    return domain_outputs(ext, images_u8, progress)[PENULTIMATE]
+
+
+def generated_outputs(ctx: EvalContext, ext: DomainExtractor, n: int) -> dict[str, np.ndarray]:
+    """Penultimate features and logits of the first ``n`` generated images, computed once per
+    evaluation: every metric that reads the extractor (fd, kid, prc, mode coverage) shares the
+    pass. Rows are independent (the classifiers run in eval mode), so a pass over more images
+    serves a request for fewer by slicing."""
+    key = ("domain-gen", ext.short, ext.note["weights_sha256_16"])
+    have = ctx.memo.get(key)
+    if have is None or len(next(iter(have.values()))) < n:
+        have = domain_outputs(ext, ctx.images[:n], ctx.progress)
+        ctx.memo[key] = have
+    return {name: a[:n] for name, a in have.items()}
+
+
+def domain_outputs(
+    ext: DomainExtractor, images_u8: np.ndarray, progress: bool
+) -> dict[str, np.ndarray]:
+    """Every layer the extractor provides (penultimate, logits) as float32 (N, D) arrays."""
     import torch
     from torch_fidelity.utils import get_featuresdict_from_dataset
-
-    from benchmarks.metrics.domain_features import PENULTIMATE
 
     class _Images(torch.utils.data.Dataset):  # uint8 CHW tensors, torch-fidelity's input type
         def __len__(self) -> int:
@@ -144,7 +166,7 @@ def domain_features(ext: DomainExtractor, images_u8: np.ndarray, progress: bool)
         save_cpu_ram=True,  # no DataLoader worker processes: the data is already in memory
         verbose=progress,
     )
-    return feats[PENULTIMATE].numpy().astype(np.float32, copy=False)
+    return {name: f.numpy().astype(np.float32, copy=False) for name, f in feats.items()}
 
 
 def paired_features(
@@ -170,9 +192,9 @@ def paired_features(
         )
     t0 = time.perf_counter()
     ext = get_extractor(ctx)
-    gkey = ("domain-gen", ext.short, ext.note["weights_sha256_16"], n)
-    if gkey not in ctx.memo:
-        ctx.memo[gkey] = domain_features(ext, ctx.images[:n], ctx.progress)
+    from benchmarks.metrics.domain_features import PENULTIMATE
+
+    fg = generated_outputs(ctx, ext, n)[PENULTIMATE]
     real, ref_id = ref.subset(n)
     cache_key = {
         "reference": ref_id,
@@ -185,7 +207,7 @@ def paired_features(
         cache_key,
         lambda: {"features": domain_features(ext, real, ctx.progress)},
     )
-    fg, fr = ctx.memo[gkey], feats["features"]
+    fr = feats["features"]
     note = {
         "n": n,
         "n_requested": ctx.options.domain_n,

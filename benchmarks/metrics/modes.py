@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from benchmarks.metrics.base import EvalContext, MetricResult, MetricSkipped, n_label
-from benchmarks.metrics.digit_classifier import BASE_DATASET, get_classifier, load_digits, predict
+from benchmarks.metrics.digit_classifier import BASE_DATASET, predict
 from gancore.errors import UserError
 
 NUM_MODES = 1000
@@ -27,8 +27,17 @@ def mode_features(net, images_u8: np.ndarray) -> np.ndarray:
     """Mode index 0..999 of each stacked RGB image (N, 32, 32, 3)."""
     n = len(images_u8)
     channels = np.ascontiguousarray(images_u8.transpose(0, 3, 1, 2)).reshape(n * 3, 32, 32)
-    digits = predict(net, channels).reshape(n, 3)
+    return modes_from_digits(predict(net, channels).reshape(n, 3))
+
+
+def modes_from_digits(digits: np.ndarray) -> np.ndarray:
+    """(N, 3) digits (red, green, blue) -> mode index 100 * red + 10 * green + blue."""
     return 100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2]
+
+
+def modes_from_logits(logits: np.ndarray) -> np.ndarray:
+    """The digit extractor's logits (N, 3 x 10, channel order) -> mode index per image."""
+    return modes_from_digits(logits.reshape(len(logits), 3, 10).argmax(axis=2))
 
 
 def mode_statistics(modes: np.ndarray) -> np.ndarray:
@@ -54,10 +63,15 @@ def compute(ctx: EvalContext) -> MetricResult:
         )
     gen = ctx.take(ctx.options.modes_n, "mode coverage", minimum=1)
     t0 = time.perf_counter()
-    split = ctx.options.classifier_split or ctx.split
-    images, labels = load_digits(base, ctx.data_root, split, str(ctx.cache.root))
-    net, note = get_classifier(base, images, labels, ctx.cache, {"split": split})
-    hist = mode_statistics(mode_features(net, gen))
+    # The digit classifier's logits from the pass fd_digits / kid_digits also use (one forward
+    # over the generated images per evaluation; the classifier is the same trained network).
+    from benchmarks.metrics.domain import generated_outputs, get_extractor
+    from benchmarks.metrics.domain_features import LOGITS
+
+    ext = get_extractor(ctx)
+    hist = mode_statistics(modes_from_logits(generated_outputs(ctx, ext, len(gen))[LOGITS]))
+    note = {k: v for k, v in ext.note.items() if k.startswith("classifier")}
+    note["digits_from"] = "argmax of the digit classifier's logits per colour channel"
     covered, kl = mode_distance(hist)
     label = n_label(len(gen))
     values: dict[str, float | int | None] = {

@@ -78,3 +78,27 @@ def test_other_data_sets_are_skipped(tmp_path):
         cache_dir=str(tmp_path),
     )
     assert "stacked" in out["skipped"]["modes"]
+
+
+def test_shared_pass_gives_the_classifier_own_digits(stacked, cache, monkeypatch):
+    """Mode coverage reads the logits of the pass FD shares; they are the classifier's own."""
+    from benchmarks.evaluate import EvalOptions
+    from benchmarks.metrics.base import EvalContext, MetricCache
+    from benchmarks.metrics.domain import generated_outputs, get_extractor
+    from benchmarks.metrics.domain_features import LOGITS
+    from benchmarks.metrics.modes import mode_features, modes_from_logits
+
+    monkeypatch.setattr(digit_classifier, "RECIPE", FAST)
+    images = stacked[0][:600]
+    ctx = EvalContext(
+        images, None, EvalOptions(), MetricCache(cache), "stacked-digits", progress=False
+    )
+    ext = get_extractor(ctx)
+    shared = modes_from_logits(generated_outputs(ctx, ext, 600)[LOGITS])
+    base, split = "digits", "train"
+    net, _ = digit_classifier.get_classifier(
+        base, *digit_classifier.load_digits(base, None, split, cache), ctx.cache, {"split": split}
+    )
+    np.testing.assert_array_equal(shared, mode_features(net, images))
+    # a later, smaller request is served from the same pass
+    assert generated_outputs(ctx, ext, 100)[LOGITS].shape == (100, 30)
