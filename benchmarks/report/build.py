@@ -14,17 +14,20 @@ from typing import Any
 from benchmarks.profiles import Profile
 from benchmarks.report import keys as K
 from benchmarks.report import render_html, render_md
+from benchmarks.report.channels import channel_panel
 from benchmarks.report.collect import collect
 from benchmarks.report.compute import compute_table
 from benchmarks.report.design import design_table
 from benchmarks.report.document import (
     Bullets,
     Document,
+    GridPanel,
     Heading,
     Image,
     ImageRow,
     Para,
     Pre,
+    Section,
     TableBlock,
 )
 from benchmarks.report.findings import findings
@@ -50,7 +53,7 @@ def build_report(profile: Profile, runs_dir: Path, reports_dir: Path) -> dict[st
     reports_dir.mkdir(parents=True, exist_ok=True)
     p = picks(results)
     plots = all_plots(results, reports_dir / "plots", headline=p["coverage"] or p["quality"])
-    doc = document(results, plots)
+    doc = document(results, plots, channel_panel(results, reports_dir / "channels"))
     out = {
         "md": reports_dir / "report.md",
         "html": reports_dir / "report.html",
@@ -64,12 +67,29 @@ def build_report(profile: Profile, runs_dir: Path, reports_dir: Path) -> dict[st
     return out
 
 
-def document(results: dict[str, Any], plots: dict[str, Path]) -> Document:
-    """First screen (findings, samples, headline plot), then the tables, then the details."""
+def document(
+    results: dict[str, Any], plots: dict[str, Path], channels: GridPanel | None = None
+) -> Document:
+    """First screen (findings, samples, headline plot), then the digits per colour channel
+    (stacked data sets), then the tables, then the details."""
     p = results["profile"]
     runs = results["runs"]
     doc = Document(f"Benchmark report: {p['name']}")
     doc.add(first_screen(results, plots))
+    if channels is not None:
+        doc.add(
+            Section(
+                "Digits per colour channel",
+                "channels",
+                [
+                    Para(
+                        "Each stacked sample is three digits, one per colour channel; here "
+                        "every grid is split into its channels, so each cell shows one digit."
+                    ),
+                    channels,
+                ],
+            )
+        )
     picked = [k for k in picks(results).values() if k]
     doc.add(
         Heading("The 2x2 design"),

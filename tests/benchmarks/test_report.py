@@ -24,6 +24,7 @@ from benchmarks.report.findings import findings
 from gancore.grid import save_grid
 from gancore.io import atomic_write_json
 from tests.benchmarks.harness_fakes import (
+    DESIGN_KINDS,
     design_metrics,
     design_profile,
     metrics_file,
@@ -585,3 +586,33 @@ def test_first_screen_in_a_real_browser(design, tmp_path):
     magenta = (im[..., 0] > 200) & (im[..., 1] < 60) & (im[..., 2] > 200)
     # eight grids of at least ~120 px a side in view
     assert magenta.sum() > 8 * 120 * 120 * 0.5
+
+
+def test_stacked_reports_show_each_colour_channel_as_grey_digits(design, tmp_path):
+    from PIL import Image as PILImage
+
+    out, _ = design
+    md = out["md"].read_text()
+    section = _section(md, "Digits per colour channel")
+    rows = [x for x in section.splitlines() if x.startswith("| ![")]
+    assert len(rows) == 3  # red, green, blue
+    assert "red channel" in rows[0] and "blue channel" in rows[2]
+    # real images first, then every model of the first framework
+    assert rows[0].count("![") == 1 + len(DESIGN_KINDS)
+    first = rows[0].split("](")[1].split(")")[0]
+    with PILImage.open(out["md"].parent / first) as im:
+        assert im.mode == "L"  # grey
+    # the magenta grids (255, 0, 255): red and blue planes white, green black
+    red = next(p for p in section.split("](")[1:] if "dcgan-torch-s0__red" in p.split(")")[0])
+    green = next(p for p in section.split("](")[1:] if "dcgan-torch-s0__green" in p.split(")")[0])
+    with PILImage.open(out["md"].parent / red.split(")")[0]) as im:
+        assert im.getextrema()[1] == 255
+    with PILImage.open(out["md"].parent / green.split(")")[0]) as im:
+        assert im.getextrema()[1] == 0
+
+
+def test_other_data_sets_have_no_channel_section(tmp_path):
+    from benchmarks.report.channels import channel_panel
+
+    results = {"profile": {"dataset": "cifar10-cars"}, "runs": []}
+    assert channel_panel(results, tmp_path) is None
