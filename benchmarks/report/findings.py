@@ -92,9 +92,29 @@ def setup_sentence(results: dict[str, Any]) -> str:
 
 
 def _best_sentence(
-    results: dict[str, Any], key: str | None, lead: str, what: str, say_collapsed: bool = False
+    results: dict[str, Any],
+    key: str | None,
+    lead: str,
+    what: str,
+    say_collapsed: bool = False,
+    families: tuple[str, ...] = (),
 ) -> str:
     if key is None:
+        unranked = sorted(
+            {
+                k
+                for r in results["runs"]
+                if r["state"] == "finished"
+                for k, v in r["metrics"].items()
+                if v is None and K.family(k) in families
+            }
+        )
+        if unranked:  # written, but without an estimate for some runs (see headline.pick)
+            return (
+                f"**{lead}**: no key ranks every model (no estimate for some runs in "
+                + ", ".join(f"`{k}`" for k in unranked)
+                + "; the tables show what was measured)."
+            )
         return f"**{lead}**: not measured (the evaluation wrote no {what} metric)."
     real, _ = real_reference(results, key)
     ents = entries(results)
@@ -123,17 +143,24 @@ def _best_sentence(
 
 def coverage_sentence(results: dict[str, Any], key: str | None) -> str:
     return _best_sentence(
-        results, key, "Mode coverage", "modes, NDB, recall or birthday", say_collapsed=True
+        results,
+        key,
+        "Mode coverage",
+        "modes, NDB, recall or birthday",
+        say_collapsed=True,
+        families=K.COVERAGE_ORDER,
     )
 
 
 def quality_sentence(results: dict[str, Any], key: str | None) -> str:
-    return _best_sentence(results, key, "Quality", "FD, FID, KID or SWD")
+    return _best_sentence(results, key, "Quality", "FD, FID, KID or SWD", families=K.QUALITY_ORDER)
 
 
 def diversity_sentence(results: dict[str, Any], key: str | None) -> str:
     if key is None or K.direction(key) != K.CLOSEST_TO_REAL:
-        return _best_sentence(results, key, "Diversity", "MS-SSIM or recall")
+        return _best_sentence(
+            results, key, "Diversity", "MS-SSIM or recall", families=K.DIVERSITY_ORDER
+        )
     real, name = real_reference(results, key)
     ents = [e for e in entries(results) if e.stat(key) is not None]
     if real is None or not ents:

@@ -112,16 +112,21 @@ def pick(
     results: dict[str, Any], order: tuple[str, ...], exclude: tuple[str, ...] = ()
 ) -> str | None:
     """The key of the first family in ``order`` that has values; among several keys of that
-    family (another N), the one most runs have."""
+    family (another N), the one most runs have. A key that some finished run reports as null
+    (no estimate: e.g. the birthday test's support when no duplicate pair was found) cannot
+    rank the runs, so it is never a headline key."""
     count: dict[str, int] = {}
+    null: set[str] = set()
     for r in results["runs"]:
         if r["state"] != "finished":
             continue
         for k, v in r["metrics"].items():
             if v is not None:
                 count[k] = count.get(k, 0) + 1
+            else:
+                null.add(k)
     for fam in order:
-        cands = [k for k in count if K.family(k) == fam and k not in exclude]
+        cands = [k for k in count if K.family(k) == fam and k not in exclude and k not in null]
         if cands:
             return sorted(cands, key=lambda k: (-count[k], k))[0]
     return None

@@ -616,3 +616,26 @@ def test_other_data_sets_have_no_channel_section(tmp_path):
 
     results = {"profile": {"dataset": "cifar10-cars"}, "runs": []}
     assert channel_panel(results, tmp_path) is None
+
+
+def test_a_key_with_no_estimate_for_some_runs_is_not_a_headline():
+    """Birthday support is null when no duplicate pair was found (support too large to
+    estimate): it cannot rank such runs, so it must not name a 'best' model."""
+    from benchmarks.report.headline import picks
+
+    def run(support, fd):
+        return {
+            "state": "finished",
+            "metrics": {"birthday_support_s1k": support, "fd_cifar10cls_5k": fd},
+        }
+
+    results = {"runs": [run(None, 80.0), run(None, 145.0), run(1.2e6, 571.0)]}
+    p = picks(results)
+    assert p["coverage"] is None and p["quality"] == "fd_cifar10cls_5k"
+    from benchmarks.report.findings import coverage_sentence, quality_sentence
+
+    text = coverage_sentence(results, None)
+    assert "no key ranks every model" in text and "birthday_support_s1k" in text
+    assert "birthday" not in quality_sentence(results, None)
+    results = {"runs": [run(3.0e5, 80.0), run(1.2e6, 571.0)]}
+    assert picks(results)["coverage"] == "birthday_support_s1k"
