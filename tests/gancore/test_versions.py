@@ -25,7 +25,9 @@ def test_constraints_file_pins_the_frameworks_and_the_makefile_uses_it() -> None
         assert re.fullmatch(r"\d+(\.\d+)+\S*", pins[name]), (name, pins.get(name))
     assert "progan-bench" not in pins  # the project itself is installed editable, not pinned
     install = [ln for ln in (ROOT / "Makefile").read_text().splitlines() if "pip install" in ln]
-    assert any("-c constraints.txt -e '.[dev]'" in ln for ln in install), install
+    # the extras are dev, plus gpu where asked (expanded and checked in test_gpu_check.py)
+    assert any("-c constraints.txt -e '.[$(EXTRAS)]'" in ln for ln in install), install
+    assert re.search(r"^EXTRAS := dev\b", (ROOT / "Makefile").read_text(), re.M)
     # pyproject keeps loose ranges: no == pins there
     assert "==" not in (ROOT / "pyproject.toml").read_text()
 
