@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -51,10 +50,12 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.commands import HARDWARE_SNIPPET
+from benchmarks.runner import child_env, last_error_line
 from gancore.errors import UserError, run_cli
-from gancore.hardware import describe
 from gancore.helptext import HelpFormatter
 from gancore.io import atomic_write_json
+from gancore.rundir import RunDir
 
 MODELS = ("dcgan", "sndcgan", "progan", "sn-progan")
 FRAMEWORKS = ("torch", "tf")
@@ -63,17 +64,6 @@ PROGAN_PRESETS = {"progan": "quick", "sn-progan": "sn-progan-quick"}
 RES = 32
 STARTUP_ALLOWANCE_S = 300  # a row's process start-up, data preparation and tracing
 
-TORCH_PROBE = """
-import json, torch
-d = {"torch": torch.__version__, "cuda": torch.version.cuda,
-     "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
-if d["gpus"]:
-    p = torch.cuda.get_device_properties(0)
-    d["gpu_memory_gb"] = round(p.total_memory / 2**30, 1)
-    d["bf16"] = bool(torch.cuda.is_bf16_supported())
-    d["capability"] = list(torch.cuda.get_device_capability(0))
-print(json.dumps(d))
-"""
 TF_PROBE = """
 import json
 from gancore.tf_utils import tf
@@ -89,18 +79,11 @@ def device_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unknown"
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
 def _run(argv: list[str], timeout: float) -> tuple[int, str, str, float]:
     """(exit status, stdout, stderr, seconds); a timeout is exit status 124."""
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=_env())
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=child_env())
         rc, out, err = p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired as exc:
         rc, out, err = 124, str(exc.stdout or ""), str(exc.stderr or "") + "\ntimed out"
@@ -108,8 +91,7 @@ def _run(argv: list[str], timeout: float) -> tuple[int, str, str, float]:
 
 
 def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else ""
+    return last_error_line(text)[:300]
 
 
 def _probe(code: str) -> dict[str, Any]:
@@ -177,16 +159,10 @@ def train_argv(
 
 
 def read_ticks(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "log.jsonl"
-    if not path.is_file():
+    """The run's tick records (``log.jsonl``), none if it never logged one."""
+    if not run_dir.is_dir():
         return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return [r for r in rows if "img_per_s" in r]
+    return [r for r in RunDir(run_dir).read_log() if "img_per_s" in r]
 
 
 def summarise_ticks(ticks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -384,12 +360,17 @@ def main(argv: list[str] | None = None) -> int:
     skip = _csv(args.skip, ("train", "parity", "torchrun"), "--skip") if args.skip else []
 
     started = time.perf_counter()
-    env: dict[str, Any] = {"host": describe(), "torch": _probe(TORCH_PROBE)}
-    gpus = env["torch"].get("gpus") or []
+    # the harness's hardware record (machine, versions, the GPU as torch sees it)
+    env: dict[str, Any] = {"host": _probe(HARDWARE_SNIPPET)}
+    gpus = [env["host"]["gpu"]] if env["host"].get("cuda_available") else []
     if args.device != "cpu" and not gpus:
         raise UserError(
             "PyTorch sees no CUDA GPU here ("
-            + (env["torch"].get("error") or f"torch {env['torch'].get('torch')}")
+            + (
+                env["host"].get("torch_error")
+                or env["host"].get("error")
+                or f"torch {env['host'].get('torch')}"
+            )
             + "); gpu-check needs one. Rehearse on this machine with --device cpu."
         )
     if "tf" in args.frameworks:

@@ -410,7 +410,7 @@ class Runner:
                     argv,
                     stdout=out,
                     stderr=err,
-                    env=_child_env(),
+                    env=child_env(),
                     start_new_session=True,
                     preexec_fn=_die_with_parent,
                 )
@@ -491,7 +491,7 @@ class Runner:
                 self.commands.hardware(),
                 capture_output=True,
                 text=True,
-                env=_child_env(),
+                env=child_env(),
                 timeout=300,
             )
             return json.loads(out.stdout.strip().splitlines()[-1])
@@ -531,7 +531,8 @@ def _repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """The environment of every child process the harness (and gpu_check) starts."""
     import os
 
     env = dict(os.environ)
@@ -554,7 +555,7 @@ def size_commands(argvs: list[list[str]]) -> list[dict[str, float]]:
             input=json.dumps(argvs),
             capture_output=True,
             text=True,
-            env=_child_env(),
+            env=child_env(),
             timeout=600,
         )
         sizes = json.loads(out.stdout) if not out.returncode else None

@@ -17,17 +17,10 @@ import time
 import numpy as np
 
 from benchmarks.metrics.base import EvalContext, MetricResult, MetricSkipped, n_label
-from benchmarks.metrics.digit_classifier import BASE_DATASET, predict
+from benchmarks.metrics.digit_classifier import BASE_DATASET
 from gancore.errors import UserError
 
 NUM_MODES = 1000
-
-
-def mode_features(net, images_u8: np.ndarray) -> np.ndarray:
-    """Mode index 0..999 of each stacked RGB image (N, 32, 32, 3)."""
-    n = len(images_u8)
-    channels = np.ascontiguousarray(images_u8.transpose(0, 3, 1, 2)).reshape(n * 3, 32, 32)
-    return modes_from_digits(predict(net, channels).reshape(n, 3))
 
 
 def modes_from_digits(digits: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report.document import GridPanel, Image
+from benchmarks.report.first_screen import model_order
 from benchmarks.report.headline import frameworks, seeds
 
 STACKED = ("stacked-mnist", "stacked-digits")
@@ -44,8 +45,6 @@ def channel_panel(results: dict[str, Any], out_dir: Path) -> GridPanel | None:
     prof = results["profile"]
     if prof["dataset"] not in STACKED:
         return None
-    from benchmarks.report.first_screen import _models
-
     fw, seed = frameworks(results)[0], seeds(results)[0]
     runs = {
         r["model"]: r
@@ -56,7 +55,7 @@ def channel_panel(results: dict[str, Any], out_dir: Path) -> GridPanel | None:
     columns: list[tuple[str, list[Path] | None]] = []
     if reals:
         columns.append(("Real images", _planes(Path(reals), out_dir, "reals")))
-    for model in _models(results):
+    for model in model_order(results):
         run = runs.get(model)
         if run is not None:
             planes = _planes(Path(run["final_grid"]["path"]), out_dir, run["name"])

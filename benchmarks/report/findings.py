@@ -29,6 +29,7 @@ from benchmarks.report.headline import (
     ranked,
     real_reference,
     seeds,
+    unranked_keys,
 )
 from benchmarks.report.tables import fmt, fmt_stat
 
@@ -100,15 +101,7 @@ def _best_sentence(
     families: tuple[str, ...] = (),
 ) -> str:
     if key is None:
-        unranked = sorted(
-            {
-                k
-                for r in results["runs"]
-                if r["state"] == "finished"
-                for k, v in r["metrics"].items()
-                if v is None and K.family(k) in families
-            }
-        )
+        unranked = sorted(unranked_keys(results, families))
         if unranked:  # written, but without an estimate for some runs (see headline.pick)
             return (
                 f"**{lead}**: no key ranks every model (no estimate for some runs in "

@@ -38,7 +38,7 @@ def first_screen(results: dict[str, Any], plots: dict[str, Path]) -> Section:
     return Section("At a glance", ANCHOR, blocks)
 
 
-def _models(results: dict[str, Any]) -> list[str]:
+def model_order(results: dict[str, Any]) -> list[str]:
     """Model names in the design's reading order (DCGAN, SN-DCGAN, ProGAN, SN-ProGAN, others)."""
     names = list(dict.fromkeys(r["model"] for r in results["runs"]))
     kind = {r["model"]: r["kind"] for r in results["runs"]}
@@ -63,7 +63,7 @@ def sample_panel(
     """Rows: frameworks; columns: the real images, then every model (same order in each row).
     ``seed``: whose grids (default: the first seed)."""
     seed = seeds(results)[0] if seed is None else seed
-    models = _models(results)
+    models = model_order(results)
     prof = results["profile"]
     reals = next(
         (

@@ -116,20 +116,29 @@ def pick(
     (no estimate: e.g. the birthday test's support when no duplicate pair was found) cannot
     rank the runs, so it is never a headline key."""
     count: dict[str, int] = {}
-    null: set[str] = set()
     for r in results["runs"]:
         if r["state"] != "finished":
             continue
         for k, v in r["metrics"].items():
             if v is not None:
                 count[k] = count.get(k, 0) + 1
-            else:
-                null.add(k)
+    null = unranked_keys(results)
     for fam in order:
         cands = [k for k in count if K.family(k) == fam and k not in exclude and k not in null]
         if cands:
             return sorted(cands, key=lambda k: (-count[k], k))[0]
     return None
+
+
+def unranked_keys(results: dict[str, Any], families: tuple[str, ...] | None = None) -> set[str]:
+    """Keys some finished run reports as null (no estimate), optionally of ``families`` only."""
+    return {
+        k
+        for r in results["runs"]
+        if r["state"] == "finished"
+        for k, v in r["metrics"].items()
+        if v is None and (families is None or K.family(k) in families)
+    }
 
 
 def picks(results: dict[str, Any]) -> dict[str, str | None]:
