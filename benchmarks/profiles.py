@@ -33,6 +33,7 @@ Example (``benchmarks/profiles/default.toml``)::
     kind = "dcgan"                  # dcgan | sndcgan | progan | sn-progan (default: the table name)
     batch = 64
     args = { }                      # extra trainer flags: {snake_case = value} -> --snake-case value
+    why = "..."                     # optional: the reason for these settings (report's protocol)
 
     [models.progan]
     preset = "cifar10"
@@ -108,7 +109,7 @@ _TOP_KEYS = {
     "throughput_tflops",
 }
 _EVAL_KEYS = {"metrics", "num_samples", "floor", "floor_split", "args", "batch"}
-_MODEL_KEYS = {"kind", "label", "res", "batch", "preset", "args", "frameworks"}
+_MODEL_KEYS = {"kind", "label", "res", "batch", "preset", "args", "frameworks", "why"}
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class ModelSpec:
     batch: int | None = None  # vanilla GANs: --batch; ProGAN takes batch sizes from its preset
     preset: str | None = None  # ProGAN / SN-ProGAN: --preset
     args: dict[str, Any] = field(default_factory=dict)
+    why: str = ""  # the reason for this entry's settings, printed in the report's protocol
 
 
 @dataclass(frozen=True)
@@ -364,6 +366,9 @@ def _models(table: Any, resolution: int, frameworks: tuple[str, ...]) -> tuple[M
                 f"{where}: args may not set {bad}; the harness sets them from the "
                 "profile (kimg, seeds, res/batch/preset keys of the model entry)"
             )
+        why = m.get("why", "")
+        if not isinstance(why, str):
+            raise ValueError(f"{where}: why must be a string (the reason for the entry's settings)")
         if kind in PROGRESSIVE and "batch" in m:
             raise ValueError(f"{where}: ProGAN takes its batch sizes from its preset; remove batch")
         if kind not in PROGRESSIVE and "preset" in m:
@@ -388,6 +393,7 @@ def _models(table: Any, resolution: int, frameworks: tuple[str, ...]) -> tuple[M
                 batch=int(m.get("batch", 64)) if kind not in PROGRESSIVE else None,
                 preset=m.get("preset"),
                 args=dict(args),
+                why=why.strip(),
             )
         )
     return tuple(out)

@@ -7,7 +7,8 @@ Image i uses the latent ``numpy.random.default_rng([S, i]).standard_normal(z_dim
 ``--seed S``, so the same seed gives the same images at any N, and
 a torch run and its converted Keras twin give the same images. ``seeds`` in the
 file stores ``S * 10**6 + i`` (decode: ``divmod(seed_id, 10**6)``). The EMA
-generator is used when the run has one; inference mode (BN running statistics).
+generator is used when the run has one; BatchNorm as the run's ``--sample-bn`` says (running
+statistics by default, or each sampling batch's own with ``batch``).
 Only the run's framework is imported.
 """
 

@@ -161,11 +161,19 @@ def protocol_section(results: dict[str, Any]) -> list[object]:
                     + ")"
                     for m in p["models"]
                 ),
+                *(
+                    f"Why {m['name']} trains this way: {m['why']}"
+                    for m in p["models"]
+                    if m.get("why")
+                ),
                 f"Training budget, the axis every comparison is made on: {budget_text(results)} "
                 "(each run's images shown, TFLOP and training seconds: the compute table).",
                 f"Seeds: {seeds_text(results)}. Checkpoints every {p['snapshot_kimg']:g} kimg; "
-                "intermediate evaluations at "
-                f"{[f'{k:g}' for k in p['eval_kimg']] or 'none'} kimg.",
+                + (
+                    f"intermediate evaluations at {', '.join(f'{k:g}' for k in p['eval_kimg'])} kimg."
+                    if p["eval_kimg"]
+                    else "no intermediate evaluations (the final checkpoint only)."
+                ),
                 f"Samples exported per evaluation point: {ev['num_samples']} (each metric uses up to its "
                 "own N, named in its key); sample i of seed S uses the latent "
                 "numpy.random.default_rng([S, i]), identical in both frameworks.",

@@ -37,6 +37,8 @@ def test_bundled_profiles_load_and_share_one_budget():
         ("progan", "tf"),
     }
     assert default.budget.axis == "compute" and default.evaluation.num_samples >= 10000
+    # every non-paper setting of a model entry carries its reason into the report
+    assert all(m.why for m in default.models)
     celeba = load_profile("celeba")
     assert sorted(m.res for m in celeba.models if m.kind == "progan") == [64, 128]
 
@@ -55,6 +57,7 @@ def test_bundled_profiles_load_and_share_one_budget():
         ({"models": {"biggan": {}}}, "kind 'biggan'"),
         ({"models": {"progan": {"batch": 8}}}, "batch sizes from its preset"),
         ({"models": {"dcgan": {"preset": "x"}}}, "preset applies to ProGAN only"),
+        ({"models": {"dcgan": {"why": 3}}}, "why must be a string"),
         ({"models": {"progan": {"preset": "celeba-hd"}}}, "unknown ProGAN preset 'celeba-hd'"),
         ({"evaluation": {"metrics": [], "num_samples": 10}}, "non-empty list"),
     ],

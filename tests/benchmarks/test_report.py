@@ -492,6 +492,24 @@ def test_protocol_names_the_domain_extractor_and_versions(design):
     assert "torch: 2.x" in protocol
 
 
+def test_protocol_states_each_models_reason_and_the_evaluation_points(design):
+    from benchmarks.report.document import Bullets
+    from benchmarks.report.protocol import protocol_section
+
+    _, results = design
+    r = copy.deepcopy(results)
+    r["profile"]["models"][0]["why"] = "EMA of G, because the averaged weights sample better"
+    r["profile"]["eval_kimg"] = []
+    items = [i for b in protocol_section(r) if isinstance(b, Bullets) for i in b.items]
+    name = r["profile"]["models"][0]["name"]
+    assert f"Why {name} trains this way: EMA of G, because" in " ".join(items)
+    assert sum(i.startswith("Why ") for i in items) == 1  # the others gave no reason
+    assert any("no intermediate evaluations (the final checkpoint only)" in i for i in items)
+    r["profile"]["eval_kimg"] = [5.0, 10.0]
+    items = [i for b in protocol_section(r) if isinstance(b, Bullets) for i in b.items]
+    assert any("intermediate evaluations at 5, 10 kimg." in i for i in items)
+
+
 def test_several_seeds_give_mean_std_and_a_spread_verdict(tmp_path):
     values = {}
     for (kind, fw), (modes, fd, ms, sup, shown) in DESIGN.items():
