@@ -303,12 +303,12 @@ else:
 run.set_status("running")
 if "--sleep" in args:  # a long trainer: say who it is, then wait for a signal
     import os, signal
-    (run.path / "pid").write_text(str(os.getpid()))
     def stop(signum, frame):
         (run.path / "got-signal").write_text(signal.Signals(signum).name)
         run.set_status("interrupted")
         sys.exit(130)
     signal.signal(signal.SIGTERM, stop)
+    (run.path / "pid").write_text(str(os.getpid()))  # only once SIGTERM is handled
     time.sleep(120)
 if "--suicide" in args:
     import os, signal

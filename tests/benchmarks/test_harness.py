@@ -224,9 +224,14 @@ def test_one_harness_per_runs_directory(tmp_path):
         holder.join(30)
 
 
+# Ctrl-C as a terminal delivers it. A process started in the background by a non-interactive
+# shell (`make test &` in a script) inherits SIGINT as ignored, and Python then installs no
+# KeyboardInterrupt handler: the script restores it so the test does not depend on how the
+# suite was started.
 HARNESS_SCRIPT = """
-import io, sys
+import io, signal, sys
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, sys.argv[1])
 from benchmarks.runner import HarnessInterrupted, Runner
 from tests.benchmarks.harness_fakes import FakeCommands, tiny_profile
