@@ -9,7 +9,7 @@
     python -m benchmarks.evaluate --samples dataset:cifar10-cars:test --dataset cifar10-cars \\
         --split train --out floors.json
     python -m benchmarks.evaluate --samples dataset:stacked-mnist:test --dataset stacked-mnist \\
-        --split test --data-root ../shared/data/mnist --out floors.json   # disjoint halves
+        --split test --data-root $DATA_DIR/mnist --out floors.json   # disjoint halves
 
 Python API (what the harness calls)::
 

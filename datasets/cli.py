@@ -23,11 +23,11 @@ EPILOG = """data sets:
   celebahq                                     folder of square face images (up to 1024)
   folder:PATH                                  any folder (or .tar.gz) of images
 
-examples:
+examples ($DATA_DIR: the folder that holds your copies of the raw data files):
   python -m datasets prepare stacked-digits
-  python -m datasets prepare cifar10-cars --data-root ../shared/data/cifar10-jpg.tar.gz
-  python -m datasets prepare stacked-mnist --data-root ../shared/data/mnist --count 50000
-  python -m datasets info cifar10-cars --data-root ../shared/data/cifar10-jpg.tar.gz
+  python -m datasets prepare cifar10-cars --data-root $DATA_DIR/cifar10-jpg.tar.gz
+  python -m datasets prepare stacked-mnist --data-root $DATA_DIR/mnist --count 50000
+  python -m datasets info cifar10-cars --data-root $DATA_DIR/cifar10-jpg.tar.gz
 """
 
 

@@ -335,6 +335,21 @@ _LOOP_FIELDS: dict[str, tuple[Any, dict[str, Any]]] = {
 }
 
 
+def ema_decay(beta: float, rampup: float, nimg: int, batch: int) -> float:
+    """EMA decay of G's weights for the minibatch of ``batch`` images starting at image ``nimg``.
+
+    ``beta`` itself unless ``rampup`` > 0; then the half-life in images,
+    ``batch * ln 0.5 / ln beta``, is capped at ``rampup * nimg`` (StyleGAN2-ADA's ramp-up), so
+    the average starts as a copy of G and lengthens its memory as training goes on, up to
+    ``beta``'s half-life. Shared by both trainers so that their EMAs follow one rule.
+    """
+    if rampup <= 0 or beta <= 0:
+        return beta
+    half_life = batch * math.log(0.5) / math.log(beta)
+    half_life = min(half_life, rampup * nimg)
+    return 0.5 ** (batch / max(half_life, 1e-8))
+
+
 def loop_field(name: str) -> Any:
     """The dataclass field of loop flag ``name`` (see ``_LOOP_FIELDS``)."""
     default, metadata = _LOOP_FIELDS[name]

@@ -9,10 +9,9 @@ official code (tkarras/progressive_growing_of_gans, ``config.py``/``train.py``/
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-from gancore.config import check_loop_fields, loop_field
+from gancore.config import check_loop_fields, ema_decay, loop_field
 from progan_common.schedule import ProgressiveSchedule
 
 LOSSES = ("wgan-gp", "nonsaturating", "hinge")
@@ -37,7 +36,7 @@ class ProGANConfig:
         default=None,
         metadata=_h(
             "where the data set's source files are: a folder, archive or file (e.g. "
-            "../shared/data/cifar10-jpg.tar.gz); when omitted, the built-in sets need none and "
+            "path/to/cifar-10-python.tar.gz); when omitted, the built-in sets need none and "
             "downloadable ones are fetched into the cache"
         ),
     )
@@ -314,11 +313,7 @@ class ProGANConfig:
         ``batch * ln 0.5 / ln ema_beta``, is capped at ``ema_rampup * nimg`` (so the EMA
         starts as a copy of G and lengthens its memory as training goes on).
         """
-        if self.ema_rampup <= 0 or self.ema_beta <= 0:
-            return self.ema_beta
-        half_life = batch * math.log(0.5) / math.log(self.ema_beta)
-        half_life = min(half_life, self.ema_rampup * nimg)
-        return 0.5 ** (batch / max(half_life, 1e-8))
+        return ema_decay(self.ema_beta, self.ema_rampup, nimg, batch)
 
     def validate(self) -> None:
         check_loop_fields(self)

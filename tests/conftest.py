@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# The real data for the tests that need it: $DATA_DIR when set (the folder the READMEs' examples
+# call $DATA_DIR), else a `shared/data` folder beside the clone (the development machine's
+# layout). Tests that need it skip when neither exists.
+REAL_DATA = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "data")
 
 # Keep TensorFlow quiet and deterministic-friendly in every test process.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -40,16 +43,16 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``../shared/data`` when it exists beside the clone; tests using it skip otherwise."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not available at {SHARED_DATA}")
-    return SHARED_DATA
+    """``REAL_DATA`` when it exists; tests using it skip otherwise."""
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real data not available at {REAL_DATA}")
+    return REAL_DATA
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if SHARED_DATA.is_dir():
+    if REAL_DATA.is_dir():
         return
-    skip = pytest.mark.skip(reason=f"needs ../shared/data ({SHARED_DATA} absent)")
+    skip = pytest.mark.skip(reason=f"needs the real data ($DATA_DIR; {REAL_DATA} absent)")
     for item in items:
         if "needs_data" in item.keywords:
             item.add_marker(skip)

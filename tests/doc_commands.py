@@ -9,8 +9,8 @@ repository.
 
 How a documented command is run (the rules, in order; :func:`plan`):
 
-1. ``../shared/data`` becomes the absolute path of the real data beside the repository; a
-   command that uses it is skipped when that folder is absent.
+1. ``$DATA_DIR`` becomes the absolute path of the real data (``REAL_DATA``); a command that
+   uses it is skipped when that folder is absent.
 2. A *template* (a command with a placeholder the reader fills in: see ``PLACEHOLDERS``) is
    not run; its command line must still name an existing CLI and only flags it knows.
 3. ``pip install ...`` is not run (it installs from a package registry).
@@ -33,6 +33,7 @@ default test run; the rest run in the ``slow`` test of their file.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -40,7 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# The real data for the tests that need it: $DATA_DIR when set (the folder the READMEs' examples
+# call $DATA_DIR), else a `shared/data` folder beside the clone (the development machine's
+# layout). Tests that need it skip when neither exists.
+REAL_DATA = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "data")
 
 # Folders whose Markdown is not documentation a user follows.
 EXCLUDED = ("benchmarks/results/", "runs/", "reports/", ".venv/", "build/", "CHANGELOG.md")
@@ -212,16 +216,16 @@ def _cap(module: str, args: list[str]) -> list[str]:
 
 def plan(cmd: DocCommand, python: str = sys.executable) -> Plan:
     """Apply the module docstring's rules to one documented command."""
-    tokens = [t.replace("../shared/data", str(SHARED_DATA)) for t in cmd.tokens]
-    p = Plan(cmd, needs_data="../shared/data" in cmd.text)
+    tokens = [t.replace("$DATA_DIR", str(REAL_DATA)) for t in cmd.tokens]
+    p = Plan(cmd, needs_data="$DATA_DIR" in cmd.text)
     env = {}
     while tokens and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", tokens[0]):
         key, value = tokens.pop(0).split("=", 1)
         env[key] = value
     p.env = env
     p.template = is_template(cmd.text)
-    if p.needs_data and not SHARED_DATA.is_dir():
-        p.skip = f"needs ../shared/data ({SHARED_DATA} absent)"
+    if p.needs_data and not REAL_DATA.is_dir():
+        p.skip = f"needs the real data ($DATA_DIR; {REAL_DATA} absent)"
 
     if tokens[:1] == ["pip"] or tokens[1:3] == ["-m", "pip"]:
         p.skip = "installs from a package registry"

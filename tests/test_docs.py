@@ -31,7 +31,7 @@ import pytest
 from tests.doc_commands import (
     OUTPUT_FLAGS,
     ROOT,
-    SHARED_DATA,
+    REAL_DATA,
     Block,
     DocCommand,
     Plan,
@@ -231,11 +231,11 @@ def test_doc_command_static(cmd: DocCommand):
     for tok, value in zip(cmd.tokens, cmd.tokens[1:]):
         if tok in OUTPUT_FLAGS and not p.template and not re.match(r"(runs|reports)/", value):
             problems.append(f"{tok} {value} writes outside runs/ and reports/")
-    if SHARED_DATA.is_dir():
+    if REAL_DATA.is_dir():
         for tok in cmd.tokens:
             path = tok.split("=", 1)[-1]
-            real = SHARED_DATA / path[len("../shared/data") :].lstrip("/")
-            if path.startswith("../shared/data") and not real.exists():
+            real = REAL_DATA / path[len("$DATA_DIR") :].lstrip("/")
+            if path.startswith("$DATA_DIR") and not real.exists():
                 problems.append(f"{path} does not exist")
     if problems:
         pytest.fail(f"{cmd.where}: `{cmd.text}`:\n  " + "\n  ".join(problems), pytrace=False)

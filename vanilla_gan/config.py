@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gancore.config import check_loop_fields, loop_field
+from gancore.config import check_loop_fields, ema_decay, loop_field
 
 MODELS = ("dcgan", "sndcgan")
 FRAMEWORKS = ("torch", "tf")
@@ -67,7 +67,7 @@ class TrainConfig:
         default=None,
         metadata={
             "help": "where the data set's source files are: a folder, archive or file (e.g. "
-            "../shared/data/cifar10-jpg.tar.gz); when omitted, the built-in sets need none and "
+            "path/to/cifar-10-python.tar.gz); when omitted, the built-in sets need none and "
             "downloadable ones are fetched into the cache"
         },
     )
@@ -130,6 +130,16 @@ class TrainConfig:
     ema_beta: float = field(
         default=0.0,
         metadata={"help": "EMA decay of G's weights per G step (0 disables; e.g. 0.999)"},
+    )
+    # Not in Radford et al. or Miyato et al. (they sample from G itself): ProGAN's `quick` preset
+    # and the CPU profiles use the same ramp-up, so that in a run of a few tens of thousands of
+    # images the averaged G is not dominated by its early, untrained weights.
+    ema_rampup: float = field(
+        default=0.0,
+        metadata={
+            "help": "EMA half-life ramp-up (StyleGAN2-ADA): half-life = min(--ema-beta's, R * "
+            "images shown); 0 = off, a fixed decay (needs --ema-beta > 0)"
+        },
     )
     # --- schedule ------------------------------------------------------------
     batch: int = field(default=64, metadata={"help": "minibatch size"})
@@ -225,6 +235,11 @@ class TrainConfig:
     max_abs_loss: float = loop_field("max_abs_loss")
     debug_nan_kimg: tuple[float, ...] | None = loop_field("debug_nan_kimg")
 
+    def ema_beta_at(self, nimg: int) -> float:
+        """EMA decay for the G step of the minibatch starting at image ``nimg`` (see
+        ``ema_rampup``; ``ema_beta`` itself when the ramp-up is off)."""
+        return ema_decay(self.ema_beta, self.ema_rampup, nimg, self.batch * self.n_dis)
+
     def validate(self) -> None:
         check_loop_fields(self)
         if self.model not in MODELS:
@@ -249,6 +264,10 @@ class TrainConfig:
             raise ValueError(f"Adam betas must lie in [0, 1), got {self.beta1}, {self.beta2}")
         if not 0.0 <= self.ema_beta < 1.0:
             raise ValueError(f"ema_beta must lie in [0, 1), got {self.ema_beta}")
+        if self.ema_rampup < 0:
+            raise ValueError(f"ema_rampup must be >= 0 (0 = off), got {self.ema_rampup}")
+        if self.ema_rampup > 0 and self.ema_beta == 0:
+            raise ValueError("ema_rampup needs an EMA: set --ema-beta (e.g. 0.995) as well")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must lie in [0, 0.5), got {self.label_smoothing}")
         if self.label_smoothing and self.loss != "nonsaturating":

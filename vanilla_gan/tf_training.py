@@ -73,9 +73,11 @@ class TFTrainer(SingleProcess):
         self.opt_g.build(self.G.trainable_variables)
         self.opt_d.build(self.D.trainable_variables)
         self._step_fn = tf.function(self._train_step, jit_compile=cfg.jit_compile)
+        self.nimg = 0
 
     def set_stage(self, stage: Stage) -> None:
-        """One stage for the whole run: nothing changes."""
+        """One stage for the whole run: only the image position (for the EMA ramp-up)."""
+        self.nimg = stage.nimg
 
     def reset_optimizers(self) -> None:
         for opt in (self.opt_g, self.opt_d):
@@ -94,7 +96,7 @@ class TFTrainer(SingleProcess):
         )
         return loss, skipped, tf.reduce_mean(out_r), tf.reduce_mean(out_f)
 
-    def _train_step(self, reals_u8, z):
+    def _train_step(self, reals_u8, z, ema_beta):
         cfg = self.cfg
         reals = tfu.to_float_images(reals_u8)
         # A skipped step must leave no trace: BatchNorm's moving statistics are updated by the
@@ -126,7 +128,7 @@ class TFTrainer(SingleProcess):
         if self.G_ema is not None:
 
             def ema():
-                tfu.ema_update(self.G_ema.trainable_variables, g_vars, cfg.ema_beta)
+                tfu.ema_update(self.G_ema.trainable_variables, g_vars, ema_beta)
                 for e, v in zip(self.G_ema.non_trainable_variables, self.G.non_trainable_variables):
                     e.assign(v)  # BN moving statistics and SN u, v follow G
                 return tf.constant(0.0)
@@ -139,7 +141,9 @@ class TFTrainer(SingleProcess):
     def step(self, reals: np.ndarray, labels: np.ndarray | None, randoms: Randoms) -> StepStats:
         cfg = self.cfg
         x = reals.reshape(cfg.n_dis, cfg.batch, *reals.shape[1:])
-        out = self._step_fn(tf.convert_to_tensor(x), tf.convert_to_tensor(randoms["z"]))
+        # the decay as a tensor: a ramping value never retraces the step
+        beta = tf.constant(cfg.ema_beta_at(self.nimg), tf.float32)
+        out = self._step_fn(tf.convert_to_tensor(x), tf.convert_to_tensor(randoms["z"]), beta)
         loss_d, loss_g, d_real, d_fake, skipped = out.numpy().tolist()
         return {
             "loss_d": loss_d,

@@ -72,6 +72,7 @@ class TorchTrainer(SingleProcess):
             copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema_beta > 0 else None
         )
         self.amp = tu.amp_dtype(cfg.amp, self.device)
+        self.nimg = 0
         self._buffers = [*self.G.buffers(), *self.D.buffers()]
         self.reset_optimizers()
 
@@ -81,7 +82,8 @@ class TorchTrainer(SingleProcess):
         self.opt_d = tu.make_adam(self.D.parameters(), self.cfg.lr_d, betas, eps)
 
     def set_stage(self, stage: Stage) -> None:
-        """One stage for the whole run: nothing changes."""
+        """One stage for the whole run: only the image position (for the EMA ramp-up)."""
+        self.nimg = stage.nimg
 
     # -- one step: n_dis D updates, then one G update
     def step(self, reals: np.ndarray, labels: np.ndarray | None, randoms: Randoms) -> StepStats:
@@ -113,7 +115,7 @@ class TorchTrainer(SingleProcess):
             with torch.no_grad():
                 torch._foreach_copy_(self._buffers, saved)
         elif self.G_ema is not None:
-            tu.ema_update(self.G_ema, G, cfg.ema_beta, buffers=True)
+            tu.ema_update(self.G_ema, G, cfg.ema_beta_at(self.nimg), buffers=True)
         values = torch.stack(
             [loss_d.detach(), loss_g.detach(), out_r.mean().detach(), out_f.mean().detach()]
         )

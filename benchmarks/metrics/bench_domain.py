@@ -12,7 +12,7 @@ timed in the test suite; this script is where the figures come from.
 
     python -m benchmarks.metrics.bench_domain                       # stacked-digits, N = 10k
     python -m benchmarks.metrics.bench_domain --dataset cifar10-cars \\
-        --data-root ../shared/data/cifar10-jpg.tar.gz --n 5000
+        --data-root $DATA_DIR/cifar10-jpg.tar.gz --n 5000
 """
 
 from __future__ import annotations

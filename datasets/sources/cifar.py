@@ -6,7 +6,7 @@ Two layouts are read, each as an archive or extracted:
   ``cifar-10-batches-py/`` folder: pickled batches, loaded with
   :mod:`datasets.safe_pickle` so a malicious file cannot run code;
 * an image-folder tree ``train/<class>/*.jpg`` and ``test/<class>/*.jpg`` (the
-  JPEG copy in ../shared/data), read through :mod:`datasets.sources.folder`.
+  layout of a JPEG export of CIFAR-10), read through :mod:`datasets.sources.folder`.
 
 Labels are re-numbered 0..K-1 in CIFAR's class order over the selected
 classes; ``manifest["labels"]["names"]`` maps them back.
@@ -126,7 +126,7 @@ def _detect(root: Path) -> tuple[str, Path]:
     for cand in (root, *sorted(p for p in root.iterdir() if p.is_dir())):
         if (cand / "train").is_dir() or (cand / "test").is_dir():
             return "images", root
-    # a data folder holding one CIFAR archive under another name (../shared/data)
+    # a data folder holding one CIFAR archive under another name (e.g. cifar10-jpg.tar.gz)
     archives = [p for p in sorted(root.iterdir()) if "cifar" in p.name.lower() and is_archive(p)]
     if len(archives) == 1:
         return _detect(archives[0])

@@ -9,7 +9,7 @@ checked against the published md5.
 Digits are 28x28; both sets bring them to 32x32 with PIL bicubic (so the
 stacked set's channels and a digit classifier trained on ``mnist`` see the
 same pixels). When the requested split's files are missing but the other
-split's are there (``../shared/data/mnist`` holds only t10k), the other split
+split's are there (a copy that holds only t10k), the other split
 is used with a printed warning, and the manifest records the split used.
 """
 

@@ -79,3 +79,26 @@ def test_ema_rampup_caps_the_half_life():
     assert ProGANConfig(**PRESETS["quick"]).ema_rampup == 0.05
     with pytest.raises(ValueError, match="ema_rampup"):
         ProGANConfig(ema_rampup=-1).validate()
+
+
+def test_dcgan_ema_rampup_follows_the_same_rule():
+    """vanilla_gan's --ema-rampup is ProGAN's rule (one shared function), per G step of
+    batch * n_dis images; it needs an EMA to ramp."""
+    from progan_common.config import ProGANConfig
+    from vanilla_gan.config import TrainConfig
+
+    dc = TrainConfig(ema_beta=0.995, ema_rampup=0.05, batch=64)
+    pg = ProGANConfig(ema_beta=0.995, ema_rampup=0.05)
+    for n in (0, 640, 10_000, 62_400, 10**6):
+        assert dc.ema_beta_at(n) == pg.ema_beta_at(n, 64)
+    # By hand: 0.995 at batch 64 has a half-life of 64 * ln 0.5 / ln 0.995 = 8,850 images; at
+    # 10k images the cap is 500 images -> beta = 0.5 ** (64 / 500).
+    assert dc.ema_beta_at(10_000) == pytest.approx(0.5 ** (64 / 500), rel=1e-12)
+    assert dc.ema_beta_at(10**6) == pytest.approx(0.995, rel=1e-12)
+    two = TrainConfig(ema_beta=0.995, ema_rampup=0.05, batch=64, n_dis=2)
+    assert two.ema_beta_at(10_000) == pytest.approx(0.5 ** (128 / 500), rel=1e-12)
+    assert TrainConfig(ema_beta=0.995).ema_beta_at(0) == 0.995  # no ramp-up: fixed decay
+    with pytest.raises(ValueError, match="ema_rampup must be >= 0"):
+        TrainConfig(ema_beta=0.995, ema_rampup=-0.1).validate()
+    with pytest.raises(ValueError, match="needs an EMA"):
+        TrainConfig(ema_rampup=0.05).validate()

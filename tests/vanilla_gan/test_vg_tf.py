@@ -99,3 +99,32 @@ def test_skipped_step_leaves_weights_and_batchnorm_statistics(make_config, array
     for v, b in zip(state, before):
         np.testing.assert_array_equal(v.numpy(), b, err_msg=v.path)
     assert trainer.state_is_finite()
+
+
+def test_ema_rampup_sets_the_decay_of_each_step_without_retracing(make_config, array_source):
+    """TF takes the step's decay as a tensor: the averaged G moves by cfg.ema_beta_at(nimg) and
+    a changing decay does not trace the step again."""
+    from gancore.train.stages import ConstantStages
+
+    cfg = make_config("dcgan", framework="tf", ema_beta=0.999, ema_rampup=0.05)
+    trainer = TFTrainer(cfg, 3)
+    src, stages = array_source(32), ConstantStages(cfg.res, cfg.batch)
+    rng = np.random.default_rng(0)
+
+    def step(nimg):
+        trainer.set_stage(stages.state(nimg))
+        z = rng.standard_normal((1, 8, cfg.z_dim), dtype=np.float32)
+        assert not trainer.step(src.batch(32, nimg % 32, 8)[0], None, {"z": z})["skipped"]
+
+    step(0)
+    for e, v in zip(trainer.G_ema.trainable_variables, trainer.G.trainable_variables):
+        np.testing.assert_allclose(e.numpy(), v.numpy(), rtol=0, atol=1e-7)  # a copy at image 0
+    for nimg in (800, 1600):
+        beta = cfg.ema_beta_at(nimg)
+        assert 0.5 < beta < cfg.ema_beta
+        old = [v.numpy().copy() for v in trainer.G_ema.trainable_variables]
+        step(nimg)
+        for e, o, v in zip(trainer.G_ema.trainable_variables, old, trainer.G.trainable_variables):
+            w = v.numpy()
+            np.testing.assert_allclose(e.numpy(), w + (o - w) * beta, rtol=1e-5, atol=1e-6)
+    assert trainer._step_fn.experimental_get_tracing_count() == 1

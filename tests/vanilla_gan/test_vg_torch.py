@@ -138,3 +138,26 @@ def test_sampling_with_batch_statistics_leaves_the_running_ones(make_config, arr
     for k, v in trainer.G.state_dict().items():
         assert torch.equal(v, before[k]), k
     np.testing.assert_array_equal(running, generate(trainer.G, z, torch.device("cpu")))
+
+
+def test_ema_rampup_sets_the_decay_of_each_step(make_config, array_source):
+    """With --ema-rampup the averaged G moves by the step's own decay (a function of the
+    image position the loop passes in set_stage), not by the fixed --ema-beta."""
+    from gancore.train.stages import ConstantStages
+
+    cfg = make_config("dcgan", ema_beta=0.999, ema_rampup=0.05)
+    trainer = TorchTrainer(cfg, 3)
+    src = array_source(32)
+    trainer.set_stage(ConstantStages(cfg.res, cfg.batch).state(0))
+    trainer.step(src.batch(32, 0, 8)[0], None, _z(cfg))
+    # at image 0 the half-life is 0: the average is a copy of G
+    for e, p in zip(trainer.G_ema.parameters(), trainer.G.parameters()):
+        torch.testing.assert_close(e, p, rtol=0, atol=1e-7)
+    nimg = 1600
+    beta = cfg.ema_beta_at(nimg)
+    assert 0.5 < beta < cfg.ema_beta  # ramping: well below the ceiling, well above a copy
+    ema_before = [p.detach().clone() for p in trainer.G_ema.parameters()]
+    trainer.set_stage(ConstantStages(cfg.res, cfg.batch).state(nimg))
+    trainer.step(src.batch(32, 8, 8)[0], None, _z(cfg, 1))
+    for e, old, p in zip(trainer.G_ema.parameters(), ema_before, trainer.G.parameters()):
+        torch.testing.assert_close(e, p + (old - p) * beta, rtol=1e-5, atol=1e-6)
