@@ -30,8 +30,8 @@ import pytest
 
 from tests.doc_commands import (
     OUTPUT_FLAGS,
-    ROOT,
     REAL_DATA,
+    ROOT,
     Block,
     DocCommand,
     Plan,
