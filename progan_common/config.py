@@ -307,12 +307,8 @@ class ProGANConfig:
         return self.gp_gamma * self.max_res / res
 
     def ema_beta_at(self, nimg: int, batch: int) -> float:
-        """EMA decay for the minibatch of ``batch`` images starting at image ``nimg``.
-
-        ``ema_beta`` itself unless ``ema_rampup`` > 0; then the half-life in images,
-        ``batch * ln 0.5 / ln ema_beta``, is capped at ``ema_rampup * nimg`` (so the EMA
-        starts as a copy of G and lengthens its memory as training goes on).
-        """
+        """EMA decay for the minibatch of ``batch`` images starting at image ``nimg``: the
+        rule both trainers share (:func:`gancore.config.ema_decay`, see ``ema_rampup``)."""
         return ema_decay(self.ema_beta, self.ema_rampup, nimg, batch)
 
     def validate(self) -> None:

@@ -8,11 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-# The real data for the tests that need it: $DATA_DIR when set (the folder the READMEs' examples
-# call $DATA_DIR), else a `shared/data` folder beside the clone (the development machine's
-# layout). Tests that need it skip when neither exists.
-REAL_DATA = Path(os.environ.get("DATA_DIR") or ROOT.parent / "shared" / "data")
+from tests.doc_commands import REAL_DATA  # the one definition of where the real data is
 
 # Keep TensorFlow quiet and deterministic-friendly in every test process.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,7 +38,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
+def real_data() -> Path:
     """``REAL_DATA`` when it exists; tests using it skip otherwise."""
     if not REAL_DATA.is_dir():
         pytest.skip(f"real data not available at {REAL_DATA}")

@@ -246,13 +246,13 @@ def test_wrong_resolution_is_a_user_error(fast_digits):
 
 
 @pytest.mark.needs_data
-def test_cifar10_classifier_path(shared_data, monkeypatch):
+def test_cifar10_classifier_path(real_data, monkeypatch):
     """A short recipe (2 epochs on 10k images: about a minute on 2 cores) through the whole
     path: train-split classifier, test-split accuracy, cached weights, cifar10-cars keys, a
     real-vs-real floor below a degraded set. The full recipe's accuracy is in the README."""
     fast = {**cifar_classifier.RECIPE, "epochs": 2, "train_n": 10000}
     monkeypatch.setattr(cifar_classifier, "RECIPE", fast)
-    root = str(shared_data / "cifar10-jpg.tar.gz")
+    root = str(real_data / "cifar10-jpg.tar.gz")
 
     test = dataset_reference("cifar10-cars", root, "test", 32)
     real, _ = test.subset(1000)

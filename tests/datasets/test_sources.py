@@ -150,16 +150,16 @@ def test_celeba_centre_square(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ real data (optional)
 @pytest.mark.needs_data
-def test_real_cifar10_cars_has_5000_train_images(shared_data: Path) -> None:
-    ds = prepare("cifar10-cars", data_root=shared_data / "cifar10-jpg.tar.gz")
+def test_real_cifar10_cars_has_5000_train_images(real_data: Path) -> None:
+    ds = prepare("cifar10-cars", data_root=real_data / "cifar10-jpg.tar.gz")
     assert ds.count == 5000 and ds.manifest["skipped_count"] == 0
     assert ds.array(32).shape == (5000, 32, 32, 3)
 
 
 @pytest.mark.needs_data
-def test_real_stacked_mnist_from_t10k(shared_data: Path) -> None:
-    ds = prepare("stacked-mnist", data_root=shared_data / "mnist", count=2000)
+def test_real_stacked_mnist_from_t10k(real_data: Path) -> None:
+    ds = prepare("stacked-mnist", data_root=real_data / "mnist", count=2000)
     assert ds.count == 2000 and ds.manifest["split"] == "test"
     assert len(np.unique(ds.labels)) > 800  # 2000 draws cover most of the 1000 modes
-    mn = prepare("mnist", data_root=shared_data / "mnist", split="test")
+    mn = prepare("mnist", data_root=real_data / "mnist", split="test")
     assert mn.count == 10000 and np.bincount(mn.labels).min() > 800
