@@ -104,7 +104,7 @@ def test_list_help_and_dry_run(capsys):
 def test_cli_end_to_end_on_stacked_digits(tmp_path, capsys):
     from datasets import prepare
 
-    real = np.asarray(prepare("stacked-digits", max_res=32, cache_dir=str(tmp_path)).array(32))
+    real = np.asarray(prepare("stacked-digits", max_res=32).array(32))
     samples = tmp_path / "samples.npz"
     save_samples(samples, real[-600:], np.arange(600), {"model": "copy of real data"})
     out = tmp_path / "metrics.json"
@@ -128,8 +128,6 @@ def test_cli_end_to_end_on_stacked_digits(tmp_path, capsys):
         "--out",
         str(out),
         "--quiet",
-        "--cache-dir",
-        str(tmp_path),
     ]
     assert run_cli(main, argv) == 0
     res = json.loads(out.read_text())
@@ -170,8 +168,6 @@ def test_real_vs_real_halves_are_disjoint(tmp_path):
         "--out",
         str(out),
         "--quiet",
-        "--cache-dir",
-        str(tmp_path),
     ]
     assert run_cli(main, argv) == 0
     res = json.loads(out.read_text())
@@ -239,7 +235,7 @@ def test_cli_result_records_versions_and_max_samples(tmp_path):
     save_samples(samples, _imgs(40), np.arange(40))
     out = tmp_path / "new" / "m.json"
     argv = ["--samples", str(samples), "--dataset", "stacked-digits", "--metrics", "swd"]
-    argv += ["--swd-n", "16", "--max-samples", "20", "--quiet", "--cache-dir", str(tmp_path)]
+    argv += ["--swd-n", "16", "--max-samples", "20", "--quiet"]
     assert run_cli(main, [*argv, "--out", str(out)]) == 0
     ev = json.loads(out.read_text())["evaluation"]
     assert ev["n_samples"] == 20

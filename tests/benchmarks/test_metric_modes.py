@@ -14,9 +14,10 @@ FAST = {**digit_classifier.RECIPE, "image_budget": 6000}
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One metric cache for the module: the classifier is trained once, then reused."""
-    return str(tmp_path_factory.mktemp("metric-cache"))
+def cache(_private_cache):
+    """The session's cache: the classifier is trained once, and stacked-digits (0.5 GB) is
+    not prepared a second time (CI machines have little free space in /tmp)."""
+    return str(_private_cache)
 
 
 @pytest.fixture(scope="module")

@@ -281,6 +281,12 @@ def test_cli_help_explains_every_option(capsys) -> None:
         "--dry-run",
     ):
         assert flag in out
+    # the stated default counts are the ones the sources use
+    from datasets.sources.digits import DEFAULT_STACKED_DIGITS_COUNT
+    from datasets.sources.mnist import DEFAULT_STACKED_MNIST_COUNT
+
+    assert DEFAULT_STACKED_DIGITS_COUNT == DEFAULT_STACKED_MNIST_COUNT
+    assert f"default: {DEFAULT_STACKED_MNIST_COUNT} for both" in " ".join(out.split())
 
 
 def test_not_enough_disk_space_is_refused_up_front(tmp_path: Path, monkeypatch) -> None:
