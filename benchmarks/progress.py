@@ -2,8 +2,11 @@
 
 The trainers' own progress output goes to their log files; the harness shows
 only this line (rewritten in place on a terminal, one line every 30 s in a log).
-The ETA is learned as the grid runs: seconds per kimg of training and seconds
-per evaluation point, each measured on the runs finished so far.
+The ETA is learned as the grid runs: seconds per unit of training work and
+seconds per evaluation point, each measured on the runs finished so far. Work is
+what the profile makes equal: TFLOP under a compute budget (a DCGAN image costs a
+sixth of an SN-DCGAN image, so seconds per kimg learned on one model mispredict the
+next by that factor), kimg otherwise.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ class Progress:
     def __init__(
         self,
         total_runs: int,
-        train_kimg: float,
+        train_work: float,
         eval_points: int,
         stream: TextIO | None = None,
         interval_s: float = 30.0,
@@ -35,10 +38,10 @@ class Progress:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.interval_s = 0.5 if self.tty else interval_s
         self.total_runs = total_runs
-        self.train_left = train_kimg  # kimg still to train in this invocation
+        self.train_left = train_work  # work (TFLOP or kimg) still to train in this invocation
         self.evals_left = eval_points
         self.start = time.time()
-        self.train_s = self.train_done = 0.0  # measured: seconds and kimg trained
+        self.train_s = self.train_done = 0.0  # measured: seconds and work trained
         self.eval_s = 0.0
         self.evals_done = 0
         self.index = 0
@@ -46,7 +49,7 @@ class Progress:
         self.phase = ""
         self.detail = ""
         self._last = 0.0
-        self._phase_kimg = 0.0
+        self._phase_work = 0.0
 
     # ----------------------------------------------------------------- events
     def start_run(self, index: int, name: str) -> None:
@@ -57,16 +60,22 @@ class Progress:
         self._phase_start = time.time()
         self.draw(force=True)
 
-    def train_tick(self, kimg_done: float, kimg_total: float, start_kimg: float) -> None:
-        self._phase_kimg = max(0.0, kimg_done - start_kimg)
+    def train_tick(
+        self, kimg_done: float, kimg_total: float, start_kimg: float, work_per_kimg: float = 1.0
+    ) -> None:
+        self._phase_work = max(0.0, kimg_done - start_kimg) * work_per_kimg
         self.detail = f"{kimg_done:.1f}/{kimg_total:g} kimg"
         self.draw()
 
-    def train_finished(self, kimg_trained: float, seconds: float, planned: float) -> None:
+    def train_finished(
+        self, kimg_trained: float, seconds: float, planned: float, work_per_kimg: float = 1.0
+    ) -> None:
+        """A run's training ended: ``kimg_trained`` of the ``planned`` kimg, each kimg being
+        ``work_per_kimg`` units of work (its TFLOP per kimg under a compute budget)."""
         self.train_s += seconds
-        self.train_done += kimg_trained
-        self.train_left = max(0.0, self.train_left - planned)
-        self._phase_kimg = 0.0
+        self.train_done += kimg_trained * work_per_kimg
+        self.train_left = max(0.0, self.train_left - planned * work_per_kimg)
+        self._phase_work = 0.0
 
     def eval_finished(self, seconds: float) -> None:
         self.eval_s += seconds
@@ -80,7 +89,7 @@ class Progress:
             if self.train_done <= 0:
                 return None
             parts.append(
-                self.train_s / self.train_done * max(0.0, self.train_left - self._phase_kimg)
+                self.train_s / self.train_done * max(0.0, self.train_left - self._phase_work)
             )
         if self.evals_left > 0:
             if self.evals_done == 0:

@@ -149,8 +149,8 @@ class Runner:
         self._write_plan(plan(self.profile, self.runs_dir))
         self.hardware = self._query_hardware()
         atomic_write_json(self.runs_dir / "hardware.json", self.hardware)
-        todo_kimg = sum(
-            self.planned[r.name] - self._trained_kimg(r)
+        todo_work = sum(
+            (self.planned[r.name] - self._trained_kimg(r)) * self.work_per_kimg[r.name]
             for r in runs
             if RunDir(r.run_dir).status().get("state") != "finished"
         )
@@ -160,7 +160,7 @@ class Runner:
             for p in eval_points(self.profile)
             if not (r.run_dir / "eval" / p[0] / "metrics.json").exists()
         )
-        self.progress = Progress(len(runs), todo_kimg, n_evals, stream=self.progress_stream)
+        self.progress = Progress(len(runs), todo_work, n_evals, stream=self.progress_stream)
         try:
             if self.profile.evaluation.floor:
                 self._floors(runs)
@@ -242,7 +242,10 @@ class Runner:
             run.run_dir / "logs",
             "train",
             monitor=lambda: self.progress.train_tick(
-                _logged_kimg(run.run_dir, start_kimg), self.planned[run.name], start_kimg
+                _logged_kimg(run.run_dir, start_kimg),
+                self.planned[run.name],
+                start_kimg,
+                self.work_per_kimg[run.name],
             ),
         )
         seconds = time.time() - t0
@@ -250,6 +253,7 @@ class Runner:
             max(0.0, self._trained_kimg(run) - start_kimg),
             seconds,
             self.planned[run.name] - start_kimg,
+            self.work_per_kimg[run.name],
         )
         attempts = record.setdefault("attempts", [])
         attempts.append(
@@ -456,14 +460,20 @@ class Runner:
     def _planned_kimg(self, runs: list[RunSpec]) -> dict[str, float]:
         """Each run's length in kimg: the profile's on the images axis; under a compute budget
         the trainers' own resolution of --tflop (``benchmarks.budget``, in a subprocess: the
-        harness imports no framework); under a time budget unknown (nan) until it ran."""
+        harness imports no framework); under a time budget unknown (nan) until it ran.
+        Sets ``self.work_per_kimg``, the progress line's unit of work per kimg of each run:
+        its TFLOP per kimg under a compute budget, 1 otherwise."""
         budget = self.profile.budget
+        self.work_per_kimg = {r.name: 1.0 for r in runs}
         if budget.axis == "images":
             return {r.name: float(budget.kimg) for r in runs}
         if budget.axis == "time":
             return {r.name: float("nan") for r in runs}
         argvs = [self.commands.train(r, self.profile, resume=False) for r in runs]
         sizes = size_commands(argvs)
+        for r, x in zip(runs, sizes):
+            if float(x["kimg"]) > 0 and float(x.get("tflop") or 0) > 0:
+                self.work_per_kimg[r.name] = float(x["tflop"]) / float(x["kimg"])
         return {r.name: float(x["kimg"]) for r, x in zip(runs, sizes)}
 
     def _write_plan(self, runs: list[RunSpec]) -> None:

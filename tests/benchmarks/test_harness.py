@@ -345,7 +345,7 @@ def test_unknown_metric_name_is_rejected_with_the_list():
 
 def test_progress_eta_learns_from_finished_work():
     out = io.StringIO()
-    p = Progress(total_runs=2, train_kimg=20.0, eval_points=4, stream=out, interval_s=0)
+    p = Progress(total_runs=2, train_work=20.0, eval_points=4, stream=out, interval_s=0)
     assert p.eta() is None  # nothing measured yet: say so, do not guess
     p.train_finished(kimg_trained=10.0, seconds=100.0, planned=10.0)
     p.eval_finished(seconds=5.0)
@@ -355,6 +355,18 @@ def test_progress_eta_learns_from_finished_work():
     p.set_phase("train")
     assert "[2/2 progan-tf-s0] train" in out.getvalue() and "ETA 2m00s" in out.getvalue()
     assert fmt_duration(3725) == "1h02m" and fmt_duration(None) == "?"
+
+
+def test_progress_eta_under_a_compute_budget_counts_work_not_images():
+    """Equal TFLOP, unequal cost per image: a cheap model's seconds per kimg must not set the
+    ETA of an expensive one. Run 1: 200 kimg at 0.4 TFLOP/kimg in 600 s (7.5 s per TFLOP);
+    run 2, still to go: 40 kimg at 2 TFLOP/kimg, the same 80 TFLOP, so 600 s more (seconds
+    per kimg would say 40 x 3 s = 120 s)."""
+    p = Progress(total_runs=2, train_work=160.0, eval_points=0, stream=io.StringIO())
+    p.train_finished(kimg_trained=200.0, seconds=600.0, planned=200.0, work_per_kimg=0.4)
+    assert p.eta() == pytest.approx(80.0 * 600.0 / 80.0)
+    p.train_tick(kimg_done=30.0, kimg_total=40.0, start_kimg=10.0, work_per_kimg=2.0)
+    assert p.eta() == pytest.approx((80.0 - 40.0) * 600.0 / 80.0)  # 20 kimg done = 40 TFLOP
 
 
 def test_report_without_runs_and_only_matching_nothing_are_errors(tmp_path):
@@ -397,6 +409,13 @@ def test_a_compute_budget_sizes_each_run_with_the_trainers_own_resolution(tmp_pa
     # SN-DCGAN's standard CNN costs more per image: the same compute shows it fewer images
     assert sizes[0]["kimg"] > 2 * sizes[1]["kimg"] > 0
     assert prof.budget.describe() == "equal training compute: 0.05 TFLOP per model"
+    # the runner plans the same lengths, and its progress line counts each run's TFLOP
+    runner = Runner(prof, tmp_path / "runs", progress_stream=io.StringIO())
+    planned = runner._planned_kimg(runs)
+    for r, size in zip(runs, sizes):
+        assert planned[r.name] == pytest.approx(size["kimg"])
+        assert planned[r.name] * runner.work_per_kimg[r.name] == pytest.approx(size["tflop"])
+        assert size["tflop"] == pytest.approx(0.05, rel=0.01)  # whole steps: a little over
 
 
 def _estimate_rows(out: str) -> dict[str, tuple[float, float, str]]:
