@@ -144,7 +144,7 @@ class Runner:
 
     def _run_all(self, only: Callable[[RunSpec], bool] | None) -> list[dict[str, Any]]:
         runs = [r for r in plan(self.profile, self.runs_dir) if only is None or only(r)]
-        self.planned = self._planned_kimg(plan(self.profile, self.runs_dir))
+        self.planned, self.work_per_kimg = self._sizes(plan(self.profile, self.runs_dir))
         # The whole grid, not only the --only subset: the report shows every expected row.
         self._write_plan(plan(self.profile, self.runs_dir))
         self.hardware = self._query_hardware()
@@ -457,24 +457,27 @@ class Runner:
         record["updated"] = time.time()
         atomic_write_json(run.run_dir / HARNESS_FILE, record)
 
-    def _planned_kimg(self, runs: list[RunSpec]) -> dict[str, float]:
-        """Each run's length in kimg: the profile's on the images axis; under a compute budget
-        the trainers' own resolution of --tflop (``benchmarks.budget``, in a subprocess: the
-        harness imports no framework); under a time budget unknown (nan) until it ran.
-        Sets ``self.work_per_kimg``, the progress line's unit of work per kimg of each run:
-        its TFLOP per kimg under a compute budget, 1 otherwise."""
+    def _sizes(self, runs: list[RunSpec]) -> tuple[dict[str, float], dict[str, float]]:
+        """Each run's length in kimg, and the progress line's units of work per kimg.
+
+        Length: the profile's on the images axis; under a compute budget the trainers' own
+        resolution of --tflop (``benchmarks.budget``, in a subprocess: the harness imports no
+        framework); under a time budget unknown (nan) until it ran. Work per kimg: the run's
+        TFLOP per kimg under a compute budget, 1 otherwise."""
         budget = self.profile.budget
-        self.work_per_kimg = {r.name: 1.0 for r in runs}
+        ones = {r.name: 1.0 for r in runs}
         if budget.axis == "images":
-            return {r.name: float(budget.kimg) for r in runs}
+            return {r.name: float(budget.kimg) for r in runs}, ones
         if budget.axis == "time":
-            return {r.name: float("nan") for r in runs}
+            return {r.name: float("nan") for r in runs}, ones
         argvs = [self.commands.train(r, self.profile, resume=False) for r in runs]
         sizes = size_commands(argvs)
-        for r, x in zip(runs, sizes):
-            if float(x["kimg"]) > 0 and float(x.get("tflop") or 0) > 0:
-                self.work_per_kimg[r.name] = float(x["tflop"]) / float(x["kimg"])
-        return {r.name: float(x["kimg"]) for r, x in zip(runs, sizes)}
+        kimg = {r.name: float(x["kimg"]) for r, x in zip(runs, sizes)}
+        work = {
+            r.name: float(x["tflop"]) / float(x["kimg"]) if float(x["kimg"]) > 0 else 1.0
+            for r, x in zip(runs, sizes)
+        }
+        return kimg, work
 
     def _write_plan(self, runs: list[RunSpec]) -> None:
         atomic_write_json(

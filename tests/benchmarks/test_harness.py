@@ -411,10 +411,10 @@ def test_a_compute_budget_sizes_each_run_with_the_trainers_own_resolution(tmp_pa
     assert prof.budget.describe() == "equal training compute: 0.05 TFLOP per model"
     # the runner plans the same lengths, and its progress line counts each run's TFLOP
     runner = Runner(prof, tmp_path / "runs", progress_stream=io.StringIO())
-    planned = runner._planned_kimg(runs)
+    planned, work_per_kimg = runner._sizes(runs)
     for r, size in zip(runs, sizes):
         assert planned[r.name] == pytest.approx(size["kimg"])
-        assert planned[r.name] * runner.work_per_kimg[r.name] == pytest.approx(size["tflop"])
+        assert planned[r.name] * work_per_kimg[r.name] == pytest.approx(size["tflop"])
         assert size["tflop"] == pytest.approx(0.05, rel=0.01)  # whole steps: a little over
 
 
