@@ -143,10 +143,11 @@ class Runner:
             return self._run_all(only)
 
     def _run_all(self, only: Callable[[RunSpec], bool] | None) -> list[dict[str, Any]]:
-        runs = [r for r in plan(self.profile, self.runs_dir) if only is None or only(r)]
-        self.planned, self.work_per_kimg = self._sizes(plan(self.profile, self.runs_dir))
+        grid = plan(self.profile, self.runs_dir)
+        runs = [r for r in grid if only is None or only(r)]
+        self.planned, self.work_per_kimg = self._sizes(grid)
         # The whole grid, not only the --only subset: the report shows every expected row.
-        self._write_plan(plan(self.profile, self.runs_dir))
+        self._write_plan(grid)
         self.hardware = self._query_hardware()
         atomic_write_json(self.runs_dir / "hardware.json", self.hardware)
         todo_work = sum(
