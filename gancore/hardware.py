@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import platform
@@ -39,6 +40,75 @@ def cpu_bf16_support() -> bool:
     """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX): where it does, torch's
     and XLA's CPU kernels run bf16 convolutions faster than fp32; elsewhere they emulate it."""
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+# --malloc tuned: glibc's mallopt(3) parameters (numbers from malloc.h) and the values set.
+# Why: by default glibc serves every block above a dynamic threshold (128 KiB at start) with a
+# fresh mmap and hands freed memory at the top of the heap back to the kernel once it exceeds
+# twice that threshold. A training step allocates and frees many 0.1-30 MiB tensors
+# (activations, gradients, scaled weights), so every step page-faults its working set in
+# again: on the 2-core development CPU, 14,000 minor faults per ProGAN step at 4x4 and 55,000
+# at 8x8, which made those steps up to 2x slower (`python -m progan_torch.bench ... --malloc
+# default`, README "Speed"). Keeping blocks up to 32 MiB (glibc's ceiling for this parameter
+# on 64-bit) in the heap and trimming only above 256 MiB of free top brings that to near zero.
+# The cost: the process keeps up to 256 MiB it no longer uses instead of returning it.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MALLOC_MMAP_THRESHOLD = 32 << 20
+MALLOC_TRIM_THRESHOLD = 256 << 20
+MALLOC_MODES = ("tuned", "default")
+_malloc_state = "default"
+
+
+def malloc_env() -> dict[str, str]:
+    """The environment variables that give another (unmodified) program the same glibc
+    settings as ``tune_malloc("tuned")``: for benchmark peers run as their own process."""
+    return {
+        "MALLOC_MMAP_THRESHOLD_": str(MALLOC_MMAP_THRESHOLD),
+        "MALLOC_TRIM_THRESHOLD_": str(MALLOC_TRIM_THRESHOLD),
+    }
+
+
+def _malloc_from_env() -> bool:
+    """Whether the user set glibc's malloc parameters themselves (their choice wins)."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return "glibc.malloc." in tunables or any(
+        k.startswith("MALLOC_") and k.endswith("_") for k in os.environ
+    )
+
+
+def tune_malloc(mode: str) -> str:
+    """Apply ``--malloc`` to this process (see the comment above); returns what now holds,
+    as :func:`malloc_state` reports it. ``default`` changes nothing; ``tuned`` sets glibc's
+    mmap and trim thresholds once (process-wide, so anything else running in the process
+    gets them too), unless the environment already sets malloc parameters or the C library
+    is not glibc."""
+    global _malloc_state
+    if mode not in MALLOC_MODES:
+        raise ValueError(f"malloc must be one of {MALLOC_MODES}, got {mode!r}")
+    if mode == "default" or _malloc_state != "default":
+        return _malloc_state
+    if _malloc_from_env():
+        _malloc_state = "environment (MALLOC_* / GLIBC_TUNABLES)"
+        return _malloc_state
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - raises AttributeError where it is not glibc
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return _malloc_state  # not glibc: nothing to tune
+    if mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD) == 1 and (
+        mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD) == 1
+    ):
+        _malloc_state = (
+            f"tuned (glibc mmap_threshold {MALLOC_MMAP_THRESHOLD >> 20} MiB, "
+            f"trim_threshold {MALLOC_TRIM_THRESHOLD >> 20} MiB)"
+        )
+    return _malloc_state
+
+
+def malloc_state() -> str:
+    """This process's allocator setting: ``default``, ``tuned (...)`` or ``environment``."""
+    return _malloc_state
 
 
 def package_version(name: str) -> str | None:
@@ -111,6 +181,7 @@ def describe() -> dict[str, object]:
         **{name: installed.get(_norm(name)) for name in RECORDED_PACKAGES},
         "constraints": constraints_status(installed),
         "cpu_bf16": cpu_bf16_support(),
+        "malloc": malloc_state(),
     }
 
 

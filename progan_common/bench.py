@@ -161,13 +161,19 @@ def main(
     print(
         f"{prog}: preset {args.preset}, max_res {cfg.max_res}, latent {cfg.latent_dim}, channels "
         f"{[cfg.channels_at(r) for r in res]}, amp {cfg.amp} (CPU native bf16: "
-        f"{machine['cpu_bf16']}), compile {cfg.compile}, threads {cfg.threads or 'default'}"
+        f"{machine['cpu_bf16']}), compile {cfg.compile}, threads {cfg.threads or 'default'}, "
+        f"malloc {cfg.malloc}"
     )
     trainer = make_trainer(cfg)
+    machine = describe()  # after the trainer applied --malloc
     rows = bench_rows(cfg, trainer, res, phases, args.steps, args.warmup, args.batch, sync)
     for row in rows:
         row.update(
-            framework=framework, amp=cfg.amp, cpu_bf16=machine["cpu_bf16"], compile=cfg.compile
+            framework=framework,
+            amp=cfg.amp,
+            cpu_bf16=machine["cpu_bf16"],
+            compile=cfg.compile,
+            malloc=machine["malloc"],
         )
     if args.json:
         atomic_write_json(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 from gancore import tf_utils as tfu
+from progan_common.config import FUSED_KERNEL_MIN_RES
 
 keras, tf = tfu.keras, tfu.tf
 
@@ -222,6 +223,14 @@ def fused_taps(w: tf.Tensor) -> tf.Tensor:
     return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
 
 
+def _two_step(x: tf.Tensor, factor: int) -> bool:
+    """Whether a fused layer computes its function in two steps at this level: NHWC ``x``
+    whose level (``factor`` times its side) is below ``FUSED_KERNEL_MIN_RES``, where that is
+    faster (``progan_common.config``). Unknown static sizes keep the fused kernel."""
+    sides = [d for d in x.shape[1:3] if d is not None]
+    return len(sides) == 2 and factor * max(sides) < FUSED_KERNEL_MIN_RES
+
+
 class UpConv2d(EqualizedConv2d):
     """Nearest 2x upsample + this conv as ONE stride-2 transposed conv (``fused_scale``).
 
@@ -231,10 +240,13 @@ class UpConv2d(EqualizedConv2d):
     conv scatters each input pixel through its kernel (a convolution of the zero-stuffed
     input) while ``conv2d`` correlates; the official ``upscale2d_conv2d`` has no flip since
     its weight is its own ``[k, k, out, in]`` variable (so an official fused weight equals
-    our weight flipped). See ``progan_torch.layers.UpConv2d``.
+    our weight flipped). See ``progan_torch.layers.UpConv2d``. Below
+    ``FUSED_KERNEL_MIN_RES`` (the 8x8 level) it runs as upsample + conv, faster there.
     """
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        if _two_step(x, 2):
+            return super().call(upsample2x(x), training)
         w = fused_taps(tf.reverse(self.effective_weight(training), axis=[0, 1]))
         w = tf.transpose(w, [0, 1, 3, 2])  # conv2d_transpose wants (k, k, out, in)
         n, h, wd = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
@@ -249,10 +261,13 @@ class ConvDown2d(EqualizedConv2d):
     """This conv + 2x2 average pool as ONE stride-2 conv (``fused_scale``).
 
     Same variables and scale as :class:`EqualizedConv2d`; for the same stored weight the
-    same function as ``downsample2x(conv(x))`` (no flip: both are correlations).
+    same function as ``downsample2x(conv(x))`` (no flip: both are correlations). Below
+    ``FUSED_KERNEL_MIN_RES`` (input 8x8) it runs as conv + pool, faster there.
     """
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        if _two_step(x, 1):
+            return downsample2x(super().call(x, training))
         w = fused_taps(self.effective_weight(training)) * 0.25
         y = tf.nn.conv2d(x, w, strides=2, padding="SAME")
         return tf.nn.bias_add(y, self.bias)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gancore.hardware import tune_malloc
 from gancore import tf_utils as tfu
 from gancore.errors import UserError, file_error
 from gancore.io import atomic_write_json, read_json
@@ -110,6 +111,7 @@ class ProGANTrainer(SingleProcess):
     ) -> None:
         self.cfg, self.img_channels, self.num_classes = cfg, img_channels, num_classes
         tfu.set_threads(cfg.threads)
+        tune_malloc(cfg.malloc)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
         self.amp = tfu.set_amp(cfg.amp)

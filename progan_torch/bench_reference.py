@@ -37,7 +37,7 @@ if __package__ in (None, ""):
 import torch
 
 from gancore.errors import UserError, run_cli
-from gancore.hardware import describe
+from gancore.hardware import MALLOC_MODES, describe, malloc_state
 from gancore.helptext import HelpFormatter
 from gancore.io import atomic_write_json
 
@@ -65,18 +65,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-dir", type=Path, default=None, help="gan-zoo: its clone's folder")
     p.add_argument("--phases", default=None, help="comma list (default: what the peer supports)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
+    p.add_argument(
+        "--malloc",
+        default="tuned",
+        choices=MALLOC_MODES,
+        help="the CPU allocator setting (our trainers' --malloc); process-wide, so the peer, "
+        "running in the same process, gets the same",
+    )
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     return p
 
 
 class Ours:
-    def __init__(self, max_res: int, channels: int, latent: int, seed: int, threads: int = 0):
+    def __init__(
+        self,
+        max_res: int,
+        channels: int,
+        latent: int,
+        seed: int,
+        threads: int = 0,
+        malloc: str = "tuned",
+    ):
         from gancore.config import build_config
         from progan_common.config import PRESETS, ProGANConfig
         from progan_torch.training import ProGANTrainer
 
         overrides = {
             "threads": threads,
+            "malloc": malloc,
             "max_res": max_res,
             "latent_dim": latent,
             "fmap_base": channels * max_res * 4,
@@ -123,13 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     ref = peer_cls(args.max_res, args.channels, args.latent, args.peer_dir)
-    ours = Ours(args.max_res, args.channels, args.latent, args.seed, args.threads)
+    ours = Ours(args.max_res, args.channels, args.latent, args.seed, args.threads, args.malloc)
     source = RandomSource(channels=3, seed=args.seed)
     b = args.batch
     print(
         f"peer {ref.name}" + (f" @ {ref.commit}" if ref.commit else "") + f"; channels "
         f"{args.channels}, latent {args.latent}, batch {b}, built for {args.max_res}, threads "
-        f"{torch.get_num_threads()}, torch {torch.__version__}"
+        f"{torch.get_num_threads()}, torch {torch.__version__}, malloc {malloc_state()}"
     )
     for shim in ref.SHIMS:
         print(f"  peer shim: {shim}")
@@ -178,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         machine = describe()
         for row in rows:
-            row.update(amp="off", cpu_bf16=machine["cpu_bf16"])
+            row.update(amp="off", cpu_bf16=machine["cpu_bf16"], malloc=machine["malloc"])
         atomic_write_json(
             args.json,
             {

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gancore.hardware import tune_malloc
 from gancore import torch_utils as tu
 from gancore.config import config_to_dict
 from gancore.errors import UserError
@@ -124,6 +125,7 @@ class ProGANTrainer:
             cfg.device, self.dist.local_rank if self.dist.active else None
         )
         tu.set_threads(cfg.threads)
+        tune_malloc(cfg.malloc)
         self.channels_last = channels_last
         self.m = build_models(cfg, img_channels, num_classes, self.device, channels_last)
         self.amp = tu.amp_dtype(cfg.amp, self.device)

@@ -32,6 +32,7 @@ if __package__ in (None, ""):  # `python bench.py` from inside vanilla_gan/
 import numpy as np
 
 from gancore.errors import UserError, run_cli
+from gancore.hardware import MALLOC_MODES, malloc_state
 from gancore.helptext import DefaultsHelpFormatter
 from vanilla_gan.config import FRAMEWORKS, MODELS, TrainConfig, preset_for
 
@@ -48,10 +49,12 @@ class _ReferenceTrainer:
     def __init__(self, cfg: TrainConfig, channels: int) -> None:
         import torch
 
+        from gancore.hardware import tune_malloc
         from gancore.torch_utils import resolve_device, set_threads
         from vanilla_gan import torch_nets
 
         set_threads(cfg.threads)
+        tune_malloc(cfg.malloc)  # the same allocator setting as the trainers it is compared with
         self.torch, self.device = torch, resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         G, D = torch_nets.build_models(cfg, channels)
@@ -92,6 +95,7 @@ def _worker(spec: dict) -> dict:
         batch=spec["batch"],
         width=spec["width"],
         threads=spec["threads"],
+        malloc=spec.get("malloc", "tuned"),
         device=spec["device"],
         jit_compile=spec["jit_compile"] and spec["framework"] != "tf-graph",
         xla_legacy_cpu_runtime=spec.get("xla_legacy_cpu_runtime", True),
@@ -124,6 +128,7 @@ def _worker(spec: dict) -> dict:
         "img_per_s": spec["steps"] * cfg.batch * cfg.n_dis / dt,
         "seconds": dt,
         "device_used": str(getattr(trainer, "device", "tf")),
+        "malloc_used": malloc_state(),
     }
 
 
@@ -148,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--width", type=int, default=64, help="base width (ngf = ndf)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: framework default)")
+    ap.add_argument(
+        "--malloc",
+        default="tuned",
+        choices=MALLOC_MODES,
+        help="the CPU allocator setting of every implementation measured, torch-ref included "
+        "(the trainers' --malloc)",
+    )
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="device")
     ap.add_argument(
         "--jit-compile",
@@ -201,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             batch=args.batch,
             width=args.width,
             threads=args.threads,
+            malloc=args.malloc,
             device=args.device,
             jit_compile=args.jit_compile,
             xla_legacy_cpu_runtime=args.xla_legacy_cpu_runtime,

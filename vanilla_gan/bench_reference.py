@@ -45,7 +45,7 @@ if __package__ in (None, ""):  # `python bench_reference.py` from inside vanilla
 import numpy as np
 
 from gancore.errors import UserError, run_cli
-from gancore.hardware import git_commit
+from gancore.hardware import MALLOC_MODES, git_commit, malloc_env
 from gancore.helptext import HelpFormatter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +107,10 @@ def run_peer(args, data: Path, work: Path) -> dict:
     cmd += ["--dataroot", str(data), "--imageSize", str(args.res), "--batchSize", str(args.batch)]
     cmd += ["--ngf", str(args.width), "--ndf", str(args.width), "--niter", "1", "--workers", "1"]
     cmd += ["--outf", str(work / "peer-out"), "--manualSeed", "0"]
-    stamps, _ = stamped_lines(cmd, thread_env(args.threads), work, PEER_LINE)
+    env = thread_env(args.threads)
+    if args.malloc == "tuned":  # the setting our trainers apply to themselves (--malloc)
+        env.update(malloc_env())
+    stamps, _ = stamped_lines(cmd, env, work, PEER_LINE)
     return window_rate(stamps, args.warmup, args.batch)
 
 
@@ -117,7 +120,7 @@ def run_ours(args, framework: str, data: Path, work: Path, tag: str) -> dict:
     train_args += ["--cache-dir", str(work / "cache"), "--res", str(args.res)]
     train_args += ["--batch", str(args.batch), "--width", str(args.width), "--seed", "0"]
     train_args += ["--kimg", str(n_steps * args.batch / 1000), "--threads", str(args.threads)]
-    train_args += ["--device", "cpu", "--amp", args.amp, "--no-progress"]
+    train_args += ["--device", "cpu", "--amp", args.amp, "--malloc", args.malloc, "--no-progress"]
     train_args += ["--out", str(work / f"run-{tag}")]
     cmd = [sys.executable, "-m", "vanilla_gan.bench_reference", "--worker", json.dumps(train_args)]
     stamps, _ = stamped_lines(cmd, thread_env(args.threads), ROOT, re.compile(r"^STEP (\d+)"))
@@ -165,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     p.add_argument("--rounds", type=int, default=2, help="interleaved repeats (medians)")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads (0: defaults)")
+    p.add_argument(
+        "--malloc",
+        default="tuned",
+        choices=MALLOC_MODES,
+        help="the CPU allocator setting of both sides: our trainers' --malloc, and for "
+        "main.py the same glibc thresholds as environment variables (tuned) or none (default)",
+    )
     p.add_argument("--frameworks", default="torch,tf", help="ours to time: torch, tf")
     p.add_argument("--amp", default="off", choices=("off", "bf16"), help="our trainers' --amp")
     p.add_argument("--no-peer", action="store_true", help="time only ours (e.g. --amp pairs)")
@@ -210,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"round": rnd, "impl": impl, **res, "load_before": load0}
                 row["load_after"] = os.getloadavg()
                 row["amp"] = "off" if impl == "examples" else args.amp
+                row["malloc"] = args.malloc
                 rows.append(row)
                 print(
                     f"round {rnd + 1} {impl:9s} {res['img_per_s']:8.1f} img/s "
@@ -227,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = describe()
     print(
         f"res {args.res}, batch {args.batch}, width {args.width}, threads {args.threads}, "
-        f"amp {args.amp}, CPU bf16 {machine['cpu_bf16']}"
+        f"amp {args.amp}, malloc {args.malloc} (both sides), CPU bf16 {machine['cpu_bf16']}"
     )
     if args.json:
         from gancore.io import atomic_write_json

@@ -233,6 +233,7 @@ class TrainConfig:
     max_minutes: float | None = loop_field("max_minutes")
     max_bad_steps: int = loop_field("max_bad_steps")
     max_abs_loss: float = loop_field("max_abs_loss")
+    malloc: str = loop_field("malloc")
     debug_nan_kimg: tuple[float, ...] | None = loop_field("debug_nan_kimg")
 
     def ema_beta_at(self, nimg: int) -> float:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gancore.hardware import tune_malloc
 from gancore import tf_utils as tfu
 from gancore.errors import UserError, file_error
 from gancore.grid import to_uint8
@@ -58,6 +59,7 @@ class TFTrainer(SingleProcess):
         if cfg.jit_compile and cfg.xla_legacy_cpu_runtime:
             tfu.use_legacy_xla_cpu_runtime()
         tfu.set_threads(cfg.threads)
+        tune_malloc(cfg.malloc)
         if cfg.deterministic:
             tf.config.experimental.enable_op_determinism()
         tfu.set_amp(cfg.amp)

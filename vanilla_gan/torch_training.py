@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gancore.hardware import tune_malloc
 from gancore import torch_utils as tu
 from gancore.errors import UserError
 from gancore.grid import nchw_to_nhwc, to_uint8
@@ -59,6 +60,7 @@ class TorchTrainer(SingleProcess):
         self.cfg, self.channels = cfg, channels
         self.device = tu.resolve_device(cfg.device)
         tu.set_threads(cfg.threads)
+        tune_malloc(cfg.malloc)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
         elif self.device.type == "cuda":

@@ -18,6 +18,7 @@ from progan_tf.layers import (  # noqa: E402
     ConvDown2d,
     EqualizedConv2d,
     UpConv2d,
+    _two_step,
     downsample2x,
     upsample2x,
 )
@@ -37,17 +38,31 @@ def _pair(cls, c_in: int, c_out: int, k: int, equalized: bool, seed: int):
     return plain, fused
 
 
+# Input sides on both sides of FUSED_KERNEL_MIN_RES: the two-step path (level below 16) and
+# the stride-2 kernel (level 16 and up); non-square, so rows and columns differ.
+UP_SIZES = [(5, 6), (9, 8)]
+DOWN_SIZES = [(8, 6), (18, 16)]
+
+
+def test_the_fused_kernel_runs_from_the_16x16_level_on():
+    assert _two_step(tf.zeros((1, 4, 4, 1)), 2)  # up-conv to the 8x8 level: two steps
+    assert not _two_step(tf.zeros((1, 8, 8, 1)), 2)
+    assert _two_step(tf.zeros((1, 8, 8, 1)), 1)  # down-conv from the 8x8 level
+    assert not _two_step(tf.zeros((1, 16, 16, 1)), 1)
+
+
+@pytest.mark.parametrize("size", UP_SIZES, ids=["two-step", "stride2"])
 @pytest.mark.parametrize("equalized", [True, False])
 @pytest.mark.parametrize("c_in,c_out,k", SHAPES)
-def test_upconv_equals_upsample_then_conv(c_in, c_out, k, equalized):
+def test_upconv_equals_upsample_then_conv(c_in, c_out, k, equalized, size):
     plain, fused = _pair(UpConv2d, c_in, c_out, k, equalized, c_in * 10 + k)
-    x = tf.constant(np.random.default_rng(k).standard_normal((2, 5, 6, c_in)), tf.float32)
+    x = tf.constant(np.random.default_rng(k).standard_normal((2, *size, c_in)), tf.float32)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         out, ref = fused(x), plain(upsample2x(x))
         g = tf.constant(np.random.default_rng(1).standard_normal(ref.shape), tf.float32)
         lf, lp = tf.reduce_sum(out * g), tf.reduce_sum(ref * g)
-    assert out.shape == (2, 10, 12, c_out)
+    assert out.shape == (2, 2 * size[0], 2 * size[1], c_out)
     np.testing.assert_allclose(out.numpy(), ref.numpy(), atol=1e-5, rtol=0)
     for a, b in zip(
         tape.gradient(lf, [x, fused.weight, fused.bias]),
@@ -57,20 +72,22 @@ def test_upconv_equals_upsample_then_conv(c_in, c_out, k, equalized):
 
 
 @pytest.mark.parametrize("equalized", [True, False])
+@pytest.mark.parametrize("size", DOWN_SIZES, ids=["two-step", "stride2"])
 @pytest.mark.parametrize("c_in,c_out,k", SHAPES)
-def test_convdown_equals_conv_then_pool(c_in, c_out, k, equalized):
+def test_convdown_equals_conv_then_pool(c_in, c_out, k, equalized, size):
     plain, fused = _pair(ConvDown2d, c_in, c_out, k, equalized, c_in * 10 + k)
-    x = tf.constant(np.random.default_rng(k).standard_normal((2, 8, 6, c_in)), tf.float32)
+    x = tf.constant(np.random.default_rng(k).standard_normal((2, *size, c_in)), tf.float32)
     out, ref = fused(x), downsample2x(plain(x))
-    assert out.shape == (2, 4, 3, c_out)
+    assert out.shape == (2, size[0] // 2, size[1] // 2, c_out)
     np.testing.assert_allclose(out.numpy(), ref.numpy(), atol=1e-5, rtol=0)
 
 
 def test_fused_layers_inside_tf_function():
-    """Symbolic batch size (the bench / training graphs trace with tf.function)."""
+    """Symbolic batch size (the bench / training graphs trace with tf.function), at a level
+    where the stride-2 kernel runs."""
     plain, fused = _pair(UpConv2d, 4, 3, 3, True, 0)
-    x = tf.constant(np.random.default_rng(0).standard_normal((3, 4, 4, 4)), tf.float32)
-    spec = tf.TensorSpec([None, 4, 4, 4], tf.float32)
+    x = tf.constant(np.random.default_rng(0).standard_normal((3, 8, 8, 4)), tf.float32)
+    spec = tf.TensorSpec([None, 8, 8, 4], tf.float32)
     out = tf.function(fused, input_signature=[spec])(x)
     np.testing.assert_allclose(out.numpy(), plain(upsample2x(x)).numpy(), atol=1e-5)
 

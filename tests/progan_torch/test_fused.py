@@ -11,10 +11,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from progan_common.config import FUSED_KERNEL_MIN_RES
 from progan_torch.layers import (
     ConvDown2d,
     EqualizedConv2d,
     UpConv2d,
+    _two_step,
     downsample2x,
     mbstd_group_size,
     upsample2x,
@@ -34,14 +36,28 @@ def _pair(cls, c_in: int, c_out: int, k: int, equalized: bool):
     return plain, fused
 
 
+# Input sides on both sides of FUSED_KERNEL_MIN_RES: the two-step path (level below 16) and
+# the stride-2 kernel (level 16 and up); non-square, so rows and columns differ.
+UP_SIZES = [(5, 6), (9, 8)]
+DOWN_SIZES = [(8, 6), (18, 16)]
+
+
+def test_the_fused_kernel_runs_from_the_16x16_level_on_and_never_when_counting_flops():
+    assert FUSED_KERNEL_MIN_RES == 16
+    assert _two_step(torch.empty(1, 1, 4, 4), 8)  # the 8x8 level: two steps
+    assert not _two_step(torch.empty(1, 1, 8, 8), 16)
+    assert not _two_step(torch.empty(1, 1, 4, 4, device="meta"), 8)  # FLOPs: fused, always
+
+
+@pytest.mark.parametrize("size", UP_SIZES, ids=["two-step", "stride2"])
 @pytest.mark.parametrize("equalized", [True, False])
 @pytest.mark.parametrize("c_in,c_out,k", SHAPES)
-def test_upconv_equals_upsample_then_conv(c_in, c_out, k, equalized):
+def test_upconv_equals_upsample_then_conv(c_in, c_out, k, equalized, size):
     torch.manual_seed(c_in * 10 + k)
     plain, fused = _pair(UpConv2d, c_in, c_out, k, equalized)
-    x = torch.randn(2, c_in, 5, 6, requires_grad=True)  # non-square: rows and columns differ
+    x = torch.randn(2, c_in, *size, requires_grad=True)
     out, ref = fused(x), plain(upsample2x(x))
-    assert out.shape == (2, c_out, 10, 12)
+    assert out.shape == (2, c_out, 2 * size[0], 2 * size[1])
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
     g = torch.randn_like(ref)
     gf = torch.autograd.grad(out, [x, fused.weight, fused.bias], g)
@@ -50,14 +66,15 @@ def test_upconv_equals_upsample_then_conv(c_in, c_out, k, equalized):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)
 
 
+@pytest.mark.parametrize("size", DOWN_SIZES, ids=["two-step", "stride2"])
 @pytest.mark.parametrize("equalized", [True, False])
 @pytest.mark.parametrize("c_in,c_out,k", SHAPES)
-def test_convdown_equals_conv_then_pool(c_in, c_out, k, equalized):
+def test_convdown_equals_conv_then_pool(c_in, c_out, k, equalized, size):
     torch.manual_seed(c_in * 10 + k)
     plain, fused = _pair(ConvDown2d, c_in, c_out, k, equalized)
-    x = torch.randn(2, c_in, 8, 6, requires_grad=True)
+    x = torch.randn(2, c_in, *size, requires_grad=True)
     out, ref = fused(x), downsample2x(plain(x))
-    assert out.shape == (2, c_out, 4, 3)
+    assert out.shape == (2, c_out, size[0] // 2, size[1] // 2)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
     g = torch.randn_like(ref)
     gf = torch.autograd.grad(out, [x, fused.weight, fused.bias], g)
