@@ -190,6 +190,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def minor_faults() -> int:
+    """Minor page faults of this process so far (memory the kernel had to map in)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def rss_anon_mb() -> float | None:
     """Current anonymous resident memory (RssAnon) in MiB; file-backed pages excluded."""
     try:

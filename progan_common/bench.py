@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from gancore.config import add_dataclass_arguments, build_config, overrides_from_namespace
 from gancore.errors import UserError
-from gancore.hardware import describe
+from gancore.hardware import describe, minor_faults
 from gancore.helptext import HelpFormatter
 from gancore.io import atomic_write_json
 from gancore.latents import RandomSource, step_randoms
@@ -109,17 +109,18 @@ def bench_rows(
             b = batch or sched.batch_for(res)
             trainer.set_stage(stage_for(res, phase, b, sched.lr_for(res)))
             trainer.reset_optimizers()
-            elapsed = 0.0
+            elapsed, faults = 0.0, 0
             for i in range(warmup + steps):
                 reals, _ = source.batch(res, i * b, b)
                 randoms = dict(
                     zip(("z_d", "z_g", "u"), step_randoms(cfg.seed, i * b, b, cfg.latent_dim))
                 )
                 sync()
-                t0 = time.perf_counter()
+                f0, t0 = minor_faults(), time.perf_counter()
                 trainer.step(reals, None, randoms)  # returns floats: every step is synced
                 if i >= warmup:
                     elapsed += time.perf_counter() - t0
+                    faults += minor_faults() - f0
             rows.append(
                 {
                     "res": res,
@@ -128,11 +129,13 @@ def bench_rows(
                     "img_per_s": steps * b / elapsed,
                     "step_ms": 1000 * elapsed / steps,
                     "peak_mem_mb": trainer.peak_mem_mb(),
+                    # the process's minor page faults per step (--malloc's target)
+                    "page_faults_per_step": faults / steps,
                 }
             )
             print(
                 f"{res:5d} {phase:9s} batch {b:4d} {rows[-1]['img_per_s']:10.1f} img/s "
-                f"{rows[-1]['step_ms']:9.1f} ms/step",
+                f"{rows[-1]['step_ms']:9.1f} ms/step {faults / steps:9.0f} page faults/step",
                 flush=True,
             )
     return rows

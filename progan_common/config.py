@@ -16,16 +16,6 @@ from progan_common.schedule import ProgressiveSchedule
 
 LOSSES = ("wgan-gp", "nonsaturating", "hinge")
 
-# The fused resampling layers (``fused_scale``) run their single stride-2 kernel only at levels
-# of this resolution and up (the up-conv's output side, the down-conv's input side); at the
-# 8x8 level they compute the same function in two steps (nearest upsample + 3x3 conv, 3x3
-# conv + 2x2 average pool), which measured faster there on the development CPU: a 128-channel
-# layer on a batch of 16, forward + backward, 4.4 vs 7.2 ms (up) and 5.0 vs 6.8 ms (down) in
-# PyTorch, and the whole TensorFlow step at 8x8 about 15% faster; from 16x16 on the stride-2
-# kernel wins (8 -> 16: 13.8 vs 18.3 ms). Only the kernel changes, not the function, the
-# weights or the FLOP count (counted for the fused formulation, see progan_torch.flops).
-FUSED_KERNEL_MIN_RES = 16
-
 
 def _h(text: str, **extra) -> dict:
     return {"help": text, **extra}

@@ -21,9 +21,19 @@ from __future__ import annotations
 import math
 
 from gancore import tf_utils as tfu
-from progan_common.config import FUSED_KERNEL_MIN_RES
 
 keras, tf = tfu.keras, tfu.tf
+
+# The fused resampling layers (``fused_scale``) run their single stride-2 kernel only at levels
+# of this resolution and up (the up-conv's output side, the down-conv's input side); at the
+# 8x8 level they compute the same function in two steps (nearest upsample + 3x3 conv, 3x3
+# conv + 2x2 average pool), because TensorFlow's stride-2 kernels on 4x4 / 8x8 maps are the
+# slower ones there: on the development CPU a whole 8x8 training step of the cifar10 preset
+# ran 0.82x (stabilising) and 0.90x (fading) as fast fused as unfused, a single 128-channel
+# layer 0.37x. From 16x16 on the fused kernel wins. Only the kernel changes: the function,
+# the weights and the FLOP count stay the fused layer's. PyTorch keeps its fused kernel at
+# 8x8 too (1.03x / 1.06x the unfused step there), see progan_torch/README.md.
+FUSED_KERNEL_MIN_RES = 16
 
 
 def lrelu(x: tf.Tensor) -> tf.Tensor:
@@ -226,7 +236,7 @@ def fused_taps(w: tf.Tensor) -> tf.Tensor:
 def _two_step(x: tf.Tensor, factor: int) -> bool:
     """Whether a fused layer computes its function in two steps at this level: NHWC ``x``
     whose level (``factor`` times its side) is below ``FUSED_KERNEL_MIN_RES``, where that is
-    faster (``progan_common.config``). Unknown static sizes keep the fused kernel."""
+    faster (see ``FUSED_KERNEL_MIN_RES``). Unknown static sizes keep the fused kernel."""
     sides = [d for d in x.shape[1:3] if d is not None]
     return len(sides) == 2 and factor * max(sides) < FUSED_KERNEL_MIN_RES
 

@@ -19,8 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from progan_common.config import FUSED_KERNEL_MIN_RES
-
 SQRT2 = math.sqrt(2.0)
 LRELU_SLOPE = 0.2  # official lrelu(x, alpha=0.2)
 
@@ -128,13 +126,6 @@ def fused_taps(w: torch.Tensor) -> torch.Tensor:
     return w[..., 1:, 1:] + w[..., :-1, 1:] + w[..., 1:, :-1] + w[..., :-1, :-1]
 
 
-def _two_step(x: torch.Tensor, level_res: int) -> bool:
-    """Whether a fused layer computes its function in two steps at this level (below
-    ``FUSED_KERNEL_MIN_RES``, where that is faster). Never on ``meta`` tensors: the FLOP
-    count (``progan_torch.flops``) is the fused formulation's, whichever kernel runs."""
-    return level_res < FUSED_KERNEL_MIN_RES and x.device.type != "meta"
-
-
 class UpConv2d(EqualizedConv2d):
     """Nearest 2x upsample + this k x k conv as ONE stride-2 transposed conv (fused_scale).
 
@@ -150,14 +141,9 @@ class UpConv2d(EqualizedConv2d):
     ``[k, k, out, in]``, never compared with an unfused conv), so an official fused weight
     is our weight flipped; we flip at run time instead so that checkpoints, converted
     weights and the ``fused_scale`` switch are interchangeable.
-
-    Below ``FUSED_KERNEL_MIN_RES`` (the 8x8 level) the same function runs as upsample +
-    conv, the faster kernel there (``progan_common.config``).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _two_step(x, 2 * max(x.shape[-2:])):
-            return super().forward(upsample2x(x))
         w = fused_taps(self.scaled_weight().flip(2, 3)).transpose(0, 1)  # (in, out, k+1, k+1)
         return F.conv_transpose2d(x, w, self.bias, stride=2, padding=self.padding)
 
@@ -169,12 +155,9 @@ class ConvDown2d(EqualizedConv2d):
     weight the same function as ``downsample2x(conv(x))`` (the bias commutes with the
     average), 2.25x fewer multiply-adds. No flip: both sides are correlations. The 4-tap
     sum times 1/4 is the 2x2 box folded into the kernel (official ``conv2d_downscale2d``).
-    Below ``FUSED_KERNEL_MIN_RES`` (input 8x8) it runs as conv + pool, faster there.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _two_step(x, max(x.shape[-2:])):
-            return downsample2x(super().forward(x))
         w = fused_taps(self.scaled_weight()) * 0.25
         return F.conv2d(x, w, self.bias, stride=2, padding=self.padding)
 

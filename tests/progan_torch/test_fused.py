@@ -11,12 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from progan_common.config import FUSED_KERNEL_MIN_RES
 from progan_torch.layers import (
     ConvDown2d,
     EqualizedConv2d,
     UpConv2d,
-    _two_step,
     downsample2x,
     mbstd_group_size,
     upsample2x,
@@ -36,20 +34,12 @@ def _pair(cls, c_in: int, c_out: int, k: int, equalized: bool):
     return plain, fused
 
 
-# Input sides on both sides of FUSED_KERNEL_MIN_RES: the two-step path (level below 16) and
-# the stride-2 kernel (level 16 and up); non-square, so rows and columns differ.
+# Non-square, so rows and columns differ; the 8x8 level and a larger one.
 UP_SIZES = [(5, 6), (9, 8)]
 DOWN_SIZES = [(8, 6), (18, 16)]
 
 
-def test_the_fused_kernel_runs_from_the_16x16_level_on_and_never_when_counting_flops():
-    assert FUSED_KERNEL_MIN_RES == 16
-    assert _two_step(torch.empty(1, 1, 4, 4), 8)  # the 8x8 level: two steps
-    assert not _two_step(torch.empty(1, 1, 8, 8), 16)
-    assert not _two_step(torch.empty(1, 1, 4, 4, device="meta"), 8)  # FLOPs: fused, always
-
-
-@pytest.mark.parametrize("size", UP_SIZES, ids=["two-step", "stride2"])
+@pytest.mark.parametrize("size", UP_SIZES, ids=["small", "large"])
 @pytest.mark.parametrize("equalized", [True, False])
 @pytest.mark.parametrize("c_in,c_out,k", SHAPES)
 def test_upconv_equals_upsample_then_conv(c_in, c_out, k, equalized, size):
@@ -66,7 +56,7 @@ def test_upconv_equals_upsample_then_conv(c_in, c_out, k, equalized, size):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)
 
 
-@pytest.mark.parametrize("size", DOWN_SIZES, ids=["two-step", "stride2"])
+@pytest.mark.parametrize("size", DOWN_SIZES, ids=["small", "large"])
 @pytest.mark.parametrize("equalized", [True, False])
 @pytest.mark.parametrize("c_in,c_out,k", SHAPES)
 def test_convdown_equals_conv_then_pool(c_in, c_out, k, equalized, size):
