@@ -337,9 +337,10 @@ _LOOP_FIELDS: dict[str, tuple[Any, dict[str, Any]]] = {
         "tuned",
         {
             "help": "CPU memory allocator: tuned (glibc keeps freed blocks up to 32 MiB for reuse "
-            "instead of returning them to the kernel; small-resolution CPU steps run up to 2x "
-            "faster, at the cost of holding up to 256 MiB of freed memory) or default (glibc's "
-            "own thresholds). Process-wide; MALLOC_* or GLIBC_TUNABLES in the environment win",
+            "instead of returning them to the kernel, so a step does not page-fault its "
+            "tensors in again; the process may hold up to 256 MiB of freed memory) or default "
+            "(glibc's own thresholds). Process-wide; MALLOC_* or GLIBC_TUNABLES in the "
+            "environment win",
             "choices": ["tuned", "default"],
         },
     ),

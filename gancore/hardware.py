@@ -43,15 +43,16 @@ def cpu_bf16_support() -> bool:
 
 
 # --malloc tuned: glibc's mallopt(3) parameters (numbers from malloc.h) and the values set.
-# Why: by default glibc serves every block above a dynamic threshold (128 KiB at start) with a
-# fresh mmap and hands freed memory at the top of the heap back to the kernel once it exceeds
-# twice that threshold. A training step allocates and frees many 0.1-30 MiB tensors
-# (activations, gradients, scaled weights), so every step page-faults its working set in
-# again: on the 2-core development CPU, 14,000 minor faults per ProGAN step at 4x4 and 55,000
-# at 8x8, which made those steps up to 2x slower (`python -m progan_torch.bench ... --malloc
-# default`, README "Speed"). Keeping blocks up to 32 MiB (glibc's ceiling for this parameter
-# on 64-bit) in the heap and trimming only above 256 MiB of free top brings that to near zero.
-# The cost: the process keeps up to 256 MiB it no longer uses instead of returning it.
+# Why: glibc serves blocks above its mmap threshold (128 KiB at start, raised as mmapped blocks
+# are freed) with fresh mmaps, and returns free memory at the top of its heap to the kernel
+# beyond a trim threshold tied to it. A training step allocates and frees many 0.1-30 MiB
+# tensors, so with those defaults part of its working set is page-faulted in again every step:
+# on the 2-core development CPU 1,200-1,500 minor page faults per ProGAN step at 4x4 and
+# 1,900-3,100 at 8x8 (`python -m progan_torch.bench --res 4,8 --malloc default` prints them),
+# 6-53 with these settings, which made those steps 1.06x / 1.02x and a 64x64 DCGAN step 1.09x
+# as fast (README, "Flags every trainer shares"). Keeping blocks up to 32 MiB (glibc's ceiling
+# for this parameter on 64-bit) in the heap and trimming only above 256 MiB of free top removes
+# those faults; the cost is up to 256 MiB of freed memory the process keeps.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 MALLOC_MMAP_THRESHOLD = 32 << 20
 MALLOC_TRIM_THRESHOLD = 256 << 20

@@ -16,7 +16,8 @@ else runs on it, so this script times the peer's own training step (see
 :mod:`progan_torch.reference_peers`: which function, which torch 2.x shims) and ours
 (``ProGANTrainer.step`` through the ``Trainer`` interface, as ``progan_common.bench``) on the
 same random data, alternating ours / peer ``--rounds`` times per row in one process, and
-prints both with their ratio. GAN zoo rows are the stabilising phase only.
+prints both with their ratio (pooled over the rounds, and the median of the rounds' ratios, which
+a burst of load from elsewhere moves less). GAN zoo rows are the stabilising phase only.
 
 Neither peer is a dependency of this project or installed by the Makefile: pro-gan-pth pins
 torch 1.10 (install it without dependencies into a separate folder, as above); the GAN zoo is
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -149,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for shim in ref.SHIMS:
         print(f"  peer shim: {shim}")
-    print(f"{'res':>5} {'phase':<10} {'ours img/s':>11} {'peer img/s':>11} {'ratio':>7}  load")
+    print(
+        f"{'res':>5} {'phase':<10} {'ours img/s':>11} {'peer img/s':>11} {'ratio':>7} "
+        f"{'median':>7}  load"
+    )
     rows = []
     for res in [int(r) for r in args.res.split(",")]:
         ref.prepare(res)
@@ -168,11 +173,14 @@ def main(argv: list[str] | None = None) -> int:
                 u8, _ = source.batch(args.max_res if ref.full_res_reals else res, i * b, b)
                 ref.step(u8, res, alpha)
 
+            round_ratios = []
             for _ in range(args.rounds):
                 ours.reset()
                 ref.reset()
-                t_ours += time_steps(run_ours, args.steps, args.warmup)
-                t_ref += time_steps(run_ref, args.steps, args.warmup)
+                dt_ours = time_steps(run_ours, args.steps, args.warmup)
+                dt_ref = time_steps(run_ref, args.steps, args.warmup)
+                t_ours, t_ref = t_ours + dt_ours, t_ref + dt_ref
+                round_ratios.append(dt_ref / dt_ours)
             n = args.rounds * args.steps * b
             row = {
                 "res": res,
@@ -181,13 +189,18 @@ def main(argv: list[str] | None = None) -> int:
                 "ours_img_per_s": n / t_ours,
                 "reference_img_per_s": n / t_ref,
                 "ratio": t_ref / t_ours,
+                # each round's ratio and their median: a burst of load from elsewhere hits one
+                # side of one round, which moves the pooled ratio but hardly the median
+                "round_ratios": round_ratios,
+                "ratio_median": statistics.median(round_ratios),
                 "load_before": load0,
                 "load_after": os.getloadavg(),
             }
             rows.append(row)
             print(
                 f"{res:>5} {phase:<10} {row['ours_img_per_s']:>11.1f} "
-                f"{row['reference_img_per_s']:>11.1f} {row['ratio']:>6.2f}x  "
+                f"{row['reference_img_per_s']:>11.1f} {row['ratio']:>6.2f}x "
+                f"{row['ratio_median']:>6.2f}x  "
                 f"{load0[0]:.1f} -> {row['load_after'][0]:.1f}",
                 flush=True,
             )
@@ -202,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                 "reference": ref.name,
                 "peer": {"name": args.peer, "commit": ref.commit, "shims": list(ref.SHIMS)},
                 "method": "ours and the peer's own step alternate --rounds times per row in one "
-                "process; --steps timed steps after --warmup untimed ones each time",
+                "process; --steps timed steps after --warmup untimed ones each time; ratio: "
+                "pooled over the rounds, ratio_median: the median of the rounds' ratios",
                 "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "machine": machine,
             },

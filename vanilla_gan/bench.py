@@ -263,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                 "results": results,
                 "median_img_per_s": medians,
                 "rounds": args.rounds,
-                "hardware": describe(),
+                # this (parent) process trains nothing: the workers' setting is --malloc's
+                "hardware": {**describe(), "malloc": f"{args.malloc} (every worker process)"},
             },
         )
         print(f"wrote {args.json}")
