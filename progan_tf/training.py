@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gancore.hardware import tune_malloc
 from gancore import tf_utils as tfu
 from gancore.errors import UserError, file_error
+from gancore.hardware import tune_malloc
 from gancore.io import atomic_write_json, read_json
 from gancore.train.protocol import Randoms, SingleProcess, StepStats
 from gancore.train.schema import CheckpointMeta

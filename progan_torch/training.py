@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gancore.hardware import tune_malloc
 from gancore import torch_utils as tu
 from gancore.config import config_to_dict
 from gancore.errors import UserError
+from gancore.hardware import tune_malloc
 from gancore.train.protocol import Randoms, StepStats
 from gancore.train.schema import CheckpointMeta
 from gancore.train.stages import Stage

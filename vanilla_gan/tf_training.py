@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gancore.hardware import tune_malloc
 from gancore import tf_utils as tfu
 from gancore.errors import UserError, file_error
 from gancore.grid import to_uint8
+from gancore.hardware import tune_malloc
 from gancore.io import atomic_path
 from gancore.train.protocol import Randoms, SingleProcess, StepStats
 from gancore.train.schema import CheckpointMeta

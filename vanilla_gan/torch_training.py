@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gancore.hardware import tune_malloc
 from gancore import torch_utils as tu
 from gancore.errors import UserError
 from gancore.grid import nchw_to_nhwc, to_uint8
+from gancore.hardware import tune_malloc
 from gancore.train.protocol import Randoms, SingleProcess, StepStats
 from gancore.train.schema import CheckpointMeta
 from gancore.train.stages import Stage
