@@ -30,6 +30,11 @@ from gancore.train.protocol import Trainer
 from gancore.train.stages import Stage
 from progan_common.config import PRESETS, ProGANConfig
 
+# profiler(run_step, n): runs run_step(0..n-1) under the framework's profiler and returns
+# {"self_cpu_ms_per_step", "convolution_share", "top": [{"op", "self_cpu_ms_per_step",
+# "calls_per_step"}, ...]} (see progan_torch.bench.profile_ops)
+Profiler = Callable[[Callable[[int], None], int], dict]
+
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=HelpFormatter)
@@ -63,6 +68,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--json", default=None, help="also write the rows (and the machine) to this file"
+    )
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="PyTorch only: after each row's timed steps, run N more under torch.profiler and "
+        "print the operators with the most self CPU time per step and the convolutions' share "
+        "(also in the JSON rows as 'profile'); the profiler slows the steps it records",
     )
     add_dataclass_arguments(
         p,
@@ -98,6 +112,8 @@ def bench_rows(
     warmup: int,
     batch: int | None = None,
     sync: Callable[[], None] = lambda: None,
+    profile_steps: int = 0,
+    profiler: Profiler | None = None,
 ) -> list[dict]:
     source = RandomSource(channels=3, seed=cfg.seed)
     sched = cfg.schedule()
@@ -110,14 +126,18 @@ def bench_rows(
             trainer.set_stage(stage_for(res, phase, b, sched.lr_for(res)))
             trainer.reset_optimizers()
             elapsed, faults = 0.0, 0
-            for i in range(warmup + steps):
+
+            def one_step(i: int, b: int = b, res: int = res) -> None:
                 reals, _ = source.batch(res, i * b, b)
                 randoms = dict(
                     zip(("z_d", "z_g", "u"), step_randoms(cfg.seed, i * b, b, cfg.latent_dim))
                 )
+                trainer.step(reals, None, randoms)  # returns floats: every step is synced
+
+            for i in range(warmup + steps):
                 sync()
                 f0, t0 = minor_faults(), time.perf_counter()
-                trainer.step(reals, None, randoms)  # returns floats: every step is synced
+                one_step(i)
                 if i >= warmup:
                     elapsed += time.perf_counter() - t0
                     faults += minor_faults() - f0
@@ -138,6 +158,20 @@ def bench_rows(
                 f"{rows[-1]['step_ms']:9.1f} ms/step {faults / steps:9.0f} page faults/step",
                 flush=True,
             )
+            if profile_steps and profiler is not None:
+                first = warmup + steps
+                summary = profiler(lambda j, first=first: one_step(first + j), profile_steps)
+                rows[-1]["profile"] = summary
+                print(
+                    f"      profile ({profile_steps} steps): {summary['self_cpu_ms_per_step']:.1f} "
+                    f"ms/step of operator time, convolutions "
+                    f"{100 * summary['convolution_share']:.0f}%; top operators, self CPU ms/step:"
+                )
+                for op in summary["top"]:
+                    print(
+                        f"        {op['self_cpu_ms_per_step']:8.2f}  {op['calls_per_step']:6.1f} "
+                        f"calls  {op['op']}"
+                    )
     return rows
 
 
@@ -147,8 +181,16 @@ def main(
     framework: str,
     make_trainer: Callable[[ProGANConfig], Trainer],
     sync: Callable[[], None] = lambda: None,
+    profiler: Profiler | None = None,
 ) -> int:
     args = build_parser(prog).parse_args(argv)
+    if args.profile < 0:
+        raise UserError(f"--profile takes a number of steps >= 0, got {args.profile}")
+    if args.profile and profiler is None:
+        raise UserError(
+            f"--profile is PyTorch's (torch.profiler); {prog} has none: use "
+            "python -m progan_torch.bench, or TensorFlow's own profiler through TensorBoard"
+        )
     if args.steps < 1 or args.warmup < 0:
         raise UserError("--steps must be >= 1 and --warmup >= 0")
     over = overrides_from_namespace(args, ProGANConfig)
@@ -169,7 +211,18 @@ def main(
     )
     trainer = make_trainer(cfg)
     machine = describe()  # after the trainer applied --malloc
-    rows = bench_rows(cfg, trainer, res, phases, args.steps, args.warmup, args.batch, sync)
+    rows = bench_rows(
+        cfg,
+        trainer,
+        res,
+        phases,
+        args.steps,
+        args.warmup,
+        args.batch,
+        sync,
+        args.profile,
+        profiler,
+    )
     for row in rows:
         row.update(
             framework=framework,

@@ -14,6 +14,7 @@ from tests.train_helpers import progan_job, progan_randoms
 
 tf = pytest.importorskip("tensorflow")
 
+from gancore.errors import UserError  # noqa: E402
 from gancore.latents import RandomSource  # noqa: E402
 from gancore.rundir import RunDir  # noqa: E402
 from gancore.samples import load_samples  # noqa: E402
@@ -197,6 +198,8 @@ def test_bench_smoke(capsys):
     assert bench.main([*argv, "--steps", "1", "--warmup", "0"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if "img/s" in line]
     assert len(rows) == 1 and rows[0].split()[0] == "4"
+    with pytest.raises(UserError, match="--profile is PyTorch's"):
+        bench.main([*argv, "--steps", "1", "--profile", "2"])
 
 
 def test_reset_zeroes_moments_and_iterations_but_keeps_the_learning_rate():

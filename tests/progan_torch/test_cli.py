@@ -111,6 +111,25 @@ def test_script_entry_points_run_from_package_folder():
     assert "usage: python -m progan_torch.train" in r.stdout
 
 
+def test_bench_profile_lists_the_operators_of_the_profiled_steps(capsys, tmp_path):
+    from progan_torch.bench import TOP_OPS, main
+
+    tiny = ["--preset", "quick", "--res", "4", "--phases", "stabilize", "--steps", "1"]
+    tiny += ["--warmup", "0", "--fmap-max", "8", "--latent-dim", "8", "--device", "cpu"]
+    assert main([*tiny, "--profile", "2", "--json", str(tmp_path / "b.json")]) == 0
+    import json
+
+    (row,) = json.loads((tmp_path / "b.json").read_text())["rows"]
+    prof = row["profile"]
+    assert prof["steps"] == 2 and prof["self_cpu_ms_per_step"] > 0
+    assert 0 < prof["convolution_share"] < 1  # D and G at 4x4 run 3x3 and 1x1 convolutions
+    ops = [op["op"] for op in prof["top"]]
+    assert 0 < len(ops) <= TOP_OPS and any("convolution" in op for op in ops)
+    assert "convolutions" in capsys.readouterr().out
+    with pytest.raises(UserError, match="--profile takes a number of steps >= 0"):
+        main([*tiny, "--profile", "-1"])
+
+
 def test_bench_prints_a_row_per_phase(capsys, tmp_path):
     from progan_torch.bench import main
 
