@@ -31,6 +31,7 @@ import typing
 from typing import Any, TypeVar
 
 from gancore.errors import UserError
+from gancore.hardware import MALLOC_MODES
 
 T = TypeVar("T")
 
@@ -258,8 +259,8 @@ def check_loop_fields(cfg: Any) -> None:
         raise ValueError(f"max_abs_loss must be positive, got {cfg.max_abs_loss}")
     if getattr(cfg, "tflop", None) is not None and cfg.tflop <= 0:
         raise ValueError(f"tflop must be positive, got {cfg.tflop}")
-    if cfg.malloc not in ("tuned", "default"):
-        raise ValueError(f"malloc must be 'tuned' or 'default', got {cfg.malloc!r}")
+    if cfg.malloc not in MALLOC_MODES:
+        raise ValueError(f"malloc must be one of {MALLOC_MODES}, got {cfg.malloc!r}")
     if getattr(cfg, "max_minutes", None) is not None and cfg.max_minutes <= 0:
         raise ValueError(f"max_minutes must be positive, got {cfg.max_minutes}")
     if cfg.threads < 0:
@@ -341,7 +342,7 @@ _LOOP_FIELDS: dict[str, tuple[Any, dict[str, Any]]] = {
             "tensors in again; the process may hold up to 256 MiB of freed memory) or default "
             "(glibc's own thresholds). Process-wide; MALLOC_* or GLIBC_TUNABLES in the "
             "environment win",
-            "choices": ["tuned", "default"],
+            "choices": list(MALLOC_MODES),
         },
     ),
     "debug_nan_kimg": (None, {"help": "testing hook", "hidden": True}),

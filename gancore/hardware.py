@@ -182,7 +182,6 @@ def describe() -> dict[str, object]:
         **{name: installed.get(_norm(name)) for name in RECORDED_PACKAGES},
         "constraints": constraints_status(installed),
         "cpu_bf16": cpu_bf16_support(),
-        "malloc": malloc_state(),
     }
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from gancore.config import add_dataclass_arguments, build_config, overrides_from_namespace
 from gancore.errors import UserError
-from gancore.hardware import describe, minor_faults
+from gancore.hardware import describe, malloc_state, minor_faults
 from gancore.helptext import HelpFormatter
 from gancore.io import atomic_write_json
 from gancore.latents import RandomSource, step_randoms
@@ -210,7 +210,6 @@ def main(
         f"malloc {cfg.malloc}"
     )
     trainer = make_trainer(cfg)
-    machine = describe()  # after the trainer applied --malloc
     rows = bench_rows(
         cfg,
         trainer,
@@ -229,7 +228,7 @@ def main(
             amp=cfg.amp,
             cpu_bf16=machine["cpu_bf16"],
             compile=cfg.compile,
-            malloc=machine["malloc"],
+            malloc=malloc_state(),  # what the trainer applied (--malloc, or the environment)
         )
     if args.json:
         atomic_write_json(

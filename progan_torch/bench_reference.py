@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         machine = describe()
         for row in rows:
-            row.update(amp="off", cpu_bf16=machine["cpu_bf16"], malloc=machine["malloc"])
+            row.update(amp="off", cpu_bf16=machine["cpu_bf16"], malloc=malloc_state())
         atomic_write_json(
             args.json,
             {

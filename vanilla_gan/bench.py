@@ -95,7 +95,7 @@ def _worker(spec: dict) -> dict:
         batch=spec["batch"],
         width=spec["width"],
         threads=spec["threads"],
-        malloc=spec.get("malloc", "tuned"),
+        malloc=spec["malloc"],
         device=spec["device"],
         jit_compile=spec["jit_compile"] and spec["framework"] != "tf-graph",
         xla_legacy_cpu_runtime=spec.get("xla_legacy_cpu_runtime", True),
@@ -263,8 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 "results": results,
                 "median_img_per_s": medians,
                 "rounds": args.rounds,
-                # this (parent) process trains nothing: the workers' setting is --malloc's
-                "hardware": {**describe(), "malloc": f"{args.malloc} (every worker process)"},
+                "hardware": describe(),
             },
         )
         print(f"wrote {args.json}")

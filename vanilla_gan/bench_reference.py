@@ -235,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         if base:
             ratios[f"{impl}/examples"] = medians[impl] / medians[base]
             print(f"{impl}/examples = {ratios[f'{impl}/examples']:.2f}x (medians)")
-    # this (parent) process trains nothing: both sides ran with --malloc's setting
-    machine = {**describe(), "malloc": f"{args.malloc} (both sides, each its own process)"}
+    machine = describe()
     print(
         f"res {args.res}, batch {args.batch}, width {args.width}, threads {args.threads}, "
         f"amp {args.amp}, malloc {args.malloc} (both sides), CPU bf16 {machine['cpu_bf16']}"

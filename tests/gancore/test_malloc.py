@@ -78,5 +78,7 @@ def test_bad_mode_is_refused_by_the_function_and_the_configs() -> None:
     from vanilla_gan.config import TrainConfig
 
     for cls in (ProGANConfig, TrainConfig):
-        with pytest.raises(ValueError, match="malloc must be 'tuned' or 'default'"):
+        with pytest.raises(
+            ValueError, match=r"malloc must be one of \('tuned', 'default'\), got 'fast'"
+        ):
             cls(malloc="fast").validate()

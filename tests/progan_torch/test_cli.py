@@ -122,6 +122,7 @@ def test_bench_profile_lists_the_operators_of_the_profiled_steps(capsys, tmp_pat
     (row,) = json.loads((tmp_path / "b.json").read_text())["rows"]
     prof = row["profile"]
     assert prof["steps"] == 2 and prof["self_cpu_ms_per_step"] > 0
+    assert row["malloc"] != "default"  # the trainer applied --malloc tuned (or the environment)
     assert 0 < prof["convolution_share"] < 1  # D and G at 4x4 run 3x3 and 1x1 convolutions
     ops = [op["op"] for op in prof["top"]]
     assert 0 < len(ops) <= TOP_OPS and any("convolution" in op for op in ops)
