@@ -190,6 +190,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def cpu_subset(n: int) -> list[int]:
+    """The first ``n`` CPUs this process may run on (all of them when ``n`` <= 0)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus if n <= 0 else cpus[:n]
+
+
+def pinned_to(cpus: list[int]):
+    """A ``preexec_fn`` for ``subprocess``: the child and every thread and process it starts run
+    on ``cpus`` only. Benchmarks pin each implementation to ``--threads N`` CPUs because a thread
+    setting does not bound every framework: TensorFlow's executor also runs ops on the calling
+    thread beside its pools (its DCGAN step with ``--threads 1`` kept 1.8-1.9 cores busy)."""
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    """User + system CPU time of this process (or of its waited-for children)."""
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def minor_faults() -> int:
     """Minor page faults of this process so far (memory the kernel had to map in)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the CPU allocator setting (our trainers' --malloc); process-wide, so the peer, "
         "running in the same process, gets the same",
     )
+    p.add_argument(
+        "--amp",
+        default="off",
+        choices=("off", "bf16"),
+        help="our trainer's --amp (the peers have no mixed precision and stay fp32: a bf16 row "
+        "compares ours in bf16 with the peer in fp32; the headline comparison is fp32)",
+    )
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     return p
 
@@ -87,6 +94,7 @@ class Ours:
         seed: int,
         threads: int = 0,
         malloc: str = "tuned",
+        amp: str = "off",
     ):
         from gancore.config import build_config
         from progan_common.config import PRESETS, ProGANConfig
@@ -95,6 +103,7 @@ class Ours:
         overrides = {
             "threads": threads,
             "malloc": malloc,
+            "amp": amp,
             "max_res": max_res,
             "latent_dim": latent,
             "fmap_base": channels * max_res * 4,
@@ -141,13 +150,16 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     ref = peer_cls(args.max_res, args.channels, args.latent, args.peer_dir)
-    ours = Ours(args.max_res, args.channels, args.latent, args.seed, args.threads, args.malloc)
+    ours = Ours(
+        args.max_res, args.channels, args.latent, args.seed, args.threads, args.malloc, args.amp
+    )
     source = RandomSource(channels=3, seed=args.seed)
     b = args.batch
     print(
         f"peer {ref.name}" + (f" @ {ref.commit}" if ref.commit else "") + f"; channels "
         f"{args.channels}, latent {args.latent}, batch {b}, built for {args.max_res}, threads "
-        f"{torch.get_num_threads()}, torch {torch.__version__}, malloc {malloc_state()}"
+        f"{torch.get_num_threads()}, torch {torch.__version__}, malloc {malloc_state()}, "
+        f"amp: ours {args.amp}, peer off"
     )
     for shim in ref.SHIMS:
         print(f"  peer shim: {shim}")
@@ -207,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         machine = describe()
         for row in rows:
-            row.update(amp="off", cpu_bf16=machine["cpu_bf16"], malloc=malloc_state())
+            row.update(
+                amp=args.amp, peer_amp="off", cpu_bf16=machine["cpu_bf16"], malloc=malloc_state()
+            )
         atomic_write_json(
             args.json,
             {

@@ -8,8 +8,8 @@ never share a process), with the model's preset (same widths in both
 frameworks), random uint8 images and the real training step (n_dis D updates +
 one G update), after ``--warmup`` untimed steps (tracing, cudnn autotuning).
 Prints images/s (real images shown to D per second) and the torch/tf ratio.
-``tf`` follows ``--jit-compile`` (on by default, as in training); ``tf-graph`` is
-the same step without XLA. ``--frameworks torch,tf,torch-ref`` adds a pytorch/examples-style loop on the same
+``tf`` follows ``--jit-compile`` (unset by default, as in training: XLA except on a CPU under
+bf16); ``tf-graph`` is the same step without XLA. ``--frameworks torch,tf,torch-ref`` adds a pytorch/examples-style loop on the same
 networks (``_ReferenceTrainer``), so the comparison with that example is made on the
 same machine under the same load.
 
@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # `python bench.py` from inside vanilla_gan/
 import numpy as np
 
 from gancore.errors import UserError, run_cli
-from gancore.hardware import MALLOC_MODES, malloc_state
+from gancore.hardware import MALLOC_MODES, cpu_seconds, cpu_subset, malloc_state, pinned_to
 from gancore.helptext import DefaultsHelpFormatter
 from vanilla_gan.config import FRAMEWORKS, MODELS, TrainConfig, preset_for
 
@@ -97,7 +97,7 @@ def _worker(spec: dict) -> dict:
         threads=spec["threads"],
         malloc=spec["malloc"],
         device=spec["device"],
-        jit_compile=spec["jit_compile"] and spec["framework"] != "tf-graph",
+        jit_compile=False if spec["framework"] == "tf-graph" else spec["jit_compile"],
         xla_legacy_cpu_runtime=spec.get("xla_legacy_cpu_runtime", True),
         channels_last=spec["channels_last"],
         amp=spec["amp"] if spec["framework"] in ("torch", "tf", "tf-graph") else "off",
@@ -116,17 +116,19 @@ def _worker(spec: dict) -> dict:
     randoms = {"z": rng.standard_normal((cfg.n_dis, cfg.batch, cfg.z_dim), dtype=np.float32)}
     for _ in range(spec["warmup"]):
         trainer.step(reals, None, randoms)  # every step returns its losses: synced
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     for _ in range(spec["steps"]):
         trainer.step(reals, None, randoms)
     dt = time.perf_counter() - t0
+    busy = (cpu_seconds() - c0) / dt
     return {
         **spec,
         # What the trainer really used (XLA applies to TF only; tf-graph turns it off).
-        "jit_compile": cfg.jit_compile if cfg.framework == "tf" else None,
+        "jit_compile": trainer.jit_compile if cfg.framework == "tf" else None,
         "xla_flags": os.environ.get("XLA_FLAGS", "") if cfg.framework == "tf" else None,
         "img_per_s": spec["steps"] * cfg.batch * cfg.n_dis / dt,
         "seconds": dt,
+        "cores_busy": busy,  # the process's CPU seconds / wall seconds over the timed steps
         "device_used": str(getattr(trainer, "device", "tf")),
         "malloc_used": malloc_state(),
     }
@@ -152,7 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=20, help="timed training steps")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--width", type=int, default=64, help="base width (ngf = ndf)")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: framework default)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="N > 0: each measurement's process uses N threads and is pinned to N CPUs (the pin "
+        "bounds TensorFlow too); 0: the frameworks' defaults, unpinned",
+    )
     ap.add_argument(
         "--malloc",
         default="tuned",
@@ -164,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--jit-compile",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="tf: XLA-compile the step (the training default; --no-jit-compile for plain graph)",
+        default=None,
+        help="tf: XLA-compile the step, or not (--no-jit-compile: plain graph); unset: the "
+        "training default, XLA except on a CPU under bf16 (each row records the choice)",
     )
     ap.add_argument(
         "--xla-legacy-cpu-runtime",
@@ -228,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             capture_output=True,
             text=True,
             env=env,
+            # --threads N: pinned to N CPUs, which also bounds TensorFlow (it runs ops on its
+            # calling thread beside its capped pools: --threads 1 alone kept ~1.9 cores busy)
+            preexec_fn=pinned_to(cpu_subset(args.threads)) if args.threads > 0 else None,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -238,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(res)
         print(
             f"{model:8s} {fw:9s} res {args.res} batch {args.batch} width {args.width}: "
-            f"{res['img_per_s']:8.1f} img/s" + (f"  (round {rnd + 1})" if args.rounds > 1 else ""),
+            f"{res['img_per_s']:8.1f} img/s, {res['cores_busy']:.2f} cores busy"
+            + (f"  (round {rnd + 1})" if args.rounds > 1 else ""),
             flush=True,
         )
     rates: dict[str, dict[str, list[float]]] = {}

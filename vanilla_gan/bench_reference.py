@@ -9,7 +9,11 @@
 The peer runs unchanged from its own checkout (nothing of it enters this repository): its own
 ``ImageFolder`` data loader with one worker (``--workers 1``) on a folder of PNGs written for
 the run, ``--batchSize 64 --ngf 64 --ndf 64 --niter 1``, CPU (no ``--accel``), its intra-op
-threads capped with ``OMP_NUM_THREADS`` when ``--threads`` is given. It has no timer of its own,
+threads capped with ``OMP_NUM_THREADS`` when ``--threads`` is given.
+With ``--threads N`` every implementation's process (the peer's data-loader worker included) is
+also pinned to the same N CPUs: a thread setting alone does not bound TensorFlow, which runs
+ops on its calling thread beside its capped pools (unpinned, our TF DCGAN step with
+``--threads 1`` kept 1.8-1.9 cores busy). Each row records the cores its process kept busy. It has no timer of its own,
 so it is timed by its log: it prints one ``[epoch/niter][i/len]`` line after every iteration,
 and this script stamps each line on arrival; images/s = ``batch * iters /`` the time between
 the line of iteration ``warmup`` and the last one. The data set holds exactly
@@ -45,11 +49,12 @@ if __package__ in (None, ""):  # `python bench_reference.py` from inside vanilla
 import numpy as np
 
 from gancore.errors import UserError, run_cli
-from gancore.hardware import MALLOC_MODES, git_commit, malloc_env
+from gancore.hardware import MALLOC_MODES, cpu_subset, git_commit, malloc_env, pinned_to
 from gancore.helptext import HelpFormatter
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = "pytorch/examples dcgan/main.py"
+FRAMEWORKS = ("torch", "tf", "tf-graph")  # ours; tf-graph: TensorFlow without XLA
 # main.py's per-iteration log line: "[epoch/niter][i/len(dataloader)] Loss_D: ..."
 PEER_LINE = re.compile(r"^\[(\d+)/\d+\]\[(\d+)/\d+\] Loss_D")
 
@@ -65,19 +70,39 @@ def write_images(folder: Path, n: int, res: int, seed: int = 0) -> None:
         Image.fromarray(base).resize((res, res), Image.BILINEAR).save(folder / "0" / f"{i:05d}.png")
 
 
-def stamped_lines(cmd: list[str], env: dict[str, str], cwd: Path, pattern) -> tuple[list, str]:
-    """Run ``cmd``; return ``[(index, arrival time)]`` for stdout lines matching ``pattern``
-    (group 1 = the iteration index) and the tail of stderr."""
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far, all its threads (``/proc``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stamped_lines(
+    cmd: list[str], env: dict[str, str], cwd: Path, pattern, cpus: list[int] | None = None
+) -> tuple[list, str]:
+    """Run ``cmd`` (pinned to ``cpus`` when given); return ``[(index, arrival time, the
+    process's CPU seconds so far)]`` for stdout lines matching ``pattern`` (group 1 = the
+    iteration index) and the tail of stderr."""
     with tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=cwd, bufsize=1
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=env,
+            cwd=cwd,
+            bufsize=1,
+            preexec_fn=pinned_to(cpus) if cpus else None,
         )
         stamps = []
         assert proc.stdout is not None
         for line in proc.stdout:
             m = pattern.match(line)
             if m:
-                stamps.append((int(m.group(m.lastindex)), time.perf_counter()))
+                now = time.perf_counter()
+                stamps.append((int(m.group(m.lastindex)), now, process_cpu_seconds(proc.pid)))
         proc.wait()
         err.seek(0)
         tail = err.read()[-3000:]
@@ -86,13 +111,30 @@ def stamped_lines(cmd: list[str], env: dict[str, str], cwd: Path, pattern) -> tu
     return stamps, tail
 
 
-def window_rate(stamps: list[tuple[int, float]], warmup: int, batch: int) -> dict:
-    """Images/s between the line of iteration ``warmup`` and the last line."""
-    timed = [(i, t) for i, t in stamps if i >= warmup]
+def window_rate(stamps: list[tuple], warmup: int, batch: int) -> dict:
+    """Images/s between the line of iteration ``warmup`` and the last line, and the cores the
+    process kept busy meanwhile (its CPU seconds / wall seconds, every thread counted; a child
+    process such as main.py's data-loader worker not)."""
+    timed = [s for s in stamps if s[0] >= warmup]
     if len(timed) < 2:
         raise UserError(f"only {len(stamps)} iterations logged; raise --iters")
-    (i0, t0), (i1, t1) = timed[0], timed[-1]
-    return {"iters": i1 - i0, "seconds": t1 - t0, "img_per_s": (i1 - i0) * batch / (t1 - t0)}
+    (i0, t0, c0), (i1, t1, c1) = timed[0], timed[-1]
+    cores = None if c0 is None or c1 is None else (c1 - c0) / (t1 - t0)
+    return {
+        "iters": i1 - i0,
+        "seconds": t1 - t0,
+        "img_per_s": (i1 - i0) * batch / (t1 - t0),
+        "cores_busy": cores,
+    }
+
+
+def _cores(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
+
+
+def pinned_cpus(threads: int) -> list[int] | None:
+    """``--threads N`` > 0: the N CPUs every implementation is pinned to (None: unpinned)."""
+    return cpu_subset(threads) if threads > 0 else None
 
 
 def thread_env(threads: int) -> dict[str, str]:
@@ -110,22 +152,28 @@ def run_peer(args, data: Path, work: Path) -> dict:
     env = thread_env(args.threads)
     if args.malloc == "tuned":  # the setting our trainers apply to themselves (--malloc)
         env.update(malloc_env())
-    stamps, _ = stamped_lines(cmd, env, work, PEER_LINE)
+    stamps, _ = stamped_lines(cmd, env, work, PEER_LINE, pinned_cpus(args.threads))
     return window_rate(stamps, args.warmup, args.batch)
 
 
 def run_ours(args, framework: str, data: Path, work: Path, tag: str) -> dict:
     n_steps = args.warmup + args.iters + 1
-    train_args = ["--model", "dcgan", "--framework", framework, "--dataset", f"folder:{data}"]
+    train_args = ["--model", "dcgan", "--framework", framework.removesuffix("-graph")]
+    train_args += ["--dataset", f"folder:{data}"]
+    if framework == "tf-graph":  # the plain tf.function graph, whatever --amp
+        train_args += ["--no-jit-compile"]
     train_args += ["--cache-dir", str(work / "cache"), "--res", str(args.res)]
     train_args += ["--batch", str(args.batch), "--width", str(args.width), "--seed", "0"]
     train_args += ["--kimg", str(n_steps * args.batch / 1000), "--threads", str(args.threads)]
     train_args += ["--device", "cpu", "--amp", args.amp, "--malloc", args.malloc, "--no-progress"]
     train_args += ["--out", str(work / f"run-{tag}")]
     cmd = [sys.executable, "-m", "vanilla_gan.bench_reference", "--worker", json.dumps(train_args)]
-    stamps, _ = stamped_lines(cmd, thread_env(args.threads), ROOT, re.compile(r"^STEP (\d+)"))
+    step_line = re.compile(r"^STEP (\d+)")
+    stamps, _ = stamped_lines(
+        cmd, thread_env(args.threads), ROOT, step_line, pinned_cpus(args.threads)
+    )
     # STEP k is printed after step k (1-based); iteration index = k - 1, as the peer's i.
-    return window_rate([(k - 1, t) for k, t in stamps], args.warmup, args.batch)
+    return window_rate([(k - 1, t, c) for k, t, c in stamps], args.warmup, args.batch)
 
 
 class _Timed:
@@ -167,7 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iters", type=int, default=20, help="timed iterations per run")
     p.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     p.add_argument("--rounds", type=int, default=2, help="interleaved repeats (medians)")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads (0: defaults)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="N > 0: every implementation's process is pinned to N CPUs (and told to use N "
+        "threads); 0: unpinned, the frameworks' defaults. The pin is what bounds TensorFlow, "
+        "which also runs ops on its calling thread beside its capped pools",
+    )
     p.add_argument(
         "--malloc",
         default="tuned",
@@ -175,7 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the CPU allocator setting of both sides: our trainers' --malloc, and for "
         "main.py the same glibc thresholds as environment variables (tuned) or none (default)",
     )
-    p.add_argument("--frameworks", default="torch,tf", help="ours to time: torch, tf")
+    p.add_argument(
+        "--frameworks",
+        default="torch,tf",
+        help="ours to time: torch, tf (the training default: XLA except on a CPU under bf16), "
+        "tf-graph (tf without XLA)",
+    )
     p.add_argument("--amp", default="off", choices=("off", "bf16"), help="our trainers' --amp")
     p.add_argument("--no-peer", action="store_true", help="time only ours (e.g. --amp pairs)")
     p.add_argument("--json", default=None, help="also write rows, medians and ratios here")
@@ -188,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return worker(json.loads(args.worker))
     frameworks = [f for f in args.frameworks.split(",") if f]
-    if set(frameworks) - {"torch", "tf"} or args.rounds < 1 or args.iters < 1 or args.warmup < 1:
-        raise UserError("--frameworks takes torch,tf; --rounds, --iters, --warmup must be >= 1")
+    if set(frameworks) - set(FRAMEWORKS) or args.rounds < 1 or args.iters < 1 or args.warmup < 1:
+        raise UserError(
+            f"--frameworks takes {','.join(FRAMEWORKS)}; --rounds, --iters, --warmup must be >= 1"
+        )
     impls = ([] if args.no_peer else ["examples"]) + frameworks
     commit = None
     if not args.no_peer:
@@ -224,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(
                     f"round {rnd + 1} {impl:9s} {res['img_per_s']:8.1f} img/s "
-                    f"({res['iters']} iters in {res['seconds']:.1f} s; load "
+                    f"({res['iters']} iters in {res['seconds']:.1f} s; "
+                    f"{_cores(res['cores_busy'])} cores busy; load "
                     f"{load0[0]:.1f} -> {row['load_after'][0]:.1f})",
                     flush=True,
                 )
@@ -248,7 +311,10 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "peer": None if args.no_peer else {"name": PEER, "commit": commit},
                 "method": "per-iteration log lines stamped on arrival; window from iteration "
-                "--warmup to the last; each implementation in its own process, interleaved",
+                "--warmup to the last; each implementation in its own process, interleaved, "
+                "pinned to the CPUs in `cpus` (when --threads > 0); cores_busy: the process's "
+                "CPU seconds in the window / its wall seconds",
+                "cpus": pinned_cpus(args.threads),
                 "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "rows": rows,
                 "median_img_per_s": medians,

@@ -172,7 +172,9 @@ class TrainConfig:
         default=0,
         metadata={
             "help": "CPU threads for the framework's ops (0: the framework's default, all cores); on a "
-            "shared or loaded CPU, fewer can be several times faster than oversubscribing"
+            "shared or loaded CPU, fewer can be several times faster than oversubscribing. "
+            "TensorFlow also runs ops on its calling thread, so it can keep N+1 cores busy; "
+            "run under taskset -c for a hard bound"
         },
     )
     amp: str = field(
@@ -196,13 +198,21 @@ class TrainConfig:
     channels_last: bool = field(
         default=True, metadata={"help": "torch: channels_last memory format"}
     )
-    # On by default: on this project's 2-core CPU XLA trains the TF models 1.3-1.5x faster than
-    # the plain tf.function graph except SN-DCGAN at 64x64 (python -m vanilla_gan.bench, README
-    # "Speed"); the first step pays a one-off compile of a few seconds. --no-jit-compile gives
-    # the plain graph.
-    jit_compile: bool = field(
-        default=True,
-        metadata={"help": "tf: XLA-compile the train step (--no-jit-compile: plain tf.function)"},
+    # Unset (auto) by default: XLA, except on a CPU under bf16 (--amp bf16, or auto where the CPU
+    # has native bf16). XLA's CPU backend runs bf16 convolutions no faster than fp32 (DCGAN
+    # 64x64: 70.6 img/s bf16 vs 73.9 fp32), while the plain graph's oneDNN kernels run them
+    # natively (150.3 img/s, 2.1x XLA's bf16): python -m vanilla_gan.bench --res 64 --models dcgan
+    # --frameworks tf-graph,tf --amp bf16, Intel Xeon with AMX, 2 cores (README "Speed"). In
+    # fp32 which is faster depends on the CPU: XLA 1.3-1.5x the graph on the AMD EPYC the
+    # earlier measurements ran on, the graph 1.1-1.2x XLA on that Intel Xeon; XLA stays the fp32
+    # choice. The first XLA step pays a one-off compile of a few seconds.
+    jit_compile: bool | None = field(
+        default=None,
+        metadata={
+            "help": "tf: XLA-compile the train step (--jit-compile), or run it as a plain "
+            "tf.function graph (--no-jit-compile). Unset: XLA, except on a CPU under bf16, "
+            "where the plain graph's oneDNN kernels run bf16 about 2x faster than XLA's"
+        },
     )
     # TF 2.21's XLA CPU backend runs compiled code through its newer "thunk" runtime; on the
     # 2-core development CPU the older runtime (XLA flag xla_cpu_use_thunk_runtime=false) ran

@@ -3,7 +3,7 @@
 Implements :class:`gancore.train.protocol.Trainer`, step for step the algorithm of
 :mod:`vanilla_gan.torch_training` (same losses, the last fake batch reused for the G update,
 the same number of D forwards, hence of spectral-norm power iterations). The whole step
-(n_dis D updates, the G update, the EMA) is one ``tf.function``, XLA-compiled by default; the
+(n_dis D updates, the G update, the EMA) is one ``tf.function``, XLA-compiled by default (except on a CPU under bf16: ``resolve_jit_compile``); the
 skip-if-non-finite decisions are made in the graph and the statistics read once per step.
 
 Checkpoints are one ``.npz`` (no pickle) holding every variable of G, D, the EMA G and both
@@ -13,6 +13,7 @@ Adam optimisers (their iteration counters included) and the loop metadata.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +51,29 @@ def g_loss(cfg: TrainConfig, fake):
     return tf.reduce_mean(tf.nn.softplus(-fake))
 
 
+def resolve_jit_compile(flag: bool | None, policy: str | None, gpu: bool) -> bool:
+    """``--jit-compile`` as given, or when unset: XLA except on a CPU under a bf16 policy (see
+    ``TrainConfig.jit_compile`` for the measurements)."""
+    if flag is not None:
+        return flag
+    return gpu or policy is None
+
+
 class TFTrainer(SingleProcess):
     checkpoint_ext = ".npz"
 
     def __init__(self, cfg: TrainConfig, channels: int) -> None:
         self.cfg, self.channels = cfg, channels
         tfu.select_device(cfg.device)
-        if cfg.jit_compile and cfg.xla_legacy_cpu_runtime:
+        policy = tfu.amp_policy(cfg.amp)
+        self.jit_compile = resolve_jit_compile(cfg.jit_compile, policy, tfu.has_gpu())
+        if cfg.jit_compile is None and not self.jit_compile:
+            print(
+                "tf: the step runs as a plain graph, without XLA (--jit-compile unset, bf16 on a "
+                "CPU; --jit-compile forces XLA)",
+                file=sys.stderr,
+            )
+        if self.jit_compile and cfg.xla_legacy_cpu_runtime:
             tfu.use_legacy_xla_cpu_runtime()
         tfu.set_threads(cfg.threads)
         tune_malloc(cfg.malloc)
@@ -74,7 +91,7 @@ class TFTrainer(SingleProcess):
         self.opt_d = keras.optimizers.Adam(cfg.lr_d, **kw)
         self.opt_g.build(self.G.trainable_variables)
         self.opt_d.build(self.D.trainable_variables)
-        self._step_fn = tf.function(self._train_step, jit_compile=cfg.jit_compile)
+        self._step_fn = tf.function(self._train_step, jit_compile=self.jit_compile)
         self.nimg = 0
 
     def set_stage(self, stage: Stage) -> None:

@@ -168,3 +168,50 @@ def test_bench_prints_a_row_per_phase(capsys, tmp_path):
         (8, "fade"),
     ]
     assert all(r["img_per_s"] > 0 for r in rows)
+
+
+class _FakePeer:
+    """Stands in for a public ProGAN in progan_torch.bench_reference (the real peers are not
+    installed here): counts its steps."""
+
+    name, commit, phases, full_res_reals, SHIMS = "fake", None, ("stabilize",), False, ()
+
+    def __init__(self, max_res, channels, latent, peer_dir=None):
+        self.steps = []
+
+    def prepare(self, res):
+        pass
+
+    def reset(self):
+        pass
+
+    def step(self, reals, res, alpha):
+        assert reals.shape[1:3] == (res, res)
+        self.steps.append(res)
+
+
+@pytest.mark.parametrize("amp", ["off", "bf16"])
+def test_bench_reference_rows_record_our_precision(monkeypatch, tmp_path, amp):
+    """--amp sets our trainer's precision only (the peer stays fp32); the JSON rows say so,
+    with each round's ratio and their median."""
+    import json
+
+    from progan_torch import bench_reference, reference_peers
+
+    monkeypatch.setitem(reference_peers.PEERS, "gan-zoo", _FakePeer)
+    made = []
+    real_ours = bench_reference.Ours
+
+    def spy(*args):
+        made.append(real_ours(*args))
+        return made[-1]
+
+    monkeypatch.setattr(bench_reference, "Ours", spy)
+    out = tmp_path / "rows.json"
+    args = ["--peer", "gan-zoo", "--res", "4", "--max-res", "8", "--channels", "8"]
+    args += ["--latent", "8", "--batch", "4", "--steps", "1", "--warmup", "1", "--rounds", "3"]
+    assert bench_reference.main([*args, "--threads", "1", "--amp", amp, "--json", str(out)]) == 0
+    assert made[0].trainer.cfg.amp == amp
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["amp"], row["peer_amp"], row["res"], len(row["round_ratios"])) == (amp, "off", 4, 3)
+    assert row["ratio_median"] == sorted(row["round_ratios"])[1]

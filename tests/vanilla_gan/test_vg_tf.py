@@ -15,7 +15,7 @@ except RuntimeError:
     pass
 
 from vanilla_gan import tf_nets  # noqa: E402
-from vanilla_gan.tf_training import TFTrainer  # noqa: E402
+from vanilla_gan.tf_training import TFTrainer, resolve_jit_compile  # noqa: E402
 
 
 @pytest.mark.parametrize("model", ["dcgan", "sndcgan"])
@@ -128,3 +128,25 @@ def test_ema_rampup_sets_the_decay_of_each_step_without_retracing(make_config, a
             w = v.numpy()
             np.testing.assert_allclose(e.numpy(), w + (o - w) * beta, rtol=1e-5, atol=1e-6)
     assert trainer._step_fn.experimental_get_tracing_count() == 1
+
+
+def test_jit_compile_unset_means_xla_except_bf16_on_a_cpu(make_config):
+    """--jit-compile given wins; unset, XLA everywhere but a CPU under bf16 (its plain graph
+    runs bf16 convolutions natively, XLA's CPU backend does not)."""
+    bf16 = "mixed_bfloat16"
+    assert resolve_jit_compile(None, None, gpu=False) is True
+    assert resolve_jit_compile(None, bf16, gpu=False) is False
+    assert resolve_jit_compile(None, bf16, gpu=True) is True
+    for flag in (True, False):
+        for policy in (None, bf16):
+            assert resolve_jit_compile(flag, policy, gpu=False) is flag
+    try:
+        chosen = {
+            (amp, flag): TFTrainer(
+                make_config("dcgan", framework="tf", amp=amp, jit_compile=flag, device="cpu"), 3
+            ).jit_compile
+            for amp, flag in (("off", None), ("bf16", None), ("bf16", True))
+        }
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert chosen == {("off", None): True, ("bf16", None): False, ("bf16", True): True}
