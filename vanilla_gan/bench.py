@@ -162,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         "bounds TensorFlow too); 0: the frameworks' defaults, unpinned",
     )
     ap.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --threads N: pin each process to N CPUs; --no-pin sets the threads only, as "
+        "a training run's --threads does (rows record the cores each process kept busy)",
+    )
+    ap.add_argument(
         "--malloc",
         default="tuned",
         choices=MALLOC_MODES,
@@ -218,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = dict(
             model=model,
             framework=fw,
+            cpus=cpu_subset(args.threads) if args.threads > 0 and args.pin else None,
             res=args.res,
             batch=args.batch,
             width=args.width,
@@ -239,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             env=env,
             # --threads N: pinned to N CPUs, which also bounds TensorFlow (it runs ops on its
             # calling thread beside its capped pools: --threads 1 alone kept ~1.9 cores busy)
-            preexec_fn=pinned_to(cpu_subset(args.threads)) if args.threads > 0 else None,
+            preexec_fn=pinned_to(spec["cpus"]) if spec["cpus"] else None,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]

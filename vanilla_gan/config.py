@@ -199,13 +199,14 @@ class TrainConfig:
         default=True, metadata={"help": "torch: channels_last memory format"}
     )
     # Unset (auto) by default: XLA, except on a CPU under bf16 (--amp bf16, or auto where the CPU
-    # has native bf16). XLA's CPU backend runs bf16 convolutions no faster than fp32 (DCGAN
-    # 64x64: 70.6 img/s bf16 vs 73.9 fp32), while the plain graph's oneDNN kernels run them
-    # natively (150.3 img/s, 2.1x XLA's bf16): python -m vanilla_gan.bench --res 64 --models dcgan
-    # --frameworks tf-graph,tf --amp bf16, Intel Xeon with AMX, 2 cores (README "Speed"). In
-    # fp32 which is faster depends on the CPU: XLA 1.3-1.5x the graph on the AMD EPYC the
-    # earlier measurements ran on, the graph 1.1-1.2x XLA on that Intel Xeon; XLA stays the fp32
-    # choice. The first XLA step pays a one-off compile of a few seconds.
+    # has native bf16). XLA's CPU backend runs bf16 no faster than fp32 (DCGAN 64x64: 70.4 img/s
+    # in bf16, 74.7 in fp32), while the plain graph's oneDNN kernels run bf16 natively (154.8,
+    # 2.2x XLA's bf16): python -m vanilla_gan.bench --res 64 --models dcgan --frameworks
+    # tf,tf-graph --jit-compile --amp bf16 --rounds 2, Intel Xeon with AMX, 2 cores
+    # (benchmarks/results/cpu-2core-xeon/). In fp32 which is faster depends on the CPU: XLA
+    # 1.3-1.5x the plain graph on the AMD EPYC of the earlier measurements, the plain graph
+    # 1.0x (32x32) to 1.3x (64x64) XLA on that Intel Xeon; XLA stays the fp32 choice. The first
+    # XLA step pays a one-off compile of a few seconds.
     jit_compile: bool | None = field(
         default=None,
         metadata={
