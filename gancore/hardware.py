@@ -200,7 +200,7 @@ def pinned_to(cpus: list[int]):
     """A ``preexec_fn`` for ``subprocess``: the child and every thread and process it starts run
     on ``cpus`` only. Benchmarks pin each implementation to ``--threads N`` CPUs because a thread
     setting does not bound every framework: TensorFlow's executor also runs ops on the calling
-    thread beside its pools (its DCGAN step with ``--threads 1`` kept 1.8-1.9 cores busy)."""
+    thread beside its pools (its DCGAN step with ``--threads 1`` kept 1.75-1.95 cores busy)."""
     return lambda: os.sched_setaffinity(0, cpus)
 
 

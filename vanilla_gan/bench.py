@@ -9,8 +9,8 @@ frameworks), random uint8 images and the real training step (n_dis D updates +
 one G update), after ``--warmup`` untimed steps (tracing, cudnn autotuning).
 Prints images/s (real images shown to D per second) and the torch/tf ratio.
 ``tf`` follows ``--jit-compile`` (unset by default, as in training: XLA except on a CPU under
-bf16); ``tf-graph`` is the same step without XLA. ``--frameworks torch,tf,torch-ref`` adds a pytorch/examples-style loop on the same
-networks (``_ReferenceTrainer``), so the comparison with that example is made on the
+bf16); ``tf-graph`` is the same step without XLA. ``--frameworks torch,tf,torch-ref`` adds a
+pytorch/examples-style loop on the same networks (``_ReferenceTrainer``), so the comparison with that example is made on the
 same machine under the same load.
 
 The reference is pytorch/examples' DCGAN (ngf = ndf = 64, batch 64); compare the ratios
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             text=True,
             env=env,
             # --threads N: pinned to N CPUs, which also bounds TensorFlow (it runs ops on its
-            # calling thread beside its capped pools: --threads 1 alone kept ~1.9 cores busy)
+            # calling thread beside its capped pools: --threads 1 alone kept 1.75-1.95 cores busy)
             preexec_fn=pinned_to(spec["cpus"]) if spec["cpus"] else None,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )

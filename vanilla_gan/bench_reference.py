@@ -9,16 +9,17 @@
 The peer runs unchanged from its own checkout (nothing of it enters this repository): its own
 ``ImageFolder`` data loader with one worker (``--workers 1``) on a folder of PNGs written for
 the run, ``--batchSize 64 --ngf 64 --ndf 64 --niter 1``, CPU (no ``--accel``), its intra-op
-threads capped with ``OMP_NUM_THREADS`` when ``--threads`` is given.
-With ``--threads N`` every implementation's process (the peer's data-loader worker included) is
-also pinned to the same N CPUs: a thread setting alone does not bound TensorFlow, which runs
-ops on its calling thread beside its capped pools (unpinned, our TF DCGAN step with
-``--threads 1`` kept 1.8-1.9 cores busy). Each row records the cores its process kept busy. It has no timer of its own,
+threads capped with ``OMP_NUM_THREADS`` when ``--threads`` is given. It has no timer of its own,
 so it is timed by its log: it prints one ``[epoch/niter][i/len]`` line after every iteration,
 and this script stamps each line on arrival; images/s = ``batch * iters /`` the time between
 the line of iteration ``warmup`` and the last one. The data set holds exactly
 ``(warmup + iters + 1) * batch`` images, so the window holds training iterations only (the example
 saves sample images at iterations 0, 100, ... and checkpoints after the epoch, outside it).
+
+With ``--threads N`` every implementation's process (the peer's data-loader worker included) is
+pinned to the same N CPUs: a thread setting alone does not bound TensorFlow, which runs ops on
+its calling thread beside its capped pools (unpinned, our TF DCGAN step with ``--threads 1``
+kept 1.75-1.95 cores busy). Each row records the cores its process kept busy in the window.
 
 Our trainers run through the real training command (``vanilla_gan.train``: prepared-data
 stream, prefetch, latents, the loop) on the same images, same batch and widths, and print one
