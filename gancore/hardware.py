@@ -42,6 +42,13 @@ def cpu_bf16_support() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
+def onednn_uses_amx() -> bool:
+    """Whether oneDNN (torch's CPU convolutions) will use AMX: the CPU has AMX-BF16 and
+    ``ONEDNN_MAX_CPU_ISA`` (oneDNN's own switch, read once per process) does not cap it below."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    return "amx_bf16" in cpu_flags() and (not cap or "AMX" in cap or cap == "ALL")
+
+
 # --malloc tuned: glibc's mallopt(3) parameters (numbers from malloc.h) and the values set.
 # Why: glibc serves blocks above its mmap threshold (128 KiB at start, raised as mmapped blocks
 # are freed) with fresh mmaps, and returns free memory at the top of its heap to the kernel

@@ -19,6 +19,8 @@ Losses are means over the (local) batch; every reduction runs in float32, also u
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -27,16 +29,19 @@ from progan_torch.layers import lerp
 
 
 def gradient_penalty(
-    critic, mixed: torch.Tensor, gamma: float, lam: float
+    critic, mixed: torch.Tensor, gamma: float, lam: float, fp32: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample ``lam / gamma**2 * (||dD/dx||_2 - gamma)**2`` at ``mixed``, and the norms.
 
     ``critic(x)`` returns D's (N, 1 + classes) output; only column 0 (the score) is
     differentiated, as official (``tf.gradients(reduce_sum(mixed_scores), mixed)``).
     ``create_graph=True`` keeps the graph for the one extra double-backward pass.
+    ``fp32``: the penalty's forward (hence its double backward) outside autocast, where bf16
+    gives wrong gradients (``gancore.torch_utils.penalty_in_fp32``).
     """
     mixed = mixed.detach().requires_grad_(True)
-    scores = critic(mixed)[:, 0].float()
+    with torch.autocast(mixed.device.type, enabled=False) if fp32 else contextlib.nullcontext():
+        scores = critic(mixed)[:, 0].float()
     (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     norms = grad.float().flatten(1).square().sum(dim=1).sqrt()
     return (norms - gamma).square() * (lam / gamma**2), norms
@@ -76,6 +81,7 @@ def d_loss(
     fading: bool,
     alpha,
     D_penalty=None,
+    penalty_fp32: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
     """Discriminator loss (scalar) and detached per-term means for the log.
 
@@ -84,7 +90,8 @@ def d_loss(
     within each half (``chunks=2``), exactly as two separate calls would. The mixed batch has
     its own forward because its graph is differentiated twice. ``D_penalty``: the D for that
     forward (default ``D``; the eager module when ``D`` is a ``torch.compile`` wrapper, which
-    has no double backward). Stats: ``d_real``, ``d_fake`` (mean scores), ``gp`` (mean
+    has no double backward); ``penalty_fp32``: that forward outside autocast (see
+    ``gradient_penalty``). Stats: ``d_real``, ``d_fake`` (mean scores), ``gp`` (mean
     penalty, lambda included), ``grad_norm`` (mean gradient norm in the penalty's units, i.e.
     w.r.t. the full-resolution image unless ``gp_resolution`` is native; ``gp`` and
     ``grad_norm`` are None without a penalty), ``d_label`` (AC-GAN term).
@@ -101,7 +108,11 @@ def d_loss(
         target = cfg.gp_target(reals.shape[-1])
         mixed = lerp(reals, fakes, u.view(-1, 1, 1, 1).to(reals.dtype))
         gp, norms = gradient_penalty(
-            lambda x: D_penalty(x, level, fading, alpha), mixed, target, cfg.gp_lambda
+            lambda x: D_penalty(x, level, fading, alpha),
+            mixed,
+            target,
+            cfg.gp_lambda,
+            penalty_fp32,
         )
         loss = loss + gp
         stats["gp"], stats["grad_norm"] = gp.mean(), norms.mean() * (cfg.gp_gamma / target)
