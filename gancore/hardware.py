@@ -205,9 +205,9 @@ def cpu_subset(n: int) -> list[int]:
 
 def pinned_to(cpus: list[int]):
     """A ``preexec_fn`` for ``subprocess``: the child and every thread and process it starts run
-    on ``cpus`` only. Benchmarks pin each implementation to ``--threads N`` CPUs because a thread
-    setting does not bound every framework: TensorFlow's executor also runs ops on the calling
-    thread beside its pools (its DCGAN step with ``--threads 1`` kept 1.75-1.95 cores busy)."""
+    on ``cpus`` only. The speed benchmarks pin each implementation to ``--threads N`` CPUs so
+    that helpers outside the compute threads (``main.py``'s data-loader worker process, our
+    prefetch thread) share those CPUs too, and "N CPUs each" means the same for every side."""
     return lambda: os.sched_setaffinity(0, cpus)
 
 

@@ -85,13 +85,26 @@ def select_device(name: str) -> None:
 
 
 def set_threads(threads: int) -> None:
-    """``threads`` > 0 caps TensorFlow's thread pools (only before TF's first op runs)."""
-    if threads > 0:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:  # TF already initialised in this process: keep its pools
-            pass
+    """``threads`` > 0 caps TensorFlow's thread pools. Only possible before TF's runtime starts
+    (its first op, or a device listing such as :func:`has_gpu`); after that TF keeps its pools,
+    which is harmless when they already have that size (several trainers in one process, as in
+    the tests) and said on stderr otherwise."""
+    if threads <= 0:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TF already initialised in this process: keep its pools
+        have = (
+            tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads(),
+        )
+        if have != (threads, threads):
+            print(
+                f"warning: --threads {threads} not applied: TensorFlow had already started "
+                f"with {have[0] or 'all'} intra-op / {have[1] or 'all'} inter-op threads",
+                file=sys.stderr,
+            )
 
 
 def has_gpu() -> bool:

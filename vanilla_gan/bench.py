@@ -158,15 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         "--threads",
         type=int,
         default=0,
-        help="N > 0: each measurement's process uses N threads and is pinned to N CPUs (the pin "
-        "bounds TensorFlow too); 0: the frameworks' defaults, unpinned",
-    )
-    ap.add_argument(
-        "--pin",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="with --threads N: pin each process to N CPUs; --no-pin sets the threads only, as "
-        "a training run's --threads does (rows record the cores each process kept busy)",
+        help="N > 0: each measurement's process uses N threads and is pinned to N CPUs; 0: "
+        "the frameworks' defaults, unpinned (rows record the cores each process kept busy)",
     )
     ap.add_argument(
         "--malloc",
@@ -225,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = dict(
             model=model,
             framework=fw,
-            cpus=cpu_subset(args.threads) if args.threads > 0 and args.pin else None,
+            cpus=cpu_subset(args.threads) if args.threads > 0 else None,
             res=args.res,
             batch=args.batch,
             width=args.width,
@@ -245,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             capture_output=True,
             text=True,
             env=env,
-            # --threads N: pinned to N CPUs, which also bounds TensorFlow (it runs ops on its
-            # calling thread beside its capped pools: --threads 1 alone kept 1.75-1.95 cores busy)
+            # --threads N: pinned to N CPUs (gancore.hardware.pinned_to says why)
             preexec_fn=pinned_to(spec["cpus"]) if spec["cpus"] else None,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )

@@ -16,10 +16,9 @@ the line of iteration ``warmup`` and the last one. The data set holds exactly
 ``(warmup + iters + 1) * batch`` images, so the window holds training iterations only (the example
 saves sample images at iterations 0, 100, ... and checkpoints after the epoch, outside it).
 
-With ``--threads N`` every implementation's process (the peer's data-loader worker included) is
-pinned to the same N CPUs: a thread setting alone does not bound TensorFlow, which runs ops on
-its calling thread beside its capped pools (unpinned, our TF DCGAN step with ``--threads 1``
-kept 1.75-1.95 cores busy). Each row records the cores its process kept busy in the window.
+With ``--threads N`` every implementation's process (the peer's data-loader worker and our
+prefetch thread included) is also pinned to the same N CPUs, so "N CPUs each" holds for every
+side. Each row records the cores its process kept busy in the window.
 
 Our trainers run through the real training command (``vanilla_gan.train``: prepared-data
 stream, prefetch, latents, the loop) on the same images, same batch and widths, and print one
@@ -220,9 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=1,
-        help="N > 0: every implementation's process is pinned to N CPUs (and told to use N "
-        "threads); 0: unpinned, the frameworks' defaults. The pin is what bounds TensorFlow, "
-        "which also runs ops on its calling thread beside its capped pools",
+        help="N > 0: every implementation's process uses N threads and is pinned to N CPUs, its "
+        "data loading included; 0: unpinned, the frameworks' defaults",
     )
     p.add_argument(
         "--malloc",

@@ -172,9 +172,7 @@ class TrainConfig:
         default=0,
         metadata={
             "help": "CPU threads for the framework's ops (0: the framework's default, all cores); on a "
-            "shared or loaded CPU, fewer can be several times faster than oversubscribing. "
-            "TensorFlow also runs ops on its calling thread, so it can keep N+1 cores busy; "
-            "run under taskset -c for a hard bound"
+            "shared or loaded CPU, fewer can be several times faster than oversubscribing"
         },
     )
     amp: str = field(

@@ -3,8 +3,8 @@
 Implements :class:`gancore.train.protocol.Trainer`, step for step the algorithm of
 :mod:`vanilla_gan.torch_training` (same losses, the last fake batch reused for the G update,
 the same number of D forwards, hence of spectral-norm power iterations). The whole step
-(n_dis D updates, the G update, the EMA) is one ``tf.function``, XLA-compiled by default (except on a CPU under bf16: ``resolve_jit_compile``); the
-skip-if-non-finite decisions are made in the graph and the statistics read once per step.
+(n_dis D updates, the G update, the EMA) is one ``tf.function``, XLA-compiled by default
+(except on a CPU under bf16: ``resolve_jit_compile``); the skip-if-non-finite decisions are made in the graph and the statistics read once per step.
 
 Checkpoints are one ``.npz`` (no pickle) holding every variable of G, D, the EMA G and both
 Adam optimisers (their iteration counters included) and the loop metadata.
@@ -65,7 +65,11 @@ class TFTrainer(SingleProcess):
     def __init__(self, cfg: TrainConfig, channels: int) -> None:
         self.cfg, self.channels = cfg, channels
         tfu.select_device(cfg.device)
-        policy = tfu.amp_policy(cfg.amp)
+        tfu.set_threads(cfg.threads)  # before anything that starts TF's runtime (has_gpu)
+        tune_malloc(cfg.malloc)
+        if cfg.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        policy = tfu.set_amp(cfg.amp)
         self.jit_compile = resolve_jit_compile(cfg.jit_compile, policy, tfu.has_gpu())
         if cfg.jit_compile is None and not self.jit_compile:
             print(
@@ -74,12 +78,7 @@ class TFTrainer(SingleProcess):
                 file=sys.stderr,
             )
         if self.jit_compile and cfg.xla_legacy_cpu_runtime:
-            tfu.use_legacy_xla_cpu_runtime()
-        tfu.set_threads(cfg.threads)
-        tune_malloc(cfg.malloc)
-        if cfg.deterministic:
-            tf.config.experimental.enable_op_determinism()
-        tfu.set_amp(cfg.amp)
+            tfu.use_legacy_xla_cpu_runtime()  # read at XLA's first compilation: still in time
         keras.utils.set_random_seed(cfg.seed)
         self.G, self.D = tf_nets.build_models(cfg, channels)
         self.G_ema = None

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from gancore.hardware import cpu_seconds, cpu_subset, pinned_to
 
 
@@ -41,3 +43,40 @@ def test_cpu_seconds_counts_this_process_work():
     for i in range(2_000_000):
         total += i
     assert cpu_seconds() > before
+
+
+TF_TRAINER = {
+    "vanilla_gan": (
+        "from tests.vanilla_gan.conftest import tiny_config\n"
+        "from vanilla_gan.tf_training import TFTrainer\n"
+        "TFTrainer(tiny_config('dcgan', framework='tf', threads=1, amp='{amp}', device='cpu'), 3)"
+    ),
+    "progan_tf": (
+        "from gancore.config import build_config\n"
+        "from progan_common.config import PRESETS, ProGANConfig\n"
+        "from progan_tf.training import ProGANTrainer\n"
+        "cfg = build_config(ProGANConfig, PRESETS, 'quick', "
+        "dict(threads=1, amp='{amp}', device='cpu', max_res=8, fmap_max=8, latent_dim=8))\n"
+        "ProGANTrainer(cfg, 3)"
+    ),
+}
+
+
+@pytest.mark.parametrize("family", sorted(TF_TRAINER))
+@pytest.mark.parametrize("amp", ["off", "bf16", "auto"])
+def test_tensorflow_trainers_apply_threads_before_the_runtime_starts(family, amp):
+    """--threads N caps TensorFlow's pools only if nothing started TF's runtime first (a device
+    listing does); a fresh process building each TF trainer must end with pools of N."""
+    code = TF_TRAINER[family].format(amp=amp) + (
+        "\nimport tensorflow as tf\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(), "
+        "tf.config.threading.get_inter_op_parallelism_threads())"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-2:] == ["1", "1"], r.stdout
+    assert "not applied" not in r.stderr
