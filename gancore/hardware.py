@@ -203,6 +203,12 @@ def cpu_subset(n: int) -> list[int]:
     return cpus if n <= 0 else cpus[:n]
 
 
+def bench_cpus(threads: int) -> list[int] | None:
+    """The CPUs a speed benchmark pins each implementation to for ``--threads N``: the first
+    N (see :func:`pinned_to`); None (unpinned) for ``--threads 0``, the frameworks' defaults."""
+    return cpu_subset(threads) if threads > 0 else None
+
+
 def pinned_to(cpus: list[int]):
     """A ``preexec_fn`` for ``subprocess``: the child and every thread and process it starts run
     on ``cpus`` only. The speed benchmarks pin each implementation to ``--threads N`` CPUs so
@@ -211,9 +217,9 @@ def pinned_to(cpus: list[int]):
     return lambda: os.sched_setaffinity(0, cpus)
 
 
-def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
-    """User + system CPU time of this process (or of its waited-for children)."""
-    r = resource.getrusage(who)
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far, all its threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
 

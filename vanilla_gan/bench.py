@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # `python bench.py` from inside vanilla_gan/
 import numpy as np
 
 from gancore.errors import UserError, run_cli
-from gancore.hardware import MALLOC_MODES, cpu_seconds, cpu_subset, malloc_state, pinned_to
+from gancore.hardware import MALLOC_MODES, bench_cpus, cpu_seconds, malloc_state, pinned_to
 from gancore.helptext import DefaultsHelpFormatter
 from vanilla_gan.config import FRAMEWORKS, MODELS, TrainConfig, preset_for
 
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = dict(
             model=model,
             framework=fw,
-            cpus=cpu_subset(args.threads) if args.threads > 0 else None,
+            cpus=bench_cpus(args.threads),
             res=args.res,
             batch=args.batch,
             width=args.width,

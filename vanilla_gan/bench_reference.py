@@ -49,7 +49,7 @@ if __package__ in (None, ""):  # `python bench_reference.py` from inside vanilla
 import numpy as np
 
 from gancore.errors import UserError, run_cli
-from gancore.hardware import MALLOC_MODES, cpu_subset, git_commit, malloc_env, pinned_to
+from gancore.hardware import MALLOC_MODES, bench_cpus, git_commit, malloc_env, pinned_to
 from gancore.helptext import HelpFormatter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,11 +132,6 @@ def _cores(value: float | None) -> str:
     return "?" if value is None else f"{value:.2f}"
 
 
-def pinned_cpus(threads: int) -> list[int] | None:
-    """``--threads N`` > 0: the N CPUs every implementation is pinned to (None: unpinned)."""
-    return cpu_subset(threads) if threads > 0 else None
-
-
 def thread_env(threads: int) -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     if threads > 0:
@@ -152,7 +147,7 @@ def run_peer(args, data: Path, work: Path) -> dict:
     env = thread_env(args.threads)
     if args.malloc == "tuned":  # the setting our trainers apply to themselves (--malloc)
         env.update(malloc_env())
-    stamps, _ = stamped_lines(cmd, env, work, PEER_LINE, pinned_cpus(args.threads))
+    stamps, _ = stamped_lines(cmd, env, work, PEER_LINE, bench_cpus(args.threads))
     return window_rate(stamps, args.warmup, args.batch)
 
 
@@ -170,7 +165,7 @@ def run_ours(args, framework: str, data: Path, work: Path, tag: str) -> dict:
     cmd = [sys.executable, "-m", "vanilla_gan.bench_reference", "--worker", json.dumps(train_args)]
     step_line = re.compile(r"^STEP (\d+)")
     stamps, _ = stamped_lines(
-        cmd, thread_env(args.threads), ROOT, step_line, pinned_cpus(args.threads)
+        cmd, thread_env(args.threads), ROOT, step_line, bench_cpus(args.threads)
     )
     # STEP k is printed after step k (1-based); iteration index = k - 1, as the peer's i.
     return window_rate([(k - 1, t, c) for k, t, c in stamps], args.warmup, args.batch)
@@ -313,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--warmup to the last; each implementation in its own process, interleaved, "
                 "pinned to the CPUs in `cpus` (when --threads > 0); cores_busy: the process's "
                 "CPU seconds in the window / its wall seconds",
-                "cpus": pinned_cpus(args.threads),
+                "cpus": bench_cpus(args.threads),
                 "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "rows": rows,
                 "median_img_per_s": medians,

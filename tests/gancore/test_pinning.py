@@ -80,3 +80,10 @@ def test_tensorflow_trainers_apply_threads_before_the_runtime_starts(family, amp
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split()[-2:] == ["1", "1"], r.stdout
     assert "not applied" not in r.stderr
+
+
+def test_bench_cpus_pins_only_with_a_thread_count():
+    from gancore.hardware import bench_cpus
+
+    assert bench_cpus(0) is None
+    assert bench_cpus(1) == cpu_subset(1)
