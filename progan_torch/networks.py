@@ -244,6 +244,7 @@ class DHead(nn.Module):
         self.dense1 = EqualizedLinear(nf_dense, 1 + num_classes, gain=1.0, equalized=equalized)
 
     def forward(self, x: torch.Tensor, chunks: int = 1) -> torch.Tensor:
+        x = x.contiguous()  # NCHW order from here on (see progan_torch.training.build_models)
         if self.mbstd_group:
             x = minibatch_stddev(x, self.mbstd_group, chunks)
         x = lrelu(self.conv(x))

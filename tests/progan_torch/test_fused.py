@@ -137,3 +137,31 @@ def test_mbstd_group_is_official_min(n, group, expected):
     16, 14, 6, 3 (the whole minibatch); only a ragged batch falls back to a divisor."""
     assert mbstd_group_size(n, group) == expected == min(group, n)
     assert mbstd_group_size(6, 4) == 3  # ragged: 4 does not divide 6 (official would fail)
+
+
+def test_fused_taps_matches_the_padded_definition_and_its_gradients():
+    """``fused_taps`` builds the kernel without padding and has a hand-written backward: check
+    both against the definition (pad by one, sum the four shifted copies), and the second
+    derivative (the gradient penalty differentiates through layers built on it)."""
+    import torch.nn.functional as F
+
+    from progan_torch.layers import fused_taps
+
+    def padded(w):
+        w = F.pad(w, (1, 1, 1, 1))
+        return w[..., 1:, 1:] + w[..., :-1, 1:] + w[..., 1:, :-1] + w[..., :-1, :-1]
+
+    torch.manual_seed(0)
+    for k in (1, 3, 5):
+        w = torch.randn(3, 2, k, k, dtype=torch.float64, requires_grad=True)
+        out, ref = fused_taps(w), padded(w)
+        assert out.shape == (3, 2, k + 1, k + 1)
+        torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+        g = torch.randn_like(ref)
+        torch.testing.assert_close(
+            torch.autograd.grad(out, w, g)[0], torch.autograd.grad(ref, w, g)[0]
+        )
+        assert torch.autograd.gradcheck(fused_taps, (w,))
+        assert torch.autograd.gradgradcheck(fused_taps, (w,))
+    w = torch.randn(4, 3, 3, 3).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fused_taps(w), padded(w), rtol=0, atol=1e-6)

@@ -219,15 +219,22 @@ def test_switches_train(tiny_cfg, switch):
         assert sched.state(0).res == 32
 
 
-def test_channels_last_step_equals_contiguous(tiny_cfg):
-    """Memory layout must not change the math (guards the fused-Adam stride fix too)."""
+@pytest.mark.parametrize("nimg", [0, 20], ids=["4x4", "fade-8"])
+def test_channels_last_step_equals_contiguous(tiny_cfg, nimg):
+    """Memory layout must not change the math (guards the fused-Adam stride fix too), with
+    the 4x4 level contiguous and the rest channels_last (build_models)."""
     cfg = tiny_cfg()
     results = []
     for cl in (False, True):
         tr = ProGANTrainer(cfg, 3, 0, channels_last=cl)
-        st = cfg.schedule().state(20)  # fade-8
+        st = cfg.schedule().state(nimg)
         for _ in range(2):
             _step(tr, cfg, st, RandomSource(3))
         results.append({k: v.clone() for k, v in tr.m.D.state_dict().items()})
+        for name, p in (*tr.m.G.named_parameters(), *tr.m.D.named_parameters()):
+            if p.dim() == 4 and p.shape[-1] > 1:  # 1x1 kernels are both layouts at once
+                base = name.startswith(("blocks.0.", "torgb.0.", "fromrgb.0."))
+                want = torch.channels_last if cl and not base else torch.contiguous_format
+                assert p.is_contiguous(memory_format=want), (cl, name)
     for k in results[0]:
         torch.testing.assert_close(results[1][k], results[0][k], rtol=1e-4, atol=1e-5, msg=k)
