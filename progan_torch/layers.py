@@ -13,7 +13,10 @@ N(0, scale**2) and used as they are, which is the official ``use_wscale=False``.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +88,95 @@ class EqualizedLinear(_Equalized):
         )
 
 
+# ------------------------------------------------- convolutions for the double backward
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def explicit_input_gradients() -> Iterator[None]:
+    """Within this block, the float32 convolutions of :class:`EqualizedConv2d` and
+    :class:`ConvDown2d` record their input gradient as an ordinary transposed convolution.
+
+    For the gradient penalty (``progan_torch.loss.gradient_penalty``), whose graph is
+    differentiated twice. PyTorch's own double backward of a convolution computes the
+    weight gradient of the input-gradient term as a convolution of the batch-transposed
+    activations (``(C, N, H, W)`` views, copied element by element out of channels-last
+    memory, then convolved with an ``H x W`` kernel: a shape oneDNN runs 3-4x below its
+    usual speed). Written as a transposed convolution, that term's weight gradient is the
+    ordinary first-order one, in oneDNN's own kernel. Same function and gradients; the
+    whole 8x8 / 16x16 / 32x32 training step 1.05x / 1.06x / 1.09x faster on the development
+    CPU. Mixed precision (an autocast region) keeps the built-in path.
+    """
+    before = getattr(_state, "explicit", False)
+    _state.explicit = True
+    try:
+        yield
+    finally:
+        _state.explicit = before
+
+
+def _will_need(ctx, i: int) -> bool:
+    """Whether the running backward pass needs the gradient of ``forward``'s input ``i``:
+    ``needs_input_grad`` says only whether the input requires one, while
+    ``torch.autograd.grad(out, [x])`` asks for ``x``'s alone."""
+    if not ctx.needs_input_grad[i]:
+        return False
+    node = ctx.next_functions[i][0]
+    if node is None:
+        return False
+    try:
+        return torch._C._will_engine_execute_node(node)
+    except (AttributeError, RuntimeError):  # private API gone, or a leaf under autograd.grad
+        return True
+
+
+class _ExplicitInputGradConv2d(torch.autograd.Function):
+    """``F.conv2d(x, w, b, stride, padding)`` (square stride and padding, no dilation or
+    groups) whose backward computes the input gradient with ``F.conv_transpose2d`` (a
+    differentiable operation: see :func:`explicit_input_gradients`), the weight and bias
+    gradients with the built-in kernel, and only the gradients the running pass needs."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride: int, padding: int):
+        ctx.save_for_backward(x, w)
+        ctx.stride, ctx.padding, ctx.has_bias = stride, padding, b is not None
+        return F.conv2d(x, w, b, stride, padding)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        s, p = ctx.stride, ctx.padding
+        gx = gw = gb = None
+        if _will_need(ctx, 0):
+            # the rows / columns a strided forward never reached get zero gradient
+            extra = [(n + 2 * p - w.shape[-1]) % s for n in x.shape[-2:]]
+            gx = F.conv_transpose2d(g, w, None, s, p, output_padding=extra)
+        need_w, need_b = _will_need(ctx, 1), ctx.has_bias and _will_need(ctx, 2)
+        if need_w or need_b:
+            _, gw, gb = torch.ops.aten.convolution_backward(
+                g, x, w, [w.shape[0]] if ctx.has_bias else None, [s, s], [p, p], [1, 1],
+                False, [0, 0], 1, [False, need_w, need_b],
+            )  # fmt: skip
+        return gx, gw, gb, None, None
+
+
+def conv2d(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: int = 1, padding: int = 0
+) -> torch.Tensor:
+    """``F.conv2d``, or inside :func:`explicit_input_gradients` (with autograd recording
+    and no autocast) the same convolution with an explicit input gradient."""
+    device = x.device.type
+    if (
+        getattr(_state, "explicit", False)
+        and torch.is_grad_enabled()
+        # "meta" (FLOP counting) has no autocast, and nothing to gain
+        and torch.amp.is_autocast_available(device)
+        and not torch.is_autocast_enabled(device)
+    ):
+        return _ExplicitInputGradConv2d.apply(x, w, b, stride, padding)
+    return F.conv2d(x, w, b, stride, padding)
+
+
 class EqualizedConv2d(_Equalized):
     """'Same'-padded stride-1 convolution; weight shape (out, in, k, k) as ``nn.Conv2d``."""
 
@@ -110,7 +202,7 @@ class EqualizedConv2d(_Equalized):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.scaled_weight(), self.bias, padding=self.padding)
+        return conv2d(x, self.scaled_weight(), self.bias, padding=self.padding)
 
     def extra_repr(self) -> str:
         return (
@@ -190,7 +282,7 @@ class ConvDown2d(EqualizedConv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = fused_taps(self.scaled_weight(0.25))
-        return F.conv2d(x, w, self.bias, stride=2, padding=self.padding)
+        return conv2d(x, w, self.bias, stride=2, padding=self.padding)
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:

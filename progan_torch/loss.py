@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from progan_common.config import ProGANConfig
-from progan_torch.layers import lerp
+from progan_torch.layers import explicit_input_gradients, lerp
 
 
 def gradient_penalty(
@@ -40,7 +40,10 @@ def gradient_penalty(
     gives wrong gradients (``gancore.torch_utils.penalty_in_fp32``).
     """
     mixed = mixed.detach().requires_grad_(True)
-    with torch.autocast(mixed.device.type, enabled=False) if fp32 else contextlib.nullcontext():
+    with (
+        torch.autocast(mixed.device.type, enabled=False) if fp32 else contextlib.nullcontext(),
+        explicit_input_gradients(),  # a faster double backward (see there)
+    ):
         scores = critic(mixed)[:, 0].float()
     (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     norms = grad.float().flatten(1).square().sum(dim=1).sqrt()

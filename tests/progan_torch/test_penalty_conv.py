@@ -1,0 +1,125 @@
+"""The convolutions with an explicit input gradient (``progan_torch.layers.conv2d`` inside
+``explicit_input_gradients``, used by the gradient penalty): the same function and the same
+first and second derivatives as ``F.conv2d``, and only the gradients a pass asks for."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from progan_torch.layers import conv2d, explicit_input_gradients
+from progan_torch.loss import gradient_penalty
+from progan_torch.networks import Discriminator
+
+CASES = [  # (C_in, C_out, k, stride, padding, H, W, bias)
+    (3, 4, 3, 1, 1, 5, 6, True),
+    (2, 3, 1, 1, 0, 4, 4, True),
+    (3, 2, 4, 2, 1, 8, 8, True),  # the fused down-conv
+    (2, 2, 4, 2, 1, 9, 7, False),  # odd sizes: rows the stride never reaches
+]
+
+
+@pytest.mark.parametrize("c_in,c_out,k,s,p,h,w,bias", CASES)
+def test_same_values_and_first_and_second_derivatives(c_in, c_out, k, s, p, h, w, bias):
+    torch.manual_seed(0)
+    x = torch.randn(2, c_in, h, w, dtype=torch.float64, requires_grad=True)
+    wt = torch.randn(c_out, c_in, k, k, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(c_out, dtype=torch.float64, requires_grad=True) if bias else None
+    inputs = (x, wt) + ((b,) if bias else ())
+
+    def ours(x, wt, b=None):
+        with explicit_input_gradients():
+            return conv2d(x.tanh(), wt, b, s, p)
+
+    def ref(x, wt, b=None):
+        return F.conv2d(x.tanh(), wt, b, s, p)
+
+    torch.testing.assert_close(ours(*inputs), ref(*inputs))
+    assert torch.autograd.gradcheck(ours, inputs)
+    assert torch.autograd.gradgradcheck(ours, inputs)
+
+    # the penalty's pattern: the input gradient with create_graph, then its square's gradient
+    def penalty_grads(fn):
+        (gx,) = torch.autograd.grad(fn(*inputs).square().sum(), x, create_graph=True)
+        return torch.autograd.grad(gx.square().sum(), inputs)
+
+    for a, r in zip(penalty_grads(ours), penalty_grads(ref)):
+        torch.testing.assert_close(a, r)
+
+
+class _CountConvBackward(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.masks = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.convolution_backward.default:
+            self.masks.append(list(args[-1]))
+        return func(*args, **(kwargs or {}))
+
+
+def test_asking_for_the_input_gradient_computes_no_weight_gradient():
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    layer = torch.nn.Parameter(torch.randn(4, 3, 3, 3))
+    with explicit_input_gradients():
+        y = conv2d(x, layer * 0.5, None, 1, 1)
+    with _CountConvBackward() as mode:
+        torch.autograd.grad(y.sum(), x, create_graph=True)
+    assert mode.masks == []  # the input gradient is a transposed convolution; no weight term
+    with explicit_input_gradients():
+        y = conv2d(x, layer * 0.5, None, 1, 1)
+    with _CountConvBackward() as mode:
+        torch.autograd.grad(y.sum(), layer)
+    assert mode.masks == [[False, True, False]]
+
+
+def test_outside_the_block_or_under_autocast_it_is_the_builtin_convolution():
+    x, w = torch.randn(1, 2, 4, 4, requires_grad=True), torch.randn(3, 2, 3, 3)
+    assert conv2d(x, w, None, 1, 1).grad_fn.name() == "ConvolutionBackward0"
+    with explicit_input_gradients():
+        assert conv2d(x, w, None, 1, 1).grad_fn.name() != "ConvolutionBackward0"
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert conv2d(x, w, None, 1, 1).grad_fn.name() == "ConvolutionBackward0"
+    assert conv2d(x, w, None, 1, 1).grad_fn.name() == "ConvolutionBackward0"
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_whole_discriminator_penalty_is_unchanged(tiny_cfg, channels_last):
+    """D's parameter gradients of the penalty, explicit vs built-in, at a fused level."""
+    import progan_torch.loss as loss_module
+
+    cfg = tiny_cfg()
+    torch.manual_seed(1)
+    D = Discriminator(cfg, 3, 0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    D.to(memory_format=fmt)
+    level = D.levels - 1
+    mixed = torch.randn(8, 3, 4 * 2**level, 4 * 2**level).contiguous(memory_format=fmt)
+    params = [p for p in D.parameters() if p.requires_grad]
+
+    def grads():
+        gp, _ = gradient_penalty(lambda x: D(x, level, False, 1.0), mixed, 1.0, 10.0)
+        return torch.autograd.grad(gp.mean(), params, allow_unused=True)
+
+    ours = grads()
+    original = loss_module.explicit_input_gradients
+    try:
+        loss_module.explicit_input_gradients = _no_block
+        builtin = grads()
+    finally:
+        loss_module.explicit_input_gradients = original
+    assert sum(g is not None for g in ours) >= 8  # every layer of the level's path
+    for a, b in zip(ours, builtin):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+class _no_block:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
