@@ -160,6 +160,38 @@ def apply_if_ok(opt, loss, grads, variables, max_abs_loss: float):
     return tf.cond(ok, apply, lambda: tf.constant(1.0))
 
 
+class TF1Adam(keras.optimizers.Adam):
+    """Keras' Adam (TF1 ``tf.train.AdamOptimizer`` semantics, see
+    ``progan_tf.training.make_optimizer``) whose per-variable update is TF1's fused
+    ``ResourceApplyAdam`` kernel, the one the official ``AdamOptimizer`` runs: the same
+    formulas (``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``; ``m += (g - m)(1 - b1)``;
+    ``v += (g^2 - v)(1 - b2)``; ``w -= lr_t m / (sqrt(v) + eps)``), the same slots and
+    counter (checkpoints are interchangeable), in one operation per variable instead of
+    about fifteen; on the 2-core development CPU the ProGAN step at 4x4 and 8x8 is
+    dominated by such small operations. With more than one replica it keeps Keras' own
+    update (which runs inside ``tf.distribute``'s per-variable update)."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1 or self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        t = tf.cast(self.iterations + 1, dtype)
+        b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        i = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle,
+            m=self._momentums[i].handle,
+            v=self._velocities[i].handle,
+            beta1_power=tf.pow(b1, t),
+            beta2_power=tf.pow(b2, t),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=b1,
+            beta2=b2,
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+        )
+
+
 def all_finite(variables) -> bool:
     """Every variable finite (one host read)."""
     checks = [

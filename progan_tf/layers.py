@@ -227,10 +227,24 @@ def fused_taps(w: tf.Tensor) -> tf.Tensor:
 
     Tap ``u`` is ``w[u-1] + w[u]`` per axis: the 2x nearest upsample (or 2x2 box) composed
     with the k x k kernel, for a stride-2 layer (official ``upscale2d_conv2d`` /
-    ``conv2d_downscale2d``).
+    ``conv2d_downscale2d``). Computed without the padding (same values, see ``_fused_taps``).
     """
-    w = tf.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])
-    return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
+    return _fused_taps(w)
+
+
+@tf.custom_gradient
+def _fused_taps(w: tf.Tensor):
+    # Same values as padding by one and summing four shifted slices, without the padding:
+    # the gradient of that form zero-fills a (k+2, k+2, in, out) buffer for every slice
+    # (StridedSliceGrad), which cost more than the fused layer's convolution on the CPU;
+    # the gradient here is the adjoint, each 2x2 window summed. Twin of
+    # ``progan_torch.layers.fused_taps``.
+    def grad(g: tf.Tensor) -> tf.Tensor:
+        g = g[1:] + g[:-1]
+        return g[:, 1:] + g[:, :-1]
+
+    t = tf.concat([w[:1], w[1:] + w[:-1], w[-1:]], axis=0)
+    return tf.concat([t[:, :1], t[:, 1:] + t[:, :-1], t[:, -1:]], axis=1), grad
 
 
 def _two_step(x: tf.Tensor, factor: int) -> bool:

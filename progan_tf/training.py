@@ -52,8 +52,9 @@ def make_optimizer(cfg: ProGANConfig) -> keras.optimizers.Optimizer:
     and ``t = iterations + 1`` from ONE counter per optimiser (TF1's shared beta powers)
     that counts applied updates. torch's ``Adam`` differs in both (epsilon on the
     bias-corrected sqrt(v_hat), one counter per parameter), so progan_torch uses
-    ``gancore.torch_utils.TF1Adam``, which follows this one."""
-    return keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2, epsilon=cfg.adam_eps)
+    ``gancore.torch_utils.TF1Adam``, which follows this one. The update itself runs as TF1's
+    fused kernel (``gancore.tf_utils.TF1Adam``)."""
+    return tfu.TF1Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2, epsilon=cfg.adam_eps)
 
 
 def one_hot(labels: np.ndarray | None, num_classes: int) -> np.ndarray | None:

@@ -109,3 +109,34 @@ def test_block_joining_without_reset_moves_alike_in_both_frameworks():
         # both frameworks: the same moves
         d = np.abs(dk - dt)
         assert np.mean(d < 1e-2) >= 0.999 and d.max() < 0.5, (n, d.max())
+
+
+def test_fused_update_equals_keras_own_adam():
+    """``gancore.tf_utils.TF1Adam`` runs TF1's fused ResourceApplyAdam kernel; Keras' Adam
+    (the same formulas, op by op) moves float32 variables alike, inside a tf.function too."""
+    from gancore.tf_utils import TF1Adam
+
+    rng = np.random.default_rng(1)
+    init = [rng.standard_normal((4, 3, 2)).astype("float32"), rng.standard_normal(6)]
+    runs = []
+    for cls in (keras.optimizers.Adam, TF1Adam):
+        variables = [keras.Variable(v.astype("float32")) for v in init]
+        opt = cls(1e-3, beta_1=0.0, beta_2=0.99, epsilon=1e-8)
+        opt.build(variables)
+
+        @tf.function
+        def step(g0, g1, both):
+            if both:
+                opt.apply([g0, g1], variables)
+            else:
+                opt.apply([g0], variables[:1])
+
+        grads = np.random.default_rng(2)
+        for i in range(12):
+            g = [grads.standard_normal(v.shape).astype("float32") for v in init]
+            step(tf.constant(g[0]), tf.constant(g[1]), i >= 5)
+        runs.append([v.numpy() for v in variables] + [int(opt.iterations.numpy())])
+    assert runs[0][2] == runs[1][2] == 12
+    for a, b in zip(runs[0][:2], runs[1][:2]):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+    assert not np.allclose(runs[1][1], init[1])  # the late variable moved
