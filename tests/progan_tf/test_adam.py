@@ -125,7 +125,7 @@ def test_fused_update_equals_keras_own_adam():
         opt.build(variables)
 
         @tf.function
-        def step(g0, g1, both):
+        def step(g0, g1, both, opt=opt, variables=variables):
             if both:
                 opt.apply([g0, g1], variables)
             else:
