@@ -124,13 +124,7 @@ def test_fused_update_equals_keras_own_adam():
         opt = cls(1e-3, beta_1=0.0, beta_2=0.99, epsilon=1e-8)
         opt.build(variables)
 
-        @tf.function
-        def step(g0, g1, both, opt=opt, variables=variables):
-            if both:
-                opt.apply([g0, g1], variables)
-            else:
-                opt.apply([g0], variables[:1])
-
+        step = _apply_step(opt, variables)
         grads = np.random.default_rng(2)
         for i in range(12):
             g = [grads.standard_normal(v.shape).astype("float32") for v in init]
@@ -140,3 +134,16 @@ def test_fused_update_equals_keras_own_adam():
     for a, b in zip(runs[0][:2], runs[1][:2]):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
     assert not np.allclose(runs[1][1], init[1])  # the late variable moved
+
+
+def _apply_step(opt, variables):
+    """A tf.function applying (g0, g1) to both variables, or g0 to the first alone."""
+
+    @tf.function
+    def step(g0, g1, both):
+        if both:
+            opt.apply([g0, g1], variables)
+        else:
+            opt.apply([g0], variables[:1])
+
+    return step
