@@ -24,17 +24,6 @@ from gancore import tf_utils as tfu
 
 keras, tf = tfu.keras, tfu.tf
 
-# The fused resampling layers (``fused_scale``) run their single stride-2 kernel only at levels
-# of this resolution and up (the up-conv's output side, the down-conv's input side); at the
-# 8x8 level they compute the same function in two steps (nearest upsample + 3x3 conv, 3x3
-# conv + 2x2 average pool), because TensorFlow's stride-2 kernels on 4x4 / 8x8 maps are the
-# slower ones there: on the development CPU a whole 8x8 training step of the cifar10 preset
-# ran 0.82x (stabilising) and 0.90x (fading) as fast fused as unfused, a single 128-channel
-# layer 0.37x. From 16x16 on the fused kernel wins. Only the kernel changes: the function,
-# the weights and the FLOP count stay the fused layer's. PyTorch keeps its fused kernel at
-# 8x8 too (1.03x / 1.06x the unfused step there), see progan_torch/README.md.
-FUSED_KERNEL_MIN_RES = 16
-
 
 def lrelu(x: tf.Tensor) -> tf.Tensor:
     """Leaky ReLU with slope 0.2 (official ``leaky_relu``)."""
@@ -247,14 +236,6 @@ def _fused_taps(w: tf.Tensor):
     return tf.concat([t[:, :1], t[:, 1:] + t[:, :-1], t[:, -1:]], axis=1), grad
 
 
-def _two_step(x: tf.Tensor, factor: int) -> bool:
-    """Whether a fused layer computes its function in two steps at this level: NHWC ``x``
-    whose level (``factor`` times its side) is below ``FUSED_KERNEL_MIN_RES``, where that is
-    faster (see ``FUSED_KERNEL_MIN_RES``). Unknown static sizes keep the fused kernel."""
-    sides = [d for d in x.shape[1:3] if d is not None]
-    return len(sides) == 2 and factor * max(sides) < FUSED_KERNEL_MIN_RES
-
-
 class UpConv2d(EqualizedConv2d):
     """Nearest 2x upsample + this conv as ONE stride-2 transposed conv (``fused_scale``).
 
@@ -264,13 +245,10 @@ class UpConv2d(EqualizedConv2d):
     conv scatters each input pixel through its kernel (a convolution of the zero-stuffed
     input) while ``conv2d`` correlates; the official ``upscale2d_conv2d`` has no flip since
     its weight is its own ``[k, k, out, in]`` variable (so an official fused weight equals
-    our weight flipped). See ``progan_torch.layers.UpConv2d``. Below
-    ``FUSED_KERNEL_MIN_RES`` (the 8x8 level) it runs as upsample + conv, faster there.
+    our weight flipped). See ``progan_torch.layers.UpConv2d``.
     """
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
-        if _two_step(x, 2):
-            return super().call(upsample2x(x), training)
         w = fused_taps(tf.reverse(self.effective_weight(training), axis=[0, 1]))
         w = tf.transpose(w, [0, 1, 3, 2])  # conv2d_transpose wants (k, k, out, in)
         n, h, wd = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
@@ -285,13 +263,10 @@ class ConvDown2d(EqualizedConv2d):
     """This conv + 2x2 average pool as ONE stride-2 conv (``fused_scale``).
 
     Same variables and scale as :class:`EqualizedConv2d`; for the same stored weight the
-    same function as ``downsample2x(conv(x))`` (no flip: both are correlations). Below
-    ``FUSED_KERNEL_MIN_RES`` (input 8x8) it runs as conv + pool, faster there.
+    same function as ``downsample2x(conv(x))`` (no flip: both are correlations).
     """
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
-        if _two_step(x, 1):
-            return downsample2x(super().call(x, training))
         w = fused_taps(self.effective_weight(training)) * 0.25
         y = tf.nn.conv2d(x, w, strides=2, padding="SAME")
         return tf.nn.bias_add(y, self.bias)

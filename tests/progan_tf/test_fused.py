@@ -18,7 +18,6 @@ from progan_tf.layers import (  # noqa: E402
     ConvDown2d,
     EqualizedConv2d,
     UpConv2d,
-    _two_step,
     downsample2x,
     upsample2x,
 )
@@ -38,20 +37,12 @@ def _pair(cls, c_in: int, c_out: int, k: int, equalized: bool, seed: int):
     return plain, fused
 
 
-# Input sides on both sides of FUSED_KERNEL_MIN_RES: the two-step path (level below 16) and
-# the stride-2 kernel (level 16 and up); non-square, so rows and columns differ.
+# Non-square, so rows and columns differ; the 8x8 level and a larger one.
 UP_SIZES = [(5, 6), (9, 8)]
 DOWN_SIZES = [(8, 6), (18, 16)]
 
 
-def test_the_fused_kernel_runs_from_the_16x16_level_on():
-    assert _two_step(tf.zeros((1, 4, 4, 1)), 2)  # up-conv to the 8x8 level: two steps
-    assert not _two_step(tf.zeros((1, 8, 8, 1)), 2)
-    assert _two_step(tf.zeros((1, 8, 8, 1)), 1)  # down-conv from the 8x8 level
-    assert not _two_step(tf.zeros((1, 16, 16, 1)), 1)
-
-
-@pytest.mark.parametrize("size", UP_SIZES, ids=["two-step", "stride2"])
+@pytest.mark.parametrize("size", UP_SIZES, ids=["small", "large"])
 @pytest.mark.parametrize("equalized", [True, False])
 @pytest.mark.parametrize("c_in,c_out,k", SHAPES)
 def test_upconv_equals_upsample_then_conv(c_in, c_out, k, equalized, size):
@@ -72,7 +63,7 @@ def test_upconv_equals_upsample_then_conv(c_in, c_out, k, equalized, size):
 
 
 @pytest.mark.parametrize("equalized", [True, False])
-@pytest.mark.parametrize("size", DOWN_SIZES, ids=["two-step", "stride2"])
+@pytest.mark.parametrize("size", DOWN_SIZES, ids=["small", "large"])
 @pytest.mark.parametrize("c_in,c_out,k", SHAPES)
 def test_convdown_equals_conv_then_pool(c_in, c_out, k, equalized, size):
     plain, fused = _pair(ConvDown2d, c_in, c_out, k, equalized, c_in * 10 + k)
