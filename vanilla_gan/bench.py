@@ -10,8 +10,8 @@ one G update), after ``--warmup`` untimed steps (tracing, cudnn autotuning).
 Prints images/s (real images shown to D per second) and the torch/tf ratio.
 ``tf`` follows ``--jit-compile`` (unset by default, as in training: XLA except on a CPU under
 bf16); ``tf-graph`` is the same step without XLA. ``--frameworks torch,tf,torch-ref`` adds a
-pytorch/examples-style loop on the same networks (``_ReferenceTrainer``), so the comparison with that example is made on the
-same machine under the same load.
+pytorch/examples-style loop on the same networks (``_ReferenceTrainer``), so the comparison
+with that example is made on the same machine under the same load.
 
 The reference is pytorch/examples' DCGAN (ngf = ndf = 64, batch 64); compare the ratios
 measured in one session, never absolute figures from another machine.

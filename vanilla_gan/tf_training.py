@@ -4,7 +4,8 @@ Implements :class:`gancore.train.protocol.Trainer`, step for step the algorithm 
 :mod:`vanilla_gan.torch_training` (same losses, the last fake batch reused for the G update,
 the same number of D forwards, hence of spectral-norm power iterations). The whole step
 (n_dis D updates, the G update, the EMA) is one ``tf.function``, XLA-compiled by default
-(except on a CPU under bf16: ``resolve_jit_compile``); the skip-if-non-finite decisions are made in the graph and the statistics read once per step.
+(except on a CPU under bf16: ``resolve_jit_compile``); the skip-if-non-finite decisions are
+made in the graph and the statistics read once per step.
 
 Checkpoints are one ``.npz`` (no pickle) holding every variable of G, D, the EMA G and both
 Adam optimisers (their iteration counters included) and the loop metadata.

@@ -130,6 +130,9 @@ def test_fused_update_equals_keras_own_adam():
             g = [grads.standard_normal(v.shape).astype("float32") for v in init]
             step(tf.constant(g[0]), tf.constant(g[1]), i >= 5)
         runs.append([v.numpy() for v in variables] + [int(opt.iterations.numpy())])
+        graph = step.get_concrete_function(tf.constant(g[0]), tf.constant(g[1]), True).graph
+        fused = _op_types(graph) & {"ResourceApplyAdam"}
+        assert bool(fused) == (cls is TF1Adam)  # the fused kernel runs, and only in TF1Adam
     assert runs[0][2] == runs[1][2] == 12
     for a, b in zip(runs[0][:2], runs[1][:2]):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
@@ -147,3 +150,11 @@ def _apply_step(opt, variables):
             opt.apply([g0], variables[:1])
 
     return step
+
+
+def _op_types(graph) -> set[str]:
+    """Operation types in a traced graph, its function bodies included (cond branches)."""
+    types = {op.type for op in graph.get_operations()}
+    for fn in graph._functions.values():  # noqa: SLF001 - the branches' bodies
+        types |= {node.op for node in fn.definition.node_def}
+    return types

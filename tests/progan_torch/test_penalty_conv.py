@@ -4,6 +4,8 @@ first and second derivatives as ``F.conv2d``, and only the gradients a pass asks
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -86,7 +88,7 @@ def test_outside_the_block_or_under_autocast_it_is_the_builtin_convolution():
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_a_whole_discriminator_penalty_is_unchanged(tiny_cfg, channels_last):
+def test_a_whole_discriminator_penalty_is_unchanged(tiny_cfg, channels_last, monkeypatch):
     """D's parameter gradients of the penalty, explicit vs built-in, at a fused level."""
     import progan_torch.loss as loss_module
 
@@ -103,23 +105,16 @@ def test_a_whole_discriminator_penalty_is_unchanged(tiny_cfg, channels_last):
         gp, _ = gradient_penalty(lambda x: D(x, level, False, 1.0), mixed, 1.0, 10.0)
         return torch.autograd.grad(gp.mean(), params, allow_unused=True)
 
-    ours = grads()
-    original = loss_module.explicit_input_gradients
-    try:
-        loss_module.explicit_input_gradients = _no_block
+    with _CountConvBackward() as mode:
+        ours = grads()
+    explicit_masks = list(mode.masks)
+    monkeypatch.setattr(loss_module, "explicit_input_gradients", contextlib.nullcontext)
+    with _CountConvBackward() as mode:
         builtin = grads()
-    finally:
-        loss_module.explicit_input_gradients = original
+    # the explicit path really ran: its weight gradients are asked for alone
+    assert [False, True, True] in explicit_masks and explicit_masks != mode.masks
     assert sum(g is not None for g in ours) >= 8  # every layer of the level's path
     for a, b in zip(ours, builtin):
         assert (a is None) == (b is None)
         if a is not None:
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
-
-
-class _no_block:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
