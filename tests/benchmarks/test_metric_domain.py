@@ -263,6 +263,7 @@ def test_cifar10_classifier_path(real_data, monkeypatch):
         **SMALL,
     )
     floor = evaluate_images(real, "cifar10-cars", **kw)
+    assert "fd_domain" in floor["protocol"], floor["skipped"]  # say why it was skipped
     proto = floor["protocol"]["fd_domain"]
     assert proto["extractor"] == "cifar10cls" and proto["feature_dim"] == 128
     assert proto["classifier_heldout_accuracy"] > 0.4 and proto["classifier_n_heldout"] == 10000
