@@ -50,6 +50,39 @@ def test_pixel_norm_unit_rms():
     np.testing.assert_allclose(np.sqrt(np.mean(y**2, axis=-1)), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(4, 3, 3, 16), (5, 10)])
+def test_pixel_norm_hand_written_gradient(shape):
+    """The custom gradient against autodiff of the formula (float64 and float32), inside a
+    tf.function too, and in bf16 against float32."""
+
+    def formula(x):
+        return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + 1e-8)
+
+    def grads(fn, x, g):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        return y, tape.gradient(y, x, output_gradients=g)
+
+    rng = np.random.default_rng(2)
+    for dtype, tol in ((tf.float64, 1e-12), (tf.float32, 1e-5)):
+        x = tf.constant(rng.standard_normal(shape) * 3, dtype)
+        g = tf.constant(rng.standard_normal(shape), dtype)
+        y, got = grads(layers.pixel_norm, x, g)
+        want_y, want = grads(formula, x, g)
+        np.testing.assert_allclose(y.numpy(), want_y.numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=tol, atol=tol)
+        _, traced = tf.function(lambda a, b: grads(layers.pixel_norm, a, b))(x, g)
+        np.testing.assert_allclose(traced.numpy(), got.numpy(), rtol=tol, atol=tol)
+    xb, gb = tf.cast(x, tf.bfloat16), tf.cast(g, tf.bfloat16)
+    yb, got_b = grads(layers.pixel_norm, xb, gb)
+    assert yb.dtype == got_b.dtype == tf.bfloat16
+    _, ref = grads(layers.pixel_norm, tf.cast(xb, tf.float32), tf.cast(gb, tf.float32))
+    np.testing.assert_allclose(
+        tf.cast(got_b, tf.float32).numpy(), ref.numpy(), atol=0.05, rtol=0.02
+    )
+
+
 @pytest.mark.parametrize("n,group", [(8, 4), (6, 4), (4, 8), (5, 4)])
 def test_minibatch_stddev_matches_numpy(n, group):
     x = np.random.default_rng(n).standard_normal((n, 4, 4, 3)).astype(np.float32)

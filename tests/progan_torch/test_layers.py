@@ -68,6 +68,48 @@ def test_pixel_norm_unit_rms():
     torch.testing.assert_close(z.square().mean(dim=1), torch.ones(3), atol=1e-5, rtol=0)
 
 
+def _pixel_norm_by_autograd(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """The formula written out, differentiated by autograd (the reference for the backward)."""
+    return x * torch.rsqrt(x.float().square().mean(dim=1, keepdim=True) + eps).to(x.dtype)
+
+
+@pytest.mark.parametrize("shape", [(4, 16, 5, 5), (3, 10)])
+def test_pixel_norm_hand_written_backward(shape):
+    """The hand-written backward: gradcheck in float64, and the same values and gradients as
+    autograd's backward of the formula in float32, channels-last included."""
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(pixel_norm, (x,))
+    xs = [torch.randn(*shape) * 3]
+    if len(shape) == 4:
+        xs.append(xs[0].contiguous(memory_format=torch.channels_last))
+    for x in xs:
+        x.requires_grad_(True)
+        g = torch.randn(*shape)
+        y = pixel_norm(x)
+        torch.testing.assert_close(y, _pixel_norm_by_autograd(x), atol=0, rtol=0)
+        (got,) = torch.autograd.grad(y, x, g)
+        (want,) = torch.autograd.grad(_pixel_norm_by_autograd(x), x, g)
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+
+
+def test_pixel_norm_bfloat16_and_no_silent_double_backward():
+    """bf16 input: bf16 output and gradient with float32 statistics, close to float32; a
+    second differentiation raises instead of returning a wrong value."""
+    x32 = torch.randn(2, 32, 3, 3) * 2
+    g = torch.randn(2, 32, 3, 3)
+    xb = x32.bfloat16().requires_grad_(True)
+    yb = pixel_norm(xb)
+    (gb,) = torch.autograd.grad(yb, xb, g.bfloat16())
+    assert yb.dtype == gb.dtype == torch.bfloat16
+    x = xb.detach().float().requires_grad_(True)
+    (g32,) = torch.autograd.grad(pixel_norm(x), x, g)
+    torch.testing.assert_close(gb.float(), g32, atol=0.05, rtol=0.02)
+    x = torch.randn(2, 8, 3, 3, requires_grad=True)
+    (gx,) = torch.autograd.grad(pixel_norm(x).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        gx.sum().backward()
+
+
 def _mbstd_numpy(x: np.ndarray, group: int) -> np.ndarray:
     """Direct computation: official strided groups {m, m + M, m + 2M, ...}, M = N / G."""
     n = x.shape[0]
