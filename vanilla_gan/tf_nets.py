@@ -11,10 +11,10 @@ purpose:
   kernel variable, so the optimiser updates an already-normalised kernel and sigma never
   enters the gradient). The weight matrix is taken in torch's layout ((out, in*kh*kw);
   ConvTranspose: dim 1 first) so u and v copy across one-to-one.
-* **BatchNorm** uses ``epsilon=1e-5, momentum=0.9`` (torch's eps and 1 - torch's
-  momentum 0.1). Remaining difference: Keras updates the moving variance with the
-  biased batch variance, torch with the unbiased one (factor n / (n - 1)); this
-  only affects eval-mode outputs after training, not the forward pass in training.
+* **BatchNorm** is :class:`TorchBatchNorm`: Keras' ``BatchNormalization`` (same variables)
+  with torch's eps 1e-5 and momentum (Keras' 0.9 = 1 - torch's 0.1), whose training-mode
+  call updates the moving variance with the unbiased batch variance as torch does (Keras'
+  own uses the biased one), and in a plain graph runs TensorFlow's fused kernel.
 * **Flatten order**: before a dense layer the NHWC activation is permuted to NCHW
   and then flattened (and the reverse after G's dense layer), so dense weights are
   the same matrix in both frameworks.
@@ -114,21 +114,78 @@ class TorchStyle(keras.layers.Layer):
         return y
 
 
-def _keras_layers(specs: list[Layer]) -> list[keras.layers.Layer]:
+class TorchBatchNorm(keras.layers.BatchNormalization):
+    """``BatchNormalization`` with torch's training-mode semantics, Keras' variables.
+
+    Training mode normalises with the biased batch variance (both frameworks) and moves the
+    running statistics as torch does: ``running = 0.9 running + 0.1 batch``, the variance's
+    batch term unbiased (``n / (n - 1)`` times the biased one, ``n`` values per channel).
+    Eval mode is Keras' own (the moving statistics).
+
+    ``fused``: training mode runs TensorFlow's ``FusedBatchNormV3`` kernel (one operation
+    forward and one backward, oneDNN's on a CPU), which computes exactly those running
+    statistics. It is for a plain graph: there the DCGAN 64x64 step ran 1.08x faster than
+    with the op-by-op form (scratch A/B, two alternating pairs, Intel Xeon, 2 cores), while
+    under XLA, which fuses the op-by-op form itself, the fused kernel was 0.96x; hence
+    ``fused=False`` (the same function written with moments) for an XLA-compiled step.
+    """
+
+    def __init__(self, fused: bool = False, **kwargs) -> None:
+        kwargs.setdefault("axis", -1)
+        kwargs.setdefault("momentum", BN_MOMENTUM)
+        kwargs.setdefault("epsilon", BN_EPS)
+        kwargs.setdefault("gamma_initializer", keras.initializers.RandomNormal(1.0, INIT_STD))
+        super().__init__(**kwargs)
+        self.fused = fused
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "fused": self.fused}
+
+    def call(self, inputs, training=None, mask=None):
+        last = self.axis in (-1, len(inputs.shape) - 1)
+        if not (training and self.trainable) or mask is not None or not last:
+            return super().call(inputs, training=training, mask=mask)
+        tf = tfu.tf
+        x = inputs
+        gamma = tf.cast(self.gamma, tf.float32)  # the variables are float32 (bf16 policy too)
+        beta = tf.cast(self.beta, tf.float32)
+        if self.fused:
+            shape = tf.shape(x)
+            x4 = x if x.shape.rank == 4 else tf.reshape(x, [-1, 1, 1, x.shape[-1]])
+            y, mean, var, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=x4,
+                scale=gamma,
+                offset=beta,
+                mean=tf.convert_to_tensor(self.moving_mean),
+                variance=tf.convert_to_tensor(self.moving_variance),
+                epsilon=self.epsilon,
+                exponential_avg_factor=1.0 - self.momentum,  # returns the moved statistics
+                data_format="NHWC",
+                is_training=True,
+            )
+            self.moving_mean.assign(mean)
+            self.moving_variance.assign(var)
+            return y if x.shape.rank == 4 else tf.reshape(y, shape)
+        wide = tf.cast(x, tf.float32)  # statistics in float32 under bf16, as Keras' own
+        axes = list(range(x.shape.rank - 1))
+        mean, var = tf.nn.moments(wide, axes)
+        n = tf.cast(tf.size(wide) // tf.shape(wide)[-1], tf.float32)
+        unbiased = var * n / tf.maximum(n - 1.0, 1.0)
+        m = self.momentum
+        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+        self.moving_variance.assign(self.moving_variance * m + unbiased * (1.0 - m))
+        y = tf.nn.batch_normalization(wide, mean, var, beta, gamma, self.epsilon)
+        return tf.cast(y, self.compute_dtype)
+
+
+def _keras_layers(specs: list[Layer], fused_bn: bool = False) -> list[keras.layers.Layer]:
     out: list[keras.layers.Layer] = []
     for spec in specs:
         k = spec.kind
         if k in ("dense", "conv", "convT"):
             out.append(TorchStyle(spec))
         elif k == "bn":
-            out.append(
-                keras.layers.BatchNormalization(
-                    axis=-1,
-                    momentum=BN_MOMENTUM,
-                    epsilon=BN_EPS,
-                    gamma_initializer=keras.initializers.RandomNormal(1.0, INIT_STD),
-                )
-            )
+            out.append(TorchBatchNorm(fused=fused_bn))
         elif k == "relu":
             out.append(keras.layers.ReLU())
         elif k == "lrelu":
@@ -148,24 +205,32 @@ def _keras_layers(specs: list[Layer]) -> list[keras.layers.Layer]:
     return out
 
 
-def build_generator(cfg: TrainConfig, channels: int, name: str = "generator") -> keras.Sequential:
+def build_generator(
+    cfg: TrainConfig, channels: int, name: str = "generator", fused_bn: bool = False
+) -> keras.Sequential:
+    """``fused_bn``: :class:`TorchBatchNorm`'s fused kernel (for a step that is not XLA-compiled)."""
     specs = generator_layers(cfg.model, cfg.res, cfg.width, cfg.z_dim, channels, sn=cfg.sn_g)
-    return keras.Sequential([keras.Input((cfg.z_dim,)), *_keras_layers(specs)], name=name)
+    layers = _keras_layers(specs, fused_bn)
+    return keras.Sequential([keras.Input((cfg.z_dim,)), *layers], name=name)
 
 
 def build_discriminator(
-    cfg: TrainConfig, channels: int, name: str = "discriminator"
+    cfg: TrainConfig, channels: int, name: str = "discriminator", fused_bn: bool = False
 ) -> keras.Sequential:
     specs = discriminator_layers(
         cfg.model, cfg.res, cfg.width, channels, sn=cfg.sn_d, slope=cfg.lrelu_slope
     )
-    layers = _keras_layers(specs) + [keras.layers.Reshape(())]
+    layers = _keras_layers(specs, fused_bn) + [keras.layers.Reshape(())]
     return keras.Sequential([keras.Input((cfg.res, cfg.res, channels)), *layers], name=name)
 
 
-def build_models(cfg: TrainConfig, channels: int):
-    """G then D (seed with ``keras.utils.set_random_seed`` first)."""
-    return build_generator(cfg, channels), build_discriminator(cfg, channels)
+def build_models(cfg: TrainConfig, channels: int, fused_bn: bool = False):
+    """G then D (seed with ``keras.utils.set_random_seed`` first); ``fused_bn`` as in
+    :func:`build_generator`."""
+    return (
+        build_generator(cfg, channels, fused_bn=fused_bn),
+        build_discriminator(cfg, channels, fused_bn=fused_bn),
+    )
 
 
 def count_params(model: keras.Model) -> int:

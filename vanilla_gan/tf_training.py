@@ -81,7 +81,8 @@ class TFTrainer(SingleProcess):
         if self.jit_compile and cfg.xla_legacy_cpu_runtime:
             tfu.use_legacy_xla_cpu_runtime()  # read at XLA's first compilation: still in time
         keras.utils.set_random_seed(cfg.seed)
-        self.G, self.D = tf_nets.build_models(cfg, channels)
+        # TF's fused BatchNorm kernel in a plain graph; XLA fuses the op-by-op form itself
+        self.G, self.D = tf_nets.build_models(cfg, channels, fused_bn=not self.jit_compile)
         self.G_ema = None
         if cfg.ema_beta > 0:
             self.G_ema = tf_nets.build_generator(cfg, channels, name="generator_ema")

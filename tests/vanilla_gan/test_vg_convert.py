@@ -75,3 +75,55 @@ def test_same_init_scheme_in_both_frameworks(make_config):
         assert abs(w.std() - 0.02) < 0.001 and abs(w.mean()) < 0.001
     k_bn = np.concatenate([lyr.gamma.numpy() for lyr in kG.layers if hasattr(lyr, "gamma")])
     assert abs(k_bn.mean() - 1.0) < 0.01 and abs(k_bn.std() - 0.02) < 0.005
+
+
+def _batchnorms(G, D, kG, kD):
+    t = [
+        m
+        for m in [*G.modules(), *D.modules()]
+        if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d)
+    ]
+    k = [lyr for lyr in [*kG.layers, *kD.layers] if isinstance(lyr, tf_nets.TorchBatchNorm)]
+    assert len(t) == len(k) > 0
+    return t, k
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["op-by-op", "fused"])
+@pytest.mark.parametrize("model", ["dcgan", "sndcgan"])  # sndcgan: a BN on G's dense output
+def test_training_mode_batchnorm_is_torch(make_config, model, fused):
+    """A training-mode forward of converted networks: same outputs, and the same running
+    statistics afterwards (momentum 0.1, the variance's batch term unbiased, as torch), so
+    eval-mode outputs agree after training too; the fused kernel and the op-by-op form give
+    D the same gradients."""
+    tf = pytest.importorskip("tensorflow")
+    cfg = make_config(model, res=32)
+    torch.manual_seed(2)
+    G, D = torch_nets.build_models(cfg, 3)
+    kG, kD = tf_nets.build_models(cfg, 3, fused_bn=fused)
+    copy_torch_to_keras(G, kG)
+    copy_torch_to_keras(D, kD)
+    z = np.random.default_rng(3).standard_normal((8, cfg.z_dim)).astype(np.float32)
+    x_t = G(torch.from_numpy(z))
+    d_t = D(x_t).detach().numpy()
+    x_k = kG(z, training=True)
+    d_k = kD(x_k, training=True).numpy()
+    x_t = x_t.detach().numpy().transpose(0, 2, 3, 1)
+    assert np.abs(x_t - x_k.numpy()).max() < 1e-4 and np.abs(d_t - d_k).max() < 1e-4
+    t_bn, k_bn = _batchnorms(G, D, kG, kD)
+    for t, k in zip(t_bn, k_bn):
+        np.testing.assert_allclose(k.moving_mean.numpy(), t.running_mean.numpy(), atol=1e-5)
+        np.testing.assert_allclose(k.moving_variance.numpy(), t.running_var.numpy(), rtol=1e-4)
+    G.eval()
+    with torch.no_grad():
+        e_t = G(torch.from_numpy(z)).numpy().transpose(0, 2, 3, 1)
+    assert np.abs(e_t - kG(z, training=False).numpy()).max() < 1e-4
+    # gradients: the fused kernel's registered gradient against the op-by-op form's
+    kD2 = tf_nets.build_models(cfg, 3, fused_bn=not fused)[1]
+    kD2.set_weights(kD.get_weights())
+    grads = []
+    for net in (kD, kD2):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(net(x_t, training=True)))
+        grads.append(tape.gradient(loss, net.trainable_variables))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)
