@@ -103,6 +103,19 @@ def stage_for(res: int, phase: str, batch: int, lr: float) -> Stage:
     )
 
 
+def step_runner(cfg: ProGANConfig, trainer: Trainer, source: RandomSource, res: int, b: int):
+    """``run(i)``: training step number ``i`` at ``res``, batch ``b`` (the trainer already set
+    to that stage): the random reals and latents of image position ``i * b``, so every
+    framework and every repeat gets the same inputs for the same ``i``."""
+
+    def run(i: int) -> None:
+        reals, _ = source.batch(res, i * b, b)
+        randoms = dict(zip(("z_d", "z_g", "u"), step_randoms(cfg.seed, i * b, b, cfg.latent_dim)))
+        trainer.step(reals, None, randoms)  # returns floats: every step is synced
+
+    return run
+
+
 def bench_rows(
     cfg: ProGANConfig,
     trainer: Trainer,
@@ -126,13 +139,7 @@ def bench_rows(
             trainer.set_stage(stage_for(res, phase, b, sched.lr_for(res)))
             trainer.reset_optimizers()
             elapsed, faults = 0.0, 0
-
-            def one_step(i: int, b: int = b, res: int = res) -> None:
-                reals, _ = source.batch(res, i * b, b)
-                randoms = dict(
-                    zip(("z_d", "z_g", "u"), step_randoms(cfg.seed, i * b, b, cfg.latent_dim))
-                )
-                trainer.step(reals, None, randoms)  # returns floats: every step is synced
+            one_step = step_runner(cfg, trainer, source, res, b)
 
             for i in range(warmup + steps):
                 sync()
@@ -160,7 +167,7 @@ def bench_rows(
             )
             if profile_steps and profiler is not None:
                 first = warmup + steps
-                summary = profiler(lambda j, first=first: one_step(first + j), profile_steps)
+                summary = profiler(lambda j, f=first, run=one_step: run(f + j), profile_steps)
                 rows[-1]["profile"] = summary
                 print(
                     f"      profile ({profile_steps} steps): {summary['self_cpu_ms_per_step']:.1f} "
@@ -173,6 +180,22 @@ def bench_rows(
                         f"calls  {op['op']}"
                     )
     return rows
+
+
+def resolutions_and_phases(args: argparse.Namespace, cfg: ProGANConfig) -> tuple[list, list]:
+    """``--res`` (default: every level) and ``--phases``, checked."""
+    levels = cfg.max_res.bit_length() - 2
+    try:
+        res = [int(r) for r in args.res.split(",")] if args.res else []
+    except ValueError:
+        raise UserError(f"--res takes a comma list of resolutions, got {args.res!r}") from None
+    res = res or [4 * 2**k for k in range(levels)]
+    if any(r < 4 or r > cfg.max_res or r & (r - 1) for r in res):
+        raise UserError(f"--res must be powers of two between 4 and max-res {cfg.max_res}")
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if not phases or set(phases) - {"stabilize", "fade"}:
+        raise UserError("--phases takes stabilize and/or fade")
+    return res, phases
 
 
 def main(
@@ -195,13 +218,7 @@ def main(
         raise UserError("--steps must be >= 1 and --warmup >= 0")
     over = overrides_from_namespace(args, ProGANConfig)
     cfg = build_config(ProGANConfig, PRESETS, args.preset, over)
-    levels = cfg.max_res.bit_length() - 2
-    res = [int(r) for r in args.res.split(",")] if args.res else [4 * 2**k for k in range(levels)]
-    if any(r < 4 or r > cfg.max_res or r & (r - 1) for r in res):
-        raise UserError(f"--res must be powers of two between 4 and max-res {cfg.max_res}")
-    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    if set(phases) - {"stabilize", "fade"}:
-        raise UserError("--phases takes stabilize and/or fade")
+    res, phases = resolutions_and_phases(args, cfg)
     machine = describe()
     print(
         f"{prog}: preset {args.preset}, max_res {cfg.max_res}, latent {cfg.latent_dim}, channels "

@@ -19,15 +19,17 @@ from gancore.errors import run_cli
 from progan_common import bench
 
 
-def main(argv: list[str] | None = None) -> int:
+def make_trainer(cfg):
+    """The trainer the bench times (3 channels, unconditional) on ``cfg.device``."""
     from gancore import tf_utils
     from progan_tf.training import ProGANTrainer
 
-    def make(cfg):
-        tf_utils.select_device(cfg.device)
-        return ProGANTrainer(cfg, 3)
+    tf_utils.select_device(cfg.device)
+    return ProGANTrainer(cfg, 3)
 
-    return bench.main(argv, "python -m progan_tf.bench", "tf", make)
+
+def main(argv: list[str] | None = None) -> int:
+    return bench.main(argv, "python -m progan_tf.bench", "tf", make_trainer)
 
 
 if __name__ == "__main__":

@@ -54,22 +54,22 @@ def profile_ops(run_step, n: int) -> dict:
     }
 
 
+def make_trainer(cfg):
+    """The trainer the bench times (3 channels, unconditional)."""
+    from progan_torch.training import ProGANTrainer
+
+    return ProGANTrainer(cfg, 3)
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
-
-    from progan_torch.training import ProGANTrainer
 
     def sync() -> None:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
 
     return bench.main(
-        argv,
-        "python -m progan_torch.bench",
-        "torch",
-        lambda cfg: ProGANTrainer(cfg, 3),
-        sync,
-        profile_ops,
+        argv, "python -m progan_torch.bench", "torch", make_trainer, sync, profile_ops
     )
 
 

@@ -80,6 +80,9 @@ TINY: dict[str, str] = {
 }
 TINY["progan_tf.train"] = TINY["progan_torch.train"]
 TINY["progan_tf.bench"] = TINY["progan_torch.bench"]
+TINY["progan_common.bench_frameworks"] = (
+    _TINY_PROGAN + " --steps 1 --warmup 1 --rewarm 0 --rounds 1 --batch 4 --threads 1"
+)
 # Values capped wherever the flag appears in these CLIs.
 CAPS: dict[str, dict[str, int]] = {
     "vanilla_gan.sample": {"--n": 64},  # 64: enough for every metric's smallest N

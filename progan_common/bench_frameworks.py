@@ -1,0 +1,271 @@
+"""TensorFlow / PyTorch ProGAN training speed, measured in alternating rounds.
+
+::
+
+    python -m progan_common.bench_frameworks --preset cifar10 --res 4,8,16,32 --rounds 8
+    python -m progan_common.bench_frameworks --res 16 --rounds 10 --steps 4 --json tf_vs_torch.json
+
+Running ``python -m progan_torch.bench`` and then ``python -m progan_tf.bench`` compares two
+moments of a shared machine as much as two frameworks: the development machine's speed drifts
+by 10-20% within minutes. Here each framework gets one worker process, built once (trainer,
+traced steps) and kept for the whole run. The parent asks the two in turn for short timed
+windows of ``--steps`` training steps, swapping which one goes first every round, and reports
+for every resolution and phase the median over the rounds of the per-round ratio
+TensorFlow / PyTorch, with its range and each framework's median images/s. While one worker
+is timed the other waits on its pipe. Each window is preceded by ``--rewarm`` untimed steps
+(the other process ran in between); the first window of a stage by ``--warmup`` steps
+(tracing, compilation) instead.
+
+The steps are those of ``python -m progan_torch.bench`` / ``python -m progan_tf.bench`` (same
+trainers, stage set-up and random data; the two windows of a round run the same step
+numbers, hence the same inputs), and every configuration flag applies to both workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gancore.config import build_config, overrides_from_namespace
+from gancore.errors import UserError, run_cli
+from gancore.hardware import describe
+from gancore.io import atomic_write_json
+from gancore.latents import RandomSource
+from progan_common import bench
+from progan_common.config import PRESETS, ProGANConfig
+
+FRAMEWORKS = ("torch", "tf")  # the ratio reported is tf / torch
+
+
+def build_parser():
+    p = bench.build_parser("python -m progan_common.bench_frameworks")
+    p.description = __doc__
+    p.set_defaults(steps=4, phases="stabilize")
+    for action in p._actions:  # the shared parser's help, restated for this command
+        if action.dest == "steps":
+            action.help = "timed steps per window, i.e. per framework per round (default: 4)"
+        elif action.dest == "warmup":
+            action.help = (
+                "untimed steps before a stage's first window: tracing, compilation (default: 3)"
+            )
+        elif action.dest == "phases":
+            action.help = "which phases to time (default: stabilize; or stabilize,fade)"
+        elif action.dest == "json":
+            action.help = "also write every round, the medians and the machine to this file"
+        elif action.dest == "profile":
+            action.help = "not used here (see python -m progan_torch.bench --profile)"
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=6,
+        help="rounds per resolution and phase; each round times one window of each framework, "
+        "their order swapped every round (default: 6)",
+    )
+    p.add_argument(
+        "--rewarm",
+        type=int,
+        default=1,
+        help="untimed steps before every later window, after the other framework's (default: 1)",
+    )
+    p.add_argument("--worker", choices=FRAMEWORKS, default=None, help="internal: run as a worker")
+    return p
+
+
+# ----------------------------------------------------------------------------- worker
+def _worker(args, cfg: ProGANConfig) -> int:
+    """Build one framework's trainer, then answer timing requests, one JSON line each."""
+    proto = os.fdopen(os.dup(1), "w")  # the answers; anything else printed goes to stderr
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    if args.worker == "torch":
+        from progan_torch.bench import make_trainer
+    else:
+        from progan_tf.bench import make_trainer
+    trainer = make_trainer(cfg)
+    source = RandomSource(channels=3, seed=cfg.seed)
+    sched = cfg.schedule()
+    current: tuple[int, str] | None = None
+    run = None
+    print(json.dumps({"ready": args.worker}), file=proto, flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req.get("quit"):
+            break
+        res, phase, b = req["res"], req["phase"], req["batch"]
+        if current != (res, phase):
+            trainer.set_stage(bench.stage_for(res, phase, b, sched.lr_for(res)))
+            trainer.reset_optimizers()
+            run, current = bench.step_runner(cfg, trainer, source, res, b), (res, phase)
+        first = req["first"]
+        for i in range(first - req["untimed"], first):
+            run(i)
+        t0 = time.perf_counter()
+        for i in range(first, first + req["steps"]):
+            run(i)
+        seconds = time.perf_counter() - t0
+        print(json.dumps({"seconds": seconds}), file=proto, flush=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parent
+class _Worker:
+    def __init__(self, framework: str, argv: list[str]) -> None:
+        self.framework = framework
+        env = {**os.environ}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        cmd = [sys.executable, "-m", "progan_common.bench_frameworks", *argv]
+        cmd += ["--worker", framework]
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        self._read()  # {"ready": ...}
+
+    def _read(self) -> dict:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            raise UserError(
+                f"the {self.framework} worker exited (status {code}) before answering; its "
+                "messages are above. Check that `python -m progan_"
+                f"{self.framework}.bench` runs with the same options."
+            )
+        return json.loads(line)
+
+    def time_window(self, req: dict) -> float:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        return float(self._read()["seconds"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(json.dumps({"quit": True}) + "\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _parent(args, cfg: ProGANConfig, argv: list[str], res_list: list[int], phases) -> int:
+    sched = cfg.schedule()
+    machine = describe()
+    print(
+        f"python -m progan_common.bench_frameworks: preset {args.preset}, max_res {cfg.max_res}, "
+        f"latent {cfg.latent_dim}, amp {cfg.amp}, threads {cfg.threads or 'default'}, "
+        f"{args.rounds} rounds of {args.steps} timed steps per framework; starting the workers",
+        flush=True,
+    )
+    workers: dict[str, _Worker] = {}
+    rows: list[dict[str, Any]] = []
+    try:
+        for fw in FRAMEWORKS:
+            workers[fw] = _Worker(fw, argv)
+        for res in res_list:
+            for phase in phases:
+                if phase == "fade" and res == 4:
+                    continue
+                b = args.batch or sched.batch_for(res)
+                rounds = []
+                for r in range(args.rounds):
+                    order = FRAMEWORKS if r % 2 == 0 else FRAMEWORKS[::-1]
+                    # the same step numbers for both (same inputs); warm-up before the first
+                    untimed = args.warmup if r == 0 else args.rewarm
+                    first = r * (args.steps + args.rewarm) + args.warmup
+                    speed = {}
+                    for fw in order:
+                        req = dict(res=res, phase=phase, batch=b, first=first, untimed=untimed)
+                        seconds = workers[fw].time_window({**req, "steps": args.steps})
+                        speed[fw] = args.steps * b / seconds
+                    rounds.append(
+                        {
+                            "first": order[0],
+                            "torch_img_per_s": speed["torch"],
+                            "tf_img_per_s": speed["tf"],
+                            "ratio": speed["tf"] / speed["torch"],
+                        }
+                    )
+                ratios = [x["ratio"] for x in rounds]
+                row = {
+                    "res": res,
+                    "phase": phase,
+                    "batch": b,
+                    "median_ratio": statistics.median(ratios),
+                    "min_ratio": min(ratios),
+                    "max_ratio": max(ratios),
+                    "median_img_per_s": {
+                        fw: statistics.median(x[f"{fw}_img_per_s"] for x in rounds)
+                        for fw in FRAMEWORKS
+                    },
+                    "rounds": rounds,
+                }
+                rows.append(row)
+                print(
+                    f"{res:5d} {phase:9s} batch {b:4d}  TensorFlow / PyTorch median "
+                    f"{row['median_ratio']:.3f} (rounds {row['min_ratio']:.3f}-"
+                    f"{row['max_ratio']:.3f}); img/s PyTorch "
+                    f"{row['median_img_per_s']['torch']:.1f}, TensorFlow "
+                    f"{row['median_img_per_s']['tf']:.1f}",
+                    flush=True,
+                )
+    finally:
+        for w in workers.values():
+            w.close()
+    if args.json:
+        atomic_write_json(
+            args.json,
+            {
+                "method": (
+                    "one persistent worker process per framework; per round one timed window "
+                    "of --steps steps each, order swapped every round; ratio = TensorFlow "
+                    "img/s / PyTorch img/s per round, median over rounds"
+                ),
+                "preset": args.preset,
+                "config": overrides_from_namespace(args, ProGANConfig),
+                "options": {
+                    k: getattr(args, k) for k in ("steps", "warmup", "rewarm", "rounds", "batch")
+                },
+                "rows": rows,
+                "hardware": machine,
+            },
+        )
+        print(f"wrote {args.json}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.steps < 1 or args.warmup < 0 or args.rewarm < 0 or args.rounds < 1:
+        raise UserError("--steps and --rounds must be >= 1, --warmup and --rewarm >= 0")
+    if args.profile:
+        raise UserError("--profile is not offered here; use python -m progan_torch.bench --profile")
+    cfg = build_config(
+        ProGANConfig, PRESETS, args.preset, overrides_from_namespace(args, ProGANConfig)
+    )
+    if args.worker:
+        return _worker(args, cfg)
+    res, phases = bench.resolutions_and_phases(args, cfg)
+    if args.json:
+        parent = Path(args.json).resolve().parent
+        if not parent.is_dir():
+            raise UserError(f"--json {args.json}: folder {parent} does not exist; create it first")
+    return _parent(args, cfg, argv, res, phases)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
