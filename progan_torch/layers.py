@@ -310,9 +310,10 @@ class _PixelNorm(torch.autograd.Function):
     With ``y = x * s``, ``s = (mean_c x**2 + eps) ** -1/2``, the input gradient is
     ``s * (g - y * mean_c(g * y))``: four operations, where autograd's generic backward of
     the forward chain takes about a dozen, several of them broadcasting a (N, 1, H, W)
-    statistic over a channels-last map. Whole ``pixel_norm`` forward + backward is 2.8x / 3.3x
-    faster at 8x8 / 16x16 with 128 channels, batch 16 (scratch micro-benchmark on the
-    development CPU). Only G normalises pixels and nothing differentiates G twice, so the
+    statistic over a channels-last map. In isolation ``pixel_norm`` forward + backward ran
+    2.8x / 3.3x faster at 8x8 / 16x16 with 128 channels, batch 16; in the whole training step
+    that is 1.05x at 32x32 and within the noise below (scratch A/Bs on the development CPU).
+    Only G normalises pixels and nothing differentiates G twice, so the
     backward is once-differentiable (a second differentiation raises rather than being wrong).
     """
 

@@ -150,3 +150,35 @@ def test_jit_compile_unset_means_xla_except_bf16_on_a_cpu(make_config):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert chosen == {("off", None): True, ("bf16", None): False, ("bf16", True): True}
+
+
+@pytest.mark.parametrize(
+    "model, amp, jit",
+    [("dcgan", "off", False), ("dcgan", "off", True), ("sndcgan", "bf16", None)],
+)
+def test_batchnorm_form_follows_xla_and_the_step_trains(make_config, array_source, model, amp, jit):
+    """The fused BatchNorm kernel runs exactly when the step is not XLA-compiled (bf16 on a
+    CPU: the plain graph), and a training step through either form, in float32 and bf16
+    (sndcgan: a BN on a dense output), is finite and moves the running statistics."""
+    try:
+        cfg = make_config(model, framework="tf", amp=amp, jit_compile=jit, device="cpu")
+        trainer = TFTrainer(cfg, 3)
+        bns = [
+            lyr
+            for net in (trainer.G, trainer.D)
+            for lyr in net.layers
+            if isinstance(lyr, tf_nets.TorchBatchNorm)
+        ]
+        assert bns and all(lyr.fused is (not trainer.jit_compile) for lyr in bns)
+        before = [lyr.moving_variance.numpy().copy() for lyr in bns]
+        src = array_source(32)
+        z = np.random.default_rng(0).standard_normal((1, 8, cfg.z_dim), dtype=np.float32)
+        stats = trainer.step(src.batch(32, 0, 8)[0], None, {"z": z})
+        assert (
+            not stats["skipped"] and np.isfinite(stats["loss_d"]) and np.isfinite(stats["loss_g"])
+        )
+        for lyr, old in zip(bns, before):
+            assert np.all(np.isfinite(lyr.moving_variance.numpy()))
+            assert not np.allclose(lyr.moving_variance.numpy(), old)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
