@@ -36,8 +36,15 @@ from progan_common.config import PRESETS, ProGANConfig
 Profiler = Callable[[Callable[[int], None], int], dict]
 
 
-def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=HelpFormatter)
+def build_parser(
+    prog: str, description: str | None = None, row_options: bool = True
+) -> argparse.ArgumentParser:
+    """The bench's parser: ``--preset``, ``--res``, ``--batch`` and every ProGAN configuration
+    flag; with ``row_options`` also this bench's ``--steps``, ``--warmup``, ``--phases``,
+    ``--json`` and ``--profile`` (a command timing otherwise adds its own)."""
+    p = argparse.ArgumentParser(
+        prog=prog, description=description or __doc__, formatter_class=HelpFormatter
+    )
     p.add_argument(
         "--preset",
         default="cifar10",
@@ -56,28 +63,31 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         default=None,
         help="minibatch for every resolution (default: the schedule's)",
     )
-    p.add_argument("--steps", type=int, default=20, help="timed steps per row (default: 20)")
-    p.add_argument(
-        "--warmup",
-        type=int,
-        default=3,
-        help="untimed steps per row: tracing, compilation (default: 3)",
-    )
-    p.add_argument(
-        "--phases", default="stabilize,fade", help="which phases to time (default: stabilize,fade)"
-    )
-    p.add_argument(
-        "--json", default=None, help="also write the rows (and the machine) to this file"
-    )
-    p.add_argument(
-        "--profile",
-        type=int,
-        default=0,
-        metavar="N",
-        help="PyTorch only: after each row's timed steps, run N more under torch.profiler and "
-        "print the operators with the most self CPU time per step and the convolutions' share "
-        "(also in the JSON rows as 'profile'); the profiler slows the steps it records",
-    )
+    if row_options:
+        p.add_argument("--steps", type=int, default=20, help="timed steps per row (default: 20)")
+        p.add_argument(
+            "--warmup",
+            type=int,
+            default=3,
+            help="untimed steps per row: tracing, compilation (default: 3)",
+        )
+        p.add_argument(
+            "--phases",
+            default="stabilize,fade",
+            help="which phases to time (default: stabilize,fade)",
+        )
+        p.add_argument(
+            "--json", default=None, help="also write the rows (and the machine) to this file"
+        )
+        p.add_argument(
+            "--profile",
+            type=int,
+            default=0,
+            metavar="N",
+            help="PyTorch only: after each row's timed steps, run N more under torch.profiler and "
+            "print the operators with the most self CPU time per step and the convolutions' share "
+            "(also in the JSON rows as 'profile'); the profiler slows the steps it records",
+        )
     add_dataclass_arguments(
         p,
         ProGANConfig,

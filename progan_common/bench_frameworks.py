@@ -47,22 +47,31 @@ FRAMEWORKS = ("torch", "tf")  # the ratio reported is tf / torch
 
 
 def build_parser():
-    p = bench.build_parser("python -m progan_common.bench_frameworks")
-    p.description = __doc__
-    p.set_defaults(steps=4, phases="stabilize")
-    for action in p._actions:  # the shared parser's help, restated for this command
-        if action.dest == "steps":
-            action.help = "timed steps per window, i.e. per framework per round (default: 4)"
-        elif action.dest == "warmup":
-            action.help = (
-                "untimed steps before a stage's first window: tracing, compilation (default: 3)"
-            )
-        elif action.dest == "phases":
-            action.help = "which phases to time (default: stabilize; or stabilize,fade)"
-        elif action.dest == "json":
-            action.help = "also write every round, the medians and the machine to this file"
-        elif action.dest == "profile":
-            action.help = "not used here (see python -m progan_torch.bench --profile)"
+    p = bench.build_parser(
+        "python -m progan_common.bench_frameworks", description=__doc__, row_options=False
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=4,
+        help="timed steps per window, i.e. per framework per round (default: 4)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=3,
+        help="untimed steps before a stage's first window: tracing, compilation (default: 3)",
+    )
+    p.add_argument(
+        "--phases",
+        default="stabilize",
+        help="which phases to time (default: stabilize; or stabilize,fade)",
+    )
+    p.add_argument(
+        "--json",
+        default=None,
+        help="also write every round, the medians and the machine to this file",
+    )
     p.add_argument(
         "--rounds",
         type=int,
@@ -252,8 +261,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.rewarm < 0 or args.rounds < 1:
         raise UserError("--steps and --rounds must be >= 1, --warmup and --rewarm >= 0")
-    if args.profile:
-        raise UserError("--profile is not offered here; use python -m progan_torch.bench --profile")
     cfg = build_config(
         ProGANConfig, PRESETS, args.preset, overrides_from_namespace(args, ProGANConfig)
     )

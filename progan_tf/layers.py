@@ -175,12 +175,17 @@ class _Equalized(keras.layers.Layer):
             return tf.reshape(tf.transpose(w, [3, 2, 0, 1]), [w.shape[-1], -1])
         return tf.transpose(w)
 
-    def effective_weight(self, training: bool = False) -> tf.Tensor:
+    def effective_weight(self, training: bool = False, factor: float = 1.0) -> tf.Tensor:
+        """The weight as the layer applies it: equalised-LR scale (or W / sigma(W) with
+        spectral norm) times ``factor``, in one multiplication (torch's ``scaled_weight``)."""
         w = tf.convert_to_tensor(self.weight)  # the variable dtype (float32, or a test's float64)
         if self.spectral_norm:
             w = tfu.spectral_normalize(w, self.torch_matrix(w), self.sn_u, self.sn_v, training)
-        elif self.equalized:
-            w = w * self.scale
+            scale = factor
+        else:
+            scale = (self.scale if self.equalized else 1.0) * factor
+        if scale != 1.0:
+            w = w * scale
         return tf.cast(w, self.compute_dtype)
 
 
@@ -290,6 +295,6 @@ class ConvDown2d(EqualizedConv2d):
     """
 
     def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
-        w = fused_taps(self.effective_weight(training)) * 0.25
+        w = fused_taps(self.effective_weight(training, 0.25))  # the pool's 1/4, folded
         y = tf.nn.conv2d(x, w, strides=2, padding="SAME")
         return tf.nn.bias_add(y, self.bias)

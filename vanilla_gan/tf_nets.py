@@ -150,7 +150,6 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
         gamma = tf.cast(self.gamma, tf.float32)  # the variables are float32 (bf16 policy too)
         beta = tf.cast(self.beta, tf.float32)
         if self.fused:
-            shape = tf.shape(x)
             x4 = x if x.shape.rank == 4 else tf.reshape(x, [-1, 1, 1, x.shape[-1]])
             y, mean, var, *_ = tf.raw_ops.FusedBatchNormV3(
                 x=x4,
@@ -165,7 +164,7 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
             )
             self.moving_mean.assign(mean)
             self.moving_variance.assign(var)
-            return y if x.shape.rank == 4 else tf.reshape(y, shape)
+            return y if x.shape.rank == 4 else tf.reshape(y, tf.shape(x))
         wide = tf.cast(x, tf.float32)  # statistics in float32 under bf16, as Keras' own
         axes = list(range(x.shape.rank - 1))
         mean, var = tf.nn.moments(wide, axes)
