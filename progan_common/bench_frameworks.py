@@ -196,10 +196,16 @@ def _parent(args, cfg: ProGANConfig, argv: list[str], res_list: list[int], phase
                     untimed = args.warmup if r == 0 else args.rewarm
                     first = r * (args.steps + args.rewarm) + args.warmup
                     speed = {}
+                    req = dict(
+                        res=res,
+                        phase=phase,
+                        batch=b,
+                        first=first,
+                        untimed=untimed,
+                        steps=args.steps,
+                    )
                     for fw in order:
-                        req = dict(res=res, phase=phase, batch=b, first=first, untimed=untimed)
-                        seconds = workers[fw].time_window({**req, "steps": args.steps})
-                        speed[fw] = args.steps * b / seconds
+                        speed[fw] = args.steps * b / workers[fw].time_window(req)
                     rounds.append(
                         {
                             "first": order[0],
