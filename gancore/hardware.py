@@ -189,6 +189,7 @@ def describe() -> dict[str, object]:
         **{name: installed.get(_norm(name)) for name in RECORDED_PACKAGES},
         "constraints": constraints_status(installed),
         "cpu_bf16": cpu_bf16_support(),
+        "onednn_amx": onednn_uses_amx(),  # bf16 convolutions on AMX tiles: another speed class
     }
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from gancore.errors import UserError, file_error
-from gancore.hardware import cpu_bf16_support, onednn_uses_amx, peak_rss_mb
+from gancore.hardware import cpu_bf16_support, peak_rss_mb
 
 AMP_MODES = ("off", "bf16", "auto")
 
@@ -67,16 +67,6 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
         native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_bf16_support()
         mode = "bf16" if native else "off"
     return torch.bfloat16 if mode == "bf16" else None
-
-
-def penalty_in_fp32(device: torch.device, dtype: torch.dtype | None) -> bool:
-    """Whether the gradient penalty must run outside bf16 autocast: on a CPU where oneDNN uses
-    AMX, torch 2.14's double backward of a bf16 convolution gives a weight gradient unrelated
-    to the float32 one (scratch checks: relative error ~1.0, half the signs flipped; 0.01-0.03
-    with AMX capped off via ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16), so the penalty's share of
-    D's gradient would be noise. The first-order gradients are fine, so only the penalty's forward leaves
-    autocast. tests/progan_torch/test_amp.py checks the double backward on whatever CPU runs it."""
-    return dtype == torch.bfloat16 and device.type == "cpu" and onednn_uses_amx()
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -19,8 +19,6 @@ Losses are means over the (local) batch; every reduction runs in float32, also u
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 
@@ -29,21 +27,18 @@ from progan_torch.layers import explicit_input_gradients, lerp
 
 
 def gradient_penalty(
-    critic, mixed: torch.Tensor, gamma: float, lam: float, fp32: bool = False
+    critic, mixed: torch.Tensor, gamma: float, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample ``lam / gamma**2 * (||dD/dx||_2 - gamma)**2`` at ``mixed``, and the norms.
 
     ``critic(x)`` returns D's (N, 1 + classes) output; only column 0 (the score) is
     differentiated, as official (``tf.gradients(reduce_sum(mixed_scores), mixed)``).
-    ``create_graph=True`` keeps the graph for the one extra double-backward pass.
-    ``fp32``: the penalty's forward (hence its double backward) outside autocast, where bf16
-    gives wrong gradients (``gancore.torch_utils.penalty_in_fp32``).
+    ``create_graph=True`` keeps the graph for the one extra double-backward pass. D's
+    convolutions record explicit input gradients here: a faster double backward, and under
+    bf16 the only correct one on CPUs whose oneDNN uses AMX (``explicit_input_gradients``).
     """
     mixed = mixed.detach().requires_grad_(True)
-    with (
-        torch.autocast(mixed.device.type, enabled=False) if fp32 else contextlib.nullcontext(),
-        explicit_input_gradients(),  # a faster double backward (see there)
-    ):
+    with explicit_input_gradients():
         scores = critic(mixed)[:, 0].float()
     (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     norms = grad.float().flatten(1).square().sum(dim=1).sqrt()
@@ -84,7 +79,6 @@ def d_loss(
     fading: bool,
     alpha,
     D_penalty=None,
-    penalty_fp32: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
     """Discriminator loss (scalar) and detached per-term means for the log.
 
@@ -93,8 +87,7 @@ def d_loss(
     within each half (``chunks=2``), exactly as two separate calls would. The mixed batch has
     its own forward because its graph is differentiated twice. ``D_penalty``: the D for that
     forward (default ``D``; the eager module when ``D`` is a ``torch.compile`` wrapper, which
-    has no double backward); ``penalty_fp32``: that forward outside autocast (see
-    ``gradient_penalty``). Stats: ``d_real``, ``d_fake`` (mean scores), ``gp`` (mean
+    has no double backward). Stats: ``d_real``, ``d_fake`` (mean scores), ``gp`` (mean
     penalty, lambda included), ``grad_norm`` (mean gradient norm in the penalty's units, i.e.
     w.r.t. the full-resolution image unless ``gp_resolution`` is native; ``gp`` and
     ``grad_norm`` are None without a penalty), ``d_label`` (AC-GAN term).
@@ -115,7 +108,6 @@ def d_loss(
             mixed,
             target,
             cfg.gp_lambda,
-            penalty_fp32,
         )
         loss = loss + gp
         stats["gp"], stats["grad_norm"] = gp.mean(), norms.mean() * (cfg.gp_gamma / target)

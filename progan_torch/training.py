@@ -139,7 +139,6 @@ class ProGANTrainer:
         self.channels_last = channels_last
         self.m = build_models(cfg, img_channels, num_classes, self.device, channels_last)
         self.amp = tu.amp_dtype(cfg.amp, self.device)
-        self.penalty_fp32 = tu.penalty_in_fp32(self.device, self.amp)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # few distinct shapes per level: tune once
         self.G_fwd, self.D_fwd = self.m.G, self.m.D
@@ -221,9 +220,7 @@ class ProGANTrainer:
         if cl:
             fakes = fakes.contiguous(memory_format=torch.channels_last)
         with tu.autocast(dev, self.amp):
-            loss_d, stats = d_loss(
-                self.D_fwd, x, fakes, y, u, cfg, level, fading, a, m.D, self.penalty_fp32
-            )
+            loss_d, stats = d_loss(self.D_fwd, x, fakes, y, u, cfg, level, fading, a, m.D)
         d_ok = tu.apply_unless_bad(loss_d, self._d_params, self.opt_d, cfg.max_abs_loss, reduce)
 
         # --- EMA of G (official Gs update runs with the D step, before the G step)

@@ -50,6 +50,7 @@ def test_describe_records_every_version() -> None:
     for key in ("python", "torch", "torchvision", "tensorflow", "keras", "numpy", "torch-fidelity"):
         assert key in d, key
     assert d["numpy"] == np.__version__
+    assert isinstance(d["onednn_amx"], bool) and (d["cpu_bf16"] or not d["onednn_amx"])
     assert d["constraints"] == "unpinned" or d["constraints"].startswith("constraints.txt sha256:")
 
 

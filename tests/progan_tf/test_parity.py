@@ -271,21 +271,14 @@ def test_runs_convert_both_ways_and_sample_identically(tmp_path):
 
 def test_the_twins_share_one_loss_and_network_call_api():
     """Same function names and signatures in progan_torch.loss and progan_tf.loss, and the same
-    stage arguments (level, fading, alpha) in both frameworks' network calls. One exception,
-    torch-only and last: the switch that runs the penalty outside bf16 autocast on CPUs where
-    torch's bf16 double backward is wrong (gancore.torch_utils.penalty_in_fp32); TensorFlow's
-    is right there and has no such switch."""
+    stage arguments (level, fading, alpha) in both frameworks' network calls."""
     import inspect
 
     from progan_torch import loss as tloss
 
-    torch_only = {"d_loss": "penalty_fp32", "gradient_penalty": "fp32"}
     for name in ("d_loss", "g_loss", "gradient_penalty", "d_adversarial", "g_adversarial"):
         t, k = inspect.signature(getattr(tloss, name)), inspect.signature(getattr(loss, name))
         tparams = list(t.parameters.values())
-        if name in torch_only:
-            assert tparams[-1].name == torch_only[name] and tparams[-1].default is False, name
-            tparams = tparams[:-1]
         assert [p.name for p in tparams] == list(k.parameters), name
         assert [p.default for p in tparams] == [p.default for p in k.parameters.values()], name
     for tnet, knet in (

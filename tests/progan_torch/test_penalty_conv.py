@@ -77,14 +77,36 @@ def test_asking_for_the_input_gradient_computes_no_weight_gradient():
     assert mode.masks == [[False, True, False]]
 
 
-def test_outside_the_block_or_under_autocast_it_is_the_builtin_convolution():
+def test_outside_the_block_it_is_the_builtin_convolution():
     x, w = torch.randn(1, 2, 4, 4, requires_grad=True), torch.randn(3, 2, 3, 3)
     assert conv2d(x, w, None, 1, 1).grad_fn.name() == "ConvolutionBackward0"
     with explicit_input_gradients():
         assert conv2d(x, w, None, 1, 1).grad_fn.name() != "ConvolutionBackward0"
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert conv2d(x, w, None, 1, 1).grad_fn.name() == "ConvolutionBackward0"
+        with torch.no_grad():
+            assert conv2d(x, w, None, 1, 1).grad_fn is None
     assert conv2d(x, w, None, 1, 1).grad_fn.name() == "ConvolutionBackward0"
+
+
+def test_under_autocast_it_runs_in_the_autocast_dtype_like_the_builtin_one():
+    """Inside the block under bf16 autocast: the explicit path, bf16 in and out, the same
+    values as ``F.conv2d`` under autocast (it casts the same way), float32 gradients for
+    float32 leaves."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = F.conv2d(x, w, b, 1, 1)
+        with explicit_input_gradients():
+            got = conv2d(x, w, b, 1, 1)
+    assert got.dtype == ref.dtype == torch.bfloat16
+    assert "ConvolutionBackward" not in got.grad_fn.name()
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    grads = torch.autograd.grad(got.float().square().sum(), (x, w, b))
+    refs = torch.autograd.grad(ref.float().square().sum(), (x, w, b))
+    for g, r in zip(grads, refs):
+        assert g.dtype == torch.float32
+        torch.testing.assert_close(g, r, rtol=2e-2, atol=2e-2)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -118,3 +140,33 @@ def test_a_whole_discriminator_penalty_is_unchanged(tiny_cfg, channels_last, mon
         assert (a is None) == (b is None)
         if a is not None:
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_whole_discriminator_penalty_under_bf16_is_the_float32_one_rounded(tiny_cfg):
+    """Under bf16 autocast the penalty runs in bf16 through the explicit path (the trainer's
+    --amp bf16): D's parameter gradients within bf16 rounding of the float32 ones, the whole
+    gradient and every layer's. (Through torch's own double backward they are not, on CPUs
+    whose oneDNN uses AMX: tests/progan_torch/test_amp.py.)"""
+    cfg = tiny_cfg(fmap_base=128, fmap_max=32)
+    torch.manual_seed(2)
+    D = Discriminator(cfg, 3, 0)
+    level = D.levels - 1
+    mixed = torch.randn(8, 3, 4 * 2**level, 4 * 2**level)
+    params = [p for p in D.parameters() if p.requires_grad]
+
+    def grads(bf16: bool):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            gp, _ = gradient_penalty(lambda x: D(x, level, False, 1.0), mixed, 1.0, 10.0)
+        return torch.autograd.grad(gp.mean(), params, allow_unused=True)
+
+    ref, got = grads(False), grads(True)
+    pairs = [(a, b) for a, b in zip(got, ref) if b is not None]
+    assert len(pairs) >= 8 and all(a is not None and a.dtype == torch.float32 for a, _ in pairs)
+    flat_a, flat_b = (
+        torch.cat([a.flatten() for a, _ in pairs]),
+        torch.cat([b.flatten() for _, b in pairs]),
+    )
+    assert ((flat_a - flat_b).norm() / flat_b.norm()).item() < 0.05
+    for a, b in pairs:
+        if b.norm() > 1e-3 * flat_b.norm():
+            assert ((a - b).norm() / b.norm()).item() < 0.1
