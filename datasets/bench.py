@@ -31,7 +31,7 @@ import numpy as np
 
 from datasets.cache import FORMAT_VERSION, MANIFEST, PreparedDataset, array_file
 from gancore.errors import UserError, run_cli
-from gancore.hardware import describe, rss_anon_mb
+from gancore.hardware import code_version, describe, rss_anon_mb
 from gancore.helptext import HelpFormatter
 from gancore.io import atomic_write_json, output_file
 
@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                 "all_measurements": [r for key in plan for r in results[key]],
                 "load_average": list(os.getloadavg()),
                 "hardware": describe(),
+                "code": code_version(),
             },
         )
         print(f"wrote {ns.json}")

@@ -241,6 +241,25 @@ def rss_anon_mb() -> float | None:
     return None
 
 
+def code_version(root: Path | None = None) -> dict[str, object]:
+    """The commit of this repository's checkout and whether tracked files differ from it:
+    recorded in every benchmark JSON, so each figure names the code that produced it (None
+    for both outside a git checkout, e.g. an unpacked archive)."""
+    root = Path(__file__).resolve().parents[1] if root is None else root
+    commit = git_commit(root)
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return {"commit": commit, "dirty": None}
+    return {"commit": commit, "dirty": bool(out.stdout.strip()) if out.returncode == 0 else None}
+
+
 def git_commit(path: Path) -> str | None:
     """The checked-out commit of a clone (a benchmark peer's), None when it is not one."""
     try:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from gancore.config import add_dataclass_arguments, build_config, overrides_from_namespace
 from gancore.errors import UserError
-from gancore.hardware import describe, malloc_state, minor_faults
+from gancore.hardware import code_version, describe, malloc_state, minor_faults
 from gancore.helptext import HelpFormatter
 from gancore.io import atomic_write_json
 from gancore.latents import RandomSource, step_randoms
@@ -266,6 +266,7 @@ def main(
                 "config": over,
                 "rows": rows,
                 "hardware": machine,
+                "code": code_version(),
             },
         )
         print(f"wrote {args.json}")

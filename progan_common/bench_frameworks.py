@@ -37,7 +37,7 @@ if __package__ in (None, ""):
 
 from gancore.config import build_config, overrides_from_namespace
 from gancore.errors import UserError, run_cli
-from gancore.hardware import describe
+from gancore.hardware import code_version, describe
 from gancore.io import atomic_write_json
 from gancore.latents import RandomSource
 from progan_common import bench
@@ -256,6 +256,7 @@ def _parent(args, cfg: ProGANConfig, argv: list[str], res_list: list[int], phase
                 },
                 "rows": rows,
                 "hardware": machine,
+                "code": code_version(),
             },
         )
         print(f"wrote {args.json}")

@@ -39,7 +39,7 @@ if __package__ in (None, ""):
 import torch
 
 from gancore.errors import UserError, run_cli
-from gancore.hardware import MALLOC_MODES, describe, malloc_state
+from gancore.hardware import MALLOC_MODES, code_version, describe, malloc_state
 from gancore.helptext import HelpFormatter
 from gancore.io import atomic_write_json
 
@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                 "pooled over the rounds, ratio_median: the median of the rounds' ratios",
                 "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "machine": machine,
+                "code": code_version(),
             },
         )
         print(f"wrote {args.json}")

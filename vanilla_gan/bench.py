@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             if fw in by_fw and "torch-ref" in by_fw:
                 print(f"{model}: {fw}/torch-ref = {by_fw[fw] / by_fw['torch-ref']:.2f}")
     if args.json:
-        from gancore.hardware import describe
+        from gancore.hardware import code_version, describe
         from gancore.io import atomic_write_json
 
         atomic_write_json(
@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                 "median_img_per_s": medians,
                 "rounds": args.rounds,
                 "hardware": describe(),
+                "code": code_version(),
             },
         )
         print(f"wrote {args.json}")

@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.res != 64:
             raise UserError("main.py's networks are fixed to 64x64: use --res 64 (or --no-peer)")
         commit = args.peer_commit or git_commit(args.peer_main.parent)
-    from gancore.hardware import describe
+    from gancore.hardware import code_version, describe
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="dcgan-vs-examples-") as tmp:
@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                 "median_img_per_s": medians,
                 "ratios": ratios,
                 "hardware": machine,
+                "code": code_version(),
             },
         )
         print(f"wrote {args.json}")

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gancore.hardware import (
     CONSTRAINTS_FILE,
@@ -64,3 +65,29 @@ def test_describe_and_the_import_guard_load_no_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+def test_code_version_names_the_commit_and_whether_tracked_files_changed(tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    from gancore.hardware import code_version
+
+    assert code_version(tmp_path) == {"commit": None, "dirty": None}  # not a checkout
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    def git(*args: str) -> str:
+        cmd = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("1\n")
+    git("add", "a.txt")
+    git("commit", "-q", "-m", "one")
+    head = git("rev-parse", "HEAD")
+    assert code_version(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "new.txt").write_text("untracked files do not count\n")
+    assert code_version(tmp_path)["dirty"] is False
+    (tmp_path / "a.txt").write_text("2\n")
+    assert code_version(tmp_path) == {"commit": head, "dirty": True}

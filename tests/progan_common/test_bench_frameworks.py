@@ -41,6 +41,7 @@ def test_rounds_alternate_and_the_ratio_is_the_median_of_the_rounds(tmp_path, ca
         assert row["min_ratio"] == min(ratios) and row["max_ratio"] == max(ratios)
         assert row["batch"] == 4
     assert data["options"]["rounds"] == 3 and data["hardware"]["cpu_count"] >= 1
+    assert set(data["code"]) == {"commit", "dirty"}
     printed = [line for line in capsys.readouterr().out.splitlines() if "median" in line]
     assert len(printed) == 3
 

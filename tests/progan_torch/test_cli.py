@@ -212,6 +212,8 @@ def test_bench_reference_rows_record_our_precision(monkeypatch, tmp_path, amp):
     args += ["--latent", "8", "--batch", "4", "--steps", "1", "--warmup", "1", "--rounds", "3"]
     assert bench_reference.main([*args, "--threads", "1", "--amp", amp, "--json", str(out)]) == 0
     assert made[0].trainer.cfg.amp == amp
-    (row,) = json.loads(out.read_text())["rows"]
+    data = json.loads(out.read_text())
+    (row,) = data["rows"]
     assert (row["amp"], row["peer_amp"], row["res"], len(row["round_ratios"])) == (amp, "off", 4, 3)
+    assert set(data["code"]) == {"commit", "dirty"}  # the code behind the figures
     assert row["ratio_median"] == sorted(row["round_ratios"])[1]

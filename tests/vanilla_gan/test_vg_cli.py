@@ -182,6 +182,7 @@ def test_bench_rounds_and_json(tmp_path, capsys):
     args += ["--steps", "1", "--warmup", "0", "--rounds", "2", "--threads", "1", "--json", str(out)]
     assert bench.main(args) == 0
     data = json.loads(out.read_text())
+    assert set(data["code"]) == {"commit", "dirty"}
     rows = data["results"]
     assert [(r["round"], r["framework"]) for r in rows] == [
         (0, "torch"),
