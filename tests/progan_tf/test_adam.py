@@ -154,7 +154,8 @@ def _apply_step(opt, variables):
 
 def _op_types(graph) -> set[str]:
     """Operation types in a traced graph, its function bodies included (cond branches)."""
-    types = {op.type for op in graph.get_operations()}
-    for fn in graph._functions.values():  # noqa: SLF001 - the branches' bodies
-        types |= {node.op for node in fn.definition.node_def}
+    graph_def = graph.as_graph_def()
+    types = {node.op for node in graph_def.node}
+    for fn in graph_def.library.function:  # the branches' bodies
+        types |= {node.op for node in fn.node_def}
     return types
