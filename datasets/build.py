@@ -11,6 +11,7 @@ whatever the data set size.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import sys
@@ -75,7 +76,7 @@ def fill(spec: SourceSpec, out: Path, top: int, skip_small: bool, verbose: bool)
     workdir.mkdir()
     count_hint, items = spec.open(workdir)
     c = spec.channels
-    _check_space(out, count_hint, res_list, c)
+    _check_space(out, math.ceil(count_hint * spec.keep_fraction), res_list, c)
     workers = max(1, min(4, os.cpu_count() or 1))
     writers = {r: NpyWriter(out / array_file(r), count_hint, (r, r, c)) for r in res_list}
     labels: list[np.ndarray] = []

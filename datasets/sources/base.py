@@ -74,6 +74,10 @@ class SourceSpec:
     crop: int | None = None  # centred square crop in source pixels (CelebA: 178)
     file_based: bool = False  # decoding errors are bad files (counted, skipped)
     notes: list[str] = field(default_factory=list)  # warnings worth keeping in the manifest
+    # The share of the opener's count hint expected to be kept, for the free-space check only
+    # (the array writers keep the hint as their capacity): a class subset of CIFAR-10's
+    # batches keeps len(classes) / 10 of each batch's 10,000 images.
+    keep_fraction: float = 1.0
 
 
 def fingerprint_files(paths: list[Path], extra: Any = None) -> str:

@@ -52,6 +52,24 @@ def test_cifar_official_batches_folder_and_tarball(tmp_path: Path) -> None:
     assert np.array_equal(two.labels, (t_lab[keep] == 9).astype(np.int64))
 
 
+def test_the_space_check_expects_only_the_chosen_classes(tmp_path: Path, monkeypatch) -> None:
+    """The official batches announce 10,000 images each; a class subset keeps its share, and
+    the free-space check asks for that share, not for every image of the batches."""
+    import collections
+
+    import datasets.build as build
+
+    _cifar_batches(tmp_path / "root" / "cifar-10-batches-py")
+    # train split: 5 batches x 10,000 images, 4..32 px, 3 channels
+    full = 50_000 * 3 * (32**2 + 16**2 + 8**2 + 4**2)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(build.shutil, "disk_usage", lambda _p: usage(10 * full, 0, full // 2))
+    with pytest.raises(UserError, match=r"needs about 0\.2 GB for 50000 images"):
+        prepare("cifar10", data_root=tmp_path / "root", cache_dir=tmp_path / "c")
+    ds = prepare("cifar10-cars", data_root=tmp_path / "root", cache_dir=tmp_path / "c")
+    assert ds.count > 0
+
+
 def test_cifar_unknown_class_and_missing_batch(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="unknown CIFAR-10 class 'cars'"):
         prepare("cifar10:cars", data_root=tmp_path, cache_dir=tmp_path / "c")
