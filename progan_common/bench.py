@@ -24,7 +24,7 @@ from gancore.config import add_dataclass_arguments, build_config, overrides_from
 from gancore.errors import UserError
 from gancore.hardware import code_version, describe, malloc_state, minor_faults
 from gancore.helptext import HelpFormatter
-from gancore.io import atomic_write_json
+from gancore.io import atomic_write_json, output_file
 from gancore.latents import RandomSource, step_randoms
 from gancore.train.protocol import Trainer
 from gancore.train.stages import Stage
@@ -226,6 +226,8 @@ def main(
         )
     if args.steps < 1 or args.warmup < 0:
         raise UserError("--steps must be >= 1 and --warmup >= 0")
+    if args.json:
+        output_file(args.json, "--json", "bench.json")  # before the timing, not after it
     over = overrides_from_namespace(args, ProGANConfig)
     cfg = build_config(ProGANConfig, PRESETS, args.preset, over)
     res, phases = resolutions_and_phases(args, cfg)

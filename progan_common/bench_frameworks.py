@@ -38,7 +38,7 @@ if __package__ in (None, ""):
 from gancore.config import build_config, overrides_from_namespace
 from gancore.errors import UserError, run_cli
 from gancore.hardware import code_version, describe
-from gancore.io import atomic_write_json
+from gancore.io import atomic_write_json, output_file
 from gancore.latents import RandomSource
 from progan_common import bench
 from progan_common.config import PRESETS, ProGANConfig
@@ -275,9 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         return _worker(args, cfg)
     res, phases = bench.resolutions_and_phases(args, cfg)
     if args.json:
-        parent = Path(args.json).resolve().parent
-        if not parent.is_dir():
-            raise UserError(f"--json {args.json}: folder {parent} does not exist; create it first")
+        output_file(args.json, "--json", "tf_vs_torch.json")
     return _parent(args, cfg, argv, res, phases)
 
 

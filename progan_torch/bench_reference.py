@@ -41,7 +41,7 @@ import torch
 from gancore.errors import UserError, run_cli
 from gancore.hardware import MALLOC_MODES, code_version, describe, malloc_state
 from gancore.helptext import HelpFormatter
-from gancore.io import atomic_write_json
+from gancore.io import atomic_write_json, output_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +139,8 @@ def time_steps(fn, steps: int, warmup: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.json:
+        output_file(args.json, "--json", "rows.json")  # before the timing, not after it
     from gancore.latents import RandomSource
     from progan_torch.reference_peers import PEERS
 

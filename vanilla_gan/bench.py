@@ -210,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"unknown model/framework {bad}; models {MODELS}, frameworks {known}")
     if args.rounds < 1:
         raise UserError(f"--rounds must be >= 1, got {args.rounds}")
+    if args.json:
+        from gancore.io import output_file
+
+        output_file(args.json, "--json", "bench.json")  # before the timing, not after it
     results = []
     # Each measurement runs in its own process; rounds interleave (all of round 1, then 2 ...).
     for rnd, model, fw in (

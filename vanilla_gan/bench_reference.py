@@ -246,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(
             f"--frameworks takes {','.join(FRAMEWORKS)}; --rounds, --iters, --warmup must be >= 1"
         )
+    if args.json:
+        from gancore.io import output_file
+
+        output_file(args.json, "--json", "dcgan_vs_examples.json")  # before the timing
     impls = ([] if args.no_peer else ["examples"]) + frameworks
     commit = None
     if not args.no_peer:

@@ -58,7 +58,6 @@ def test_a_worker_that_dies_is_a_user_error():
         (["--res", "12"], "--res must be powers of two"),
         (["--res", "a,b"], "--res takes a comma list"),
         (["--phases", "warm"], "--phases takes"),
-        (["--json", "/no/such/folder/x.json"], "does not exist"),
     ],
 )
 def test_bad_options_are_refused_before_any_worker_starts(extra, message):
