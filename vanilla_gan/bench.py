@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 if __package__ in (None, ""):  # `python bench.py` from inside vanilla_gan/
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,7 +58,8 @@ class _ReferenceTrainer:
         tune_malloc(cfg.malloc)  # the same allocator setting as the trainers it is compared with
         self.torch, self.device = torch, resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
-        G, D = torch_nets.build_models(cfg, channels)
+        # torch's own convolutions throughout, as the example's nn.Conv2d layers.
+        G, D = torch_nets.build_models(replace(cfg, cpu_gemm_convs=False), channels)
         self.G, self.D = G.to(self.device), D.to(self.device)
         kw = dict(lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
         self.opt_g = torch.optim.Adam(self.G.parameters(), **kw)

@@ -196,6 +196,18 @@ class TrainConfig:
     channels_last: bool = field(
         default=True, metadata={"help": "torch: channels_last memory format"}
     )
+    # The same functions computed by other kernels; vanilla_gan/torch_gemm.py says which layers
+    # and what was measured.
+    cpu_gemm_convs: bool = field(
+        default=True,
+        metadata={
+            "help": "torch, float32 on a CPU: compute D's last and G's first layer (dense layers "
+            "in convolution form) and the 4x4 stride-2 convolutions at the 4x4 end with >= 256 "
+            "channels as matrix multiplies (im2col + GEMM), faster than oneDNN's kernels for "
+            "these shapes; the same function to float rounding. --no-cpu-gemm-convs uses "
+            "torch's convolutions throughout"
+        },
+    )
     # Unset (auto) by default: XLA, except on a CPU under bf16 (--amp bf16, or auto where the CPU
     # has native bf16). XLA's CPU backend runs bf16 no faster than fp32 (DCGAN 64x64: 70.4 img/s
     # in bf16, 74.7 in fp32), while the plain graph's oneDNN kernels run bf16 natively (154.8,

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from vanilla_gan import torch_gemm
 from vanilla_gan.arch import Layer, discriminator_layers, generator_layers
 from vanilla_gan.config import TrainConfig
 
@@ -17,16 +18,16 @@ BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
 
 
-def _module(spec: Layer) -> nn.Module:
+def _module(spec: Layer, path: str | None) -> nn.Module:
     k = spec.kind
     if k == "dense":
         m = nn.Linear(spec.in_ch, spec.out_ch, bias=spec.bias)
     elif k == "conv":
-        m = nn.Conv2d(spec.in_ch, spec.out_ch, spec.k, spec.stride, spec.pad, bias=spec.bias)
+        args = (spec.in_ch, spec.out_ch, spec.k, spec.stride, spec.pad)
+        m = torch_gemm.Conv2d(*args, bias=spec.bias, path=path)
     elif k == "convT":
-        m = nn.ConvTranspose2d(
-            spec.in_ch, spec.out_ch, spec.k, spec.stride, spec.pad, bias=spec.bias
-        )
+        args = (spec.in_ch, spec.out_ch, spec.k, spec.stride, spec.pad)
+        m = torch_gemm.ConvTranspose2d(*args, bias=spec.bias, path=path)
     elif k == "relu":
         return nn.ReLU()
     elif k == "lrelu":
@@ -49,10 +50,20 @@ def _module(spec: Layer) -> nn.Module:
     return m
 
 
-def build(specs: list[Layer]) -> nn.Sequential:
+def build(specs: list[Layer], in_size: int = 0, cpu_gemm: bool = False) -> nn.Sequential:
+    """The layers of ``specs``; ``in_size`` is the input's spatial side (0 for a latent).
+    ``cpu_gemm``: let conv layers take :mod:`vanilla_gan.torch_gemm`'s CPU paths."""
     mods: list[nn.Module] = []
     prev: Layer | None = None
+    size = in_size
     for spec in specs:
+        path = None
+        if cpu_gemm and spec.kind in ("conv", "convT"):
+            path = torch_gemm.path_for(
+                spec.kind, spec.k, spec.stride, spec.pad, spec.in_ch, spec.out_ch, size
+            )
+        if spec.kind in ("conv", "convT", "unflatten"):
+            size = spec.size
         if spec.kind == "bn":
             # BatchNorm1d after a dense layer (SN-DCGAN G), BatchNorm2d after convs.
             cls = nn.BatchNorm1d if prev is not None and prev.kind == "dense" else nn.BatchNorm2d
@@ -61,7 +72,7 @@ def build(specs: list[Layer]) -> nn.Sequential:
             nn.init.zeros_(m.bias)
             mods.append(m)
         else:
-            mods.append(_module(spec))
+            mods.append(_module(spec, path))
         prev = spec
     return nn.Sequential(*mods)
 
@@ -73,7 +84,8 @@ class Generator(nn.Module):
         super().__init__()
         self.z_dim, self.res, self.channels = cfg.z_dim, cfg.res, channels
         self.net = build(
-            generator_layers(cfg.model, cfg.res, cfg.width, cfg.z_dim, channels, sn=cfg.sn_g)
+            generator_layers(cfg.model, cfg.res, cfg.width, cfg.z_dim, channels, sn=cfg.sn_g),
+            cpu_gemm=cfg.cpu_gemm_convs,
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -88,7 +100,9 @@ class Discriminator(nn.Module):
         self.net = build(
             discriminator_layers(
                 cfg.model, cfg.res, cfg.width, channels, sn=cfg.sn_d, slope=cfg.lrelu_slope
-            )
+            ),
+            in_size=cfg.res,
+            cpu_gemm=cfg.cpu_gemm_convs,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
