@@ -74,7 +74,9 @@ def _col2im(cols: torch.Tensor, shape: tuple[int, int, int, int], k: int, s: int
     for i in range(k):
         for j in range(k):
             out[:, i : i + s * oh : s, j : j + s * ow : s, :] += c[:, :, :, i, j, :]
-    return out[:, p : p + H, p : p + W, :].permute(0, 3, 1, 2)
+    # A contiguous copy: BatchNorm after (or before, in the backward) runs several times slower
+    # on the cropped view's strides than on channels_last memory.
+    return out[:, p : p + H, p : p + W, :].contiguous().permute(0, 3, 1, 2)
 
 
 def _kernel_matrix(w: torch.Tensor) -> torch.Tensor:

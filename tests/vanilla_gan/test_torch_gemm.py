@@ -62,6 +62,16 @@ def test_paths_equal_torch_convolutions(path, transposed, geom, side, bias, layo
         _close(a, b)
 
 
+@pytest.mark.parametrize("path, transposed, geom, side", [c for c in CASES if c[0] == "gemm"])
+def test_gemm_outputs_and_gradients_are_channels_last(path, transposed, geom, side):
+    """BatchNorm next to these layers is several times slower on strided views."""
+    m = _conv(path, *geom, False, transposed)
+    x = torch.randn(3, geom[0], side, side, requires_grad=True)
+    y = m(x)
+    (gx,) = torch.autograd.grad(y, [x], torch.randn_like(y))
+    assert y.is_contiguous(memory_format=CL) and gx.is_contiguous(memory_format=CL)
+
+
 def test_the_paths_are_really_taken(monkeypatch):
     """Guards the test above: with the GEMM helpers broken, a path module's output changes."""
     m = _conv("gemm", 6, 10, 4, 2, 1, False)
