@@ -161,3 +161,26 @@ def discriminator_layers(
         ]
         return L
     raise ValueError(f"unknown model {model!r}")
+
+
+# Channels at the 8x8 side from which the 4x4-end stride-2 layers take the GEMM path of
+# vanilla_gan/torch_gemm.py and tf_gemm.py (measured there).
+GEMM_MIN_CHANNELS = 256
+
+
+def path_for(
+    kind: str, k: int, stride: int, pad: int, in_ch: int, out_ch: int, in_size: int
+) -> str | None:
+    """``"dense"``, ``"gemm"`` or None (the framework's own kernels) for a conv / convT layer
+    whose input has spatial side ``in_size`` (see vanilla_gan/torch_gemm.py)."""
+    if kind == "conv" and stride == 1 and pad == 0 and k == in_size:
+        return "dense"
+    if kind == "convT" and stride == 1 and pad == 0 and in_size == 1:
+        return "dense"
+    if (k, stride, pad) != (4, 2, 1):
+        return None
+    if kind == "conv" and in_size == 8 and in_ch >= GEMM_MIN_CHANNELS:
+        return "gemm"
+    if kind == "convT" and in_size == 4 and out_ch >= GEMM_MIN_CHANNELS:
+        return "gemm"
+    return None

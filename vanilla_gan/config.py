@@ -196,16 +196,17 @@ class TrainConfig:
     channels_last: bool = field(
         default=True, metadata={"help": "torch: channels_last memory format"}
     )
-    # The same functions computed by other kernels; vanilla_gan/torch_gemm.py says which layers
-    # and what was measured.
+    # The same functions computed by other kernels; vanilla_gan/torch_gemm.py and tf_gemm.py say
+    # which layers and what was measured.
     cpu_gemm_convs: bool = field(
         default=True,
         metadata={
-            "help": "torch, float32 on a CPU: compute D's last and G's first layer (dense layers "
-            "in convolution form) and the 4x4 stride-2 convolutions at the 4x4 end with >= 256 "
-            "channels as matrix multiplies (im2col + GEMM), faster than oneDNN's kernels for "
-            "these shapes; the same function to float rounding. --no-cpu-gemm-convs uses "
-            "torch's convolutions throughout"
+            "help": "float32 on a CPU (torch, and TensorFlow's plain graph; XLA keeps its own "
+            "convolutions): compute D's last and G's first layer (dense layers in convolution "
+            "form) and the 4x4 stride-2 convolutions at the 4x4 end with >= 256 channels as "
+            "matrix multiplies (im2col + GEMM), faster than oneDNN's kernels for these shapes; "
+            "the same function to float rounding. --no-cpu-gemm-convs uses the framework's "
+            "convolutions throughout"
         },
     )
     # Unset (auto) by default: XLA, except on a CPU under bf16 (--amp bf16, or auto where the CPU

@@ -26,7 +26,8 @@ import numpy as np
 
 from gancore import tf_utils as tfu  # before keras: TensorFlow's quiet start-up
 from gancore.tf_utils import keras
-from vanilla_gan.arch import Layer, discriminator_layers, generator_layers
+from vanilla_gan import tf_gemm
+from vanilla_gan.arch import Layer, discriminator_layers, generator_layers, path_for
 from vanilla_gan.config import TrainConfig
 
 ops = keras.ops
@@ -51,12 +52,14 @@ class TorchStyle(keras.layers.Layer):
     """Dense / Conv2D / Conv2DTranspose with torch padding and an optional spectral norm.
 
     Kernel layouts are Keras's: dense (in, out), conv (kh, kw, in, out), transposed
-    conv (kh, kw, out, in).
+    conv (kh, kw, out, in). ``path`` ("dense" / "gemm", kept as ``fast_path``): compute a float32 conv layer as
+    matrix multiplies (:mod:`vanilla_gan.tf_gemm`), the same function.
     """
 
-    def __init__(self, spec: Layer, **kwargs) -> None:
+    def __init__(self, spec: Layer, path: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.spec = spec
+        self.fast_path = path
         self.padding = _keras_padding(spec) if spec.kind != "dense" else None
 
     def build(self, input_shape) -> None:
@@ -103,8 +106,16 @@ class TorchStyle(keras.layers.Layer):
     def call(self, x, training: bool = False):
         k = self.effective_kernel(training)
         s = self.spec
+        fast = self.fast_path if x.dtype == "float32" else None
         if s.kind == "dense":
             y = ops.matmul(x, k)
+        elif fast == "dense":
+            conv = tf_gemm.conv_dense if s.kind == "conv" else tf_gemm.conv_transpose_dense
+            y = conv(x, k)
+        elif fast == "gemm":
+            conv = tf_gemm.conv_gemm if s.kind == "conv" else tf_gemm.conv_transpose_gemm
+            # a read of the variable: custom_gradient functions take tensors, not variables
+            y = conv(x, tfu.tf.identity(k))
         elif s.kind == "conv":
             y = ops.conv(x, k, strides=s.stride, padding=self.padding)
         else:
@@ -177,12 +188,20 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
         return tf.cast(y, self.compute_dtype)
 
 
-def _keras_layers(specs: list[Layer], fused_bn: bool = False) -> list[keras.layers.Layer]:
+def _keras_layers(
+    specs: list[Layer], fused_bn: bool = False, gemm: bool = False, in_size: int = 0
+) -> list[keras.layers.Layer]:
     out: list[keras.layers.Layer] = []
+    size = in_size
     for spec in specs:
         k = spec.kind
+        path = None
+        if gemm and k in ("conv", "convT"):
+            path = path_for(k, spec.k, spec.stride, spec.pad, spec.in_ch, spec.out_ch, size)
+        if k in ("conv", "convT", "unflatten"):
+            size = spec.size
         if k in ("dense", "conv", "convT"):
-            out.append(TorchStyle(spec))
+            out.append(TorchStyle(spec, path=path))
         elif k == "bn":
             out.append(TorchBatchNorm(fused=fused_bn))
         elif k == "relu":
@@ -205,30 +224,39 @@ def _keras_layers(specs: list[Layer], fused_bn: bool = False) -> list[keras.laye
 
 
 def build_generator(
-    cfg: TrainConfig, channels: int, name: str = "generator", fused_bn: bool = False
+    cfg: TrainConfig,
+    channels: int,
+    name: str = "generator",
+    fused_bn: bool = False,
+    gemm: bool = False,
 ) -> keras.Sequential:
-    """``fused_bn``: :class:`TorchBatchNorm`'s fused kernel (for a step that is not XLA-compiled)."""
+    """``fused_bn``: :class:`TorchBatchNorm`'s fused kernel; ``gemm``: the matrix-multiply
+    paths of :mod:`vanilla_gan.tf_gemm` (both for a CPU step that is not XLA-compiled)."""
     specs = generator_layers(cfg.model, cfg.res, cfg.width, cfg.z_dim, channels, sn=cfg.sn_g)
-    layers = _keras_layers(specs, fused_bn)
+    layers = _keras_layers(specs, fused_bn, gemm)
     return keras.Sequential([keras.Input((cfg.z_dim,)), *layers], name=name)
 
 
 def build_discriminator(
-    cfg: TrainConfig, channels: int, name: str = "discriminator", fused_bn: bool = False
+    cfg: TrainConfig,
+    channels: int,
+    name: str = "discriminator",
+    fused_bn: bool = False,
+    gemm: bool = False,
 ) -> keras.Sequential:
     specs = discriminator_layers(
         cfg.model, cfg.res, cfg.width, channels, sn=cfg.sn_d, slope=cfg.lrelu_slope
     )
-    layers = _keras_layers(specs, fused_bn) + [keras.layers.Reshape(())]
+    layers = _keras_layers(specs, fused_bn, gemm, in_size=cfg.res) + [keras.layers.Reshape(())]
     return keras.Sequential([keras.Input((cfg.res, cfg.res, channels)), *layers], name=name)
 
 
-def build_models(cfg: TrainConfig, channels: int, fused_bn: bool = False):
-    """G then D (seed with ``keras.utils.set_random_seed`` first); ``fused_bn`` as in
-    :func:`build_generator`."""
+def build_models(cfg: TrainConfig, channels: int, fused_bn: bool = False, gemm: bool = False):
+    """G then D (seed with ``keras.utils.set_random_seed`` first); ``fused_bn`` and ``gemm``
+    as in :func:`build_generator`."""
     return (
-        build_generator(cfg, channels, fused_bn=fused_bn),
-        build_discriminator(cfg, channels, fused_bn=fused_bn),
+        build_generator(cfg, channels, fused_bn=fused_bn, gemm=gemm),
+        build_discriminator(cfg, channels, fused_bn=fused_bn, gemm=gemm),
     )
 
 

@@ -81,8 +81,12 @@ class TFTrainer(SingleProcess):
         if self.jit_compile and cfg.xla_legacy_cpu_runtime:
             tfu.use_legacy_xla_cpu_runtime()  # read at XLA's first compilation: still in time
         keras.utils.set_random_seed(cfg.seed)
-        # TF's fused BatchNorm kernel in a plain graph; XLA fuses the op-by-op form itself
-        self.G, self.D = tf_nets.build_models(cfg, channels, fused_bn=not self.jit_compile)
+        # TF's fused BatchNorm kernel in a plain graph; XLA fuses the op-by-op form itself. The
+        # matrix-multiply convolutions (vanilla_gan/tf_gemm.py): a plain graph on a CPU, fp32.
+        gemm = cfg.cpu_gemm_convs and not self.jit_compile and policy is None and not tfu.has_gpu()
+        self.G, self.D = tf_nets.build_models(
+            cfg, channels, fused_bn=not self.jit_compile, gemm=gemm
+        )
         self.G_ema = None
         if cfg.ema_beta > 0:
             self.G_ema = tf_nets.build_generator(cfg, channels, name="generator_ema")

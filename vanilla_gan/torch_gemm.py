@@ -2,7 +2,8 @@
 
 The same functions as ``F.conv2d`` / ``F.conv_transpose2d`` (to float rounding, about 1e-6
 relative); only the kernels that compute them differ. Two layer kinds take this path, chosen
-once from the layer list (:func:`path_for`), and only for float32 on a CPU with autocast off:
+once from the layer list (``vanilla_gan.arch.path_for``), and only for float32 on a CPU with
+autocast off:
 
 - ``dense``: a convolution whose kernel covers its whole input (D's last layer, 4x4 -> 1x1)
   and a transposed one from a 1x1 input (G's first, the latent -> 4x4). Each *is* a dense
@@ -26,26 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
-
-# Channels at the 8x8 side from which the 4x4-end stride-2 layers take the GEMM path (above).
-GEMM_MIN_CHANNELS = 256
-
-
-def path_for(
-    kind: str, k: int, stride: int, pad: int, in_ch: int, out_ch: int, in_size: int
-) -> str | None:
-    """``"dense"``, ``"gemm"`` or None (torch's kernels) for a conv / convT layer."""
-    if kind == "conv" and stride == 1 and pad == 0 and k == in_size:
-        return "dense"
-    if kind == "convT" and stride == 1 and pad == 0 and in_size == 1:
-        return "dense"
-    if (k, stride, pad) != (4, 2, 1):
-        return None
-    if kind == "conv" and in_size == 8 and in_ch >= GEMM_MIN_CHANNELS:
-        return "gemm"
-    if kind == "convT" and in_size == 4 and out_ch >= GEMM_MIN_CHANNELS:
-        return "gemm"
-    return None
 
 
 def _fast(x: torch.Tensor) -> bool:

@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from vanilla_gan import torch_gemm
-from vanilla_gan.arch import Layer, discriminator_layers, generator_layers
+from vanilla_gan.arch import Layer, discriminator_layers, generator_layers, path_for
 from vanilla_gan.config import TrainConfig
 
 # Radford et al. 2016, section 4: "All weights were initialized from a zero-centered Normal
@@ -59,9 +59,7 @@ def build(specs: list[Layer], in_size: int = 0, cpu_gemm: bool = False) -> nn.Se
     for spec in specs:
         path = None
         if cpu_gemm and spec.kind in ("conv", "convT"):
-            path = torch_gemm.path_for(
-                spec.kind, spec.k, spec.stride, spec.pad, spec.in_ch, spec.out_ch, size
-            )
+            path = path_for(spec.kind, spec.k, spec.stride, spec.pad, spec.in_ch, spec.out_ch, size)
         if spec.kind in ("conv", "convT", "unflatten"):
             size = spec.size
         if spec.kind == "bn":

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vanilla_gan import torch_gemm, torch_nets
+from vanilla_gan import arch, torch_gemm, torch_nets
 from vanilla_gan.torch_training import TorchTrainer
 
 CL = torch.channels_last
@@ -164,7 +164,7 @@ def test_which_layers_take_which_path(make_config):
 def test_a_training_step_and_checkpoint_layout_are_unchanged(make_config, monkeypatch, model):
     """Every conv layer of a tiny model on the GEMM paths (threshold lowered) against torch's
     kernels: same state_dict keys, same losses and weights after two steps to float rounding."""
-    monkeypatch.setattr(torch_gemm, "GEMM_MIN_CHANNELS", 1)
+    monkeypatch.setattr(arch, "GEMM_MIN_CHANNELS", 1)
     on = TorchTrainer(make_config(model, res=32), 3)
     off = TorchTrainer(make_config(model, res=32, cpu_gemm_convs=False), 3)
     assert {p for *_, p in _paths(on.G) + _paths(on.D)} > {"gemm"}

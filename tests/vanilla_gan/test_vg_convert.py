@@ -20,8 +20,15 @@ from vanilla_gan.convert import copy_torch_to_keras  # noqa: E402
     "model,res,sn_g",
     [("dcgan", 32, False), ("dcgan", 64, True), ("sndcgan", 32, True), ("sndcgan", 64, False)],
 )
-def test_conversion_gives_same_outputs(make_config, model, res, sn_g):
-    cfg = make_config(model, res=res, sn_g=sn_g)
+@pytest.mark.parametrize("gemm", [False, True], ids=["framework-convs", "gemm-paths"])
+def test_conversion_gives_same_outputs(make_config, monkeypatch, model, res, sn_g, gemm):
+    """gemm-paths: every layer the tiny models have at the 4x4 end on the matrix-multiply
+    paths in both frameworks (vanilla_gan/torch_gemm.py, tf_gemm.py; threshold lowered)."""
+    from vanilla_gan import arch
+
+    if gemm:
+        monkeypatch.setattr(arch, "GEMM_MIN_CHANNELS", 1)
+    cfg = make_config(model, res=res, sn_g=sn_g, cpu_gemm_convs=gemm)
     torch.manual_seed(1)
     G, D = torch_nets.build_models(cfg, 3)
     # Training-mode forwards move SN u, v and (momentum 1: the last batch's statistics, so
@@ -38,7 +45,15 @@ def test_conversion_gives_same_outputs(make_config, model, res, sn_g):
             D(G(torch.randn(8, cfg.z_dim)))
     G.eval()
     D.eval()
-    kG, kD = tf_nets.build_models(cfg, 3)
+    kG, kD = tf_nets.build_models(cfg, 3, gemm=gemm)
+    paths = {
+        lyr.fast_path for lyr in [*kG.layers, *kD.layers] if isinstance(lyr, tf_nets.TorchStyle)
+    }
+    # SN-DCGAN at 64x64 has no 4x4 end (its bottom is 8x8), DCGAN's G and D have dense ends
+    expected = {None}
+    if gemm and (model, res) != ("sndcgan", 64):
+        expected |= {"gemm", "dense"} if model == "dcgan" else {"gemm"}
+    assert paths == expected
     assert torch_nets.count_params(G) == tf_nets.count_params(kG)
     assert torch_nets.count_params(D) == tf_nets.count_params(kD)
     copy_torch_to_keras(G, kG)
