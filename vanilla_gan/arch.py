@@ -168,19 +168,30 @@ def discriminator_layers(
 GEMM_MIN_CHANNELS = 256
 
 
-def path_for(
-    kind: str, k: int, stride: int, pad: int, in_ch: int, out_ch: int, in_size: int
-) -> str | None:
-    """``"dense"``, ``"gemm"`` or None (the framework's own kernels) for a conv / convT layer
-    whose input has spatial side ``in_size`` (see vanilla_gan/torch_gemm.py)."""
+def path_for(spec: Layer, in_size: int) -> str | None:
+    """``"dense"``, ``"gemm"`` or None (the framework's own kernels) for a layer whose input
+    has spatial side ``in_size`` (see vanilla_gan/torch_gemm.py)."""
+    kind, k, stride, pad = spec.kind, spec.k, spec.stride, spec.pad
     if kind == "conv" and stride == 1 and pad == 0 and k == in_size:
         return "dense"
     if kind == "convT" and stride == 1 and pad == 0 and in_size == 1:
         return "dense"
-    if (k, stride, pad) != (4, 2, 1):
+    if kind not in ("conv", "convT") or (k, stride, pad) != (4, 2, 1):
         return None
-    if kind == "conv" and in_size == 8 and in_ch >= GEMM_MIN_CHANNELS:
+    if kind == "conv" and in_size == 8 and spec.in_ch >= GEMM_MIN_CHANNELS:
         return "gemm"
-    if kind == "convT" and in_size == 4 and out_ch >= GEMM_MIN_CHANNELS:
+    if kind == "convT" and in_size == 4 and spec.out_ch >= GEMM_MIN_CHANNELS:
         return "gemm"
     return None
+
+
+def layer_paths(specs: list[Layer], in_size: int = 0) -> list[str | None]:
+    """:func:`path_for` of every layer of ``specs`` (None for all but conv / convT layers);
+    ``in_size`` is the input's spatial side (0 for a latent)."""
+    paths: list[str | None] = []
+    size = in_size
+    for spec in specs:
+        paths.append(path_for(spec, size) if spec.kind in ("conv", "convT") else None)
+        if spec.kind in ("conv", "convT", "unflatten"):
+            size = spec.size
+    return paths

@@ -27,7 +27,7 @@ import numpy as np
 from gancore import tf_utils as tfu  # before keras: TensorFlow's quiet start-up
 from gancore.tf_utils import keras
 from vanilla_gan import tf_gemm
-from vanilla_gan.arch import Layer, discriminator_layers, generator_layers, path_for
+from vanilla_gan.arch import Layer, discriminator_layers, generator_layers, layer_paths
 from vanilla_gan.config import TrainConfig
 
 ops = keras.ops
@@ -52,8 +52,8 @@ class TorchStyle(keras.layers.Layer):
     """Dense / Conv2D / Conv2DTranspose with torch padding and an optional spectral norm.
 
     Kernel layouts are Keras's: dense (in, out), conv (kh, kw, in, out), transposed
-    conv (kh, kw, out, in). ``path`` ("dense" / "gemm", kept as ``fast_path``): compute a float32 conv layer as
-    matrix multiplies (:mod:`vanilla_gan.tf_gemm`), the same function.
+    conv (kh, kw, out, in). ``path`` ("dense" / "gemm", kept as ``fast_path``): compute a
+    float32 conv layer as matrix multiplies (:mod:`vanilla_gan.tf_gemm`), the same function.
     """
 
     def __init__(self, spec: Layer, path: str | None = None, **kwargs) -> None:
@@ -192,14 +192,9 @@ def _keras_layers(
     specs: list[Layer], fused_bn: bool = False, gemm: bool = False, in_size: int = 0
 ) -> list[keras.layers.Layer]:
     out: list[keras.layers.Layer] = []
-    size = in_size
-    for spec in specs:
+    paths = layer_paths(specs, in_size) if gemm else [None] * len(specs)
+    for spec, path in zip(specs, paths):
         k = spec.kind
-        path = None
-        if gemm and k in ("conv", "convT"):
-            path = path_for(k, spec.k, spec.stride, spec.pad, spec.in_ch, spec.out_ch, size)
-        if k in ("conv", "convT", "unflatten"):
-            size = spec.size
         if k in ("dense", "conv", "convT"):
             out.append(TorchStyle(spec, path=path))
         elif k == "bn":

@@ -2,7 +2,7 @@
 
 The same functions as ``F.conv2d`` / ``F.conv_transpose2d`` (to float rounding, about 1e-6
 relative); only the kernels that compute them differ. Two layer kinds take this path, chosen
-once from the layer list (``vanilla_gan.arch.path_for``), and only for float32 on a CPU with
+once from the layer list (``vanilla_gan.arch.layer_paths``), and only for float32 on a CPU with
 autocast off:
 
 - ``dense``: a convolution whose kernel covers its whole input (D's last layer, 4x4 -> 1x1)

@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from vanilla_gan import torch_gemm
-from vanilla_gan.arch import Layer, discriminator_layers, generator_layers, path_for
+from vanilla_gan.arch import Layer, discriminator_layers, generator_layers, layer_paths
 from vanilla_gan.config import TrainConfig
 
 # Radford et al. 2016, section 4: "All weights were initialized from a zero-centered Normal
@@ -55,13 +55,8 @@ def build(specs: list[Layer], in_size: int = 0, cpu_gemm: bool = False) -> nn.Se
     ``cpu_gemm``: let conv layers take :mod:`vanilla_gan.torch_gemm`'s CPU paths."""
     mods: list[nn.Module] = []
     prev: Layer | None = None
-    size = in_size
-    for spec in specs:
-        path = None
-        if cpu_gemm and spec.kind in ("conv", "convT"):
-            path = path_for(spec.kind, spec.k, spec.stride, spec.pad, spec.in_ch, spec.out_ch, size)
-        if spec.kind in ("conv", "convT", "unflatten"):
-            size = spec.size
+    paths = layer_paths(specs, in_size) if cpu_gemm else [None] * len(specs)
+    for spec, path in zip(specs, paths):
         if spec.kind == "bn":
             # BatchNorm1d after a dense layer (SN-DCGAN G), BatchNorm2d after convs.
             cls = nn.BatchNorm1d if prev is not None and prev.kind == "dense" else nn.BatchNorm2d

@@ -73,6 +73,21 @@ def test_dense_paths_are_valid_convolutions():
     _check(tf_gemm.conv_transpose_dense, ref, z, kt, False)
 
 
+def test_the_paths_are_really_taken(make_config, monkeypatch):
+    """Guards the parity tests (which would pass on tf.nn's convolutions too): with the GEMM
+    paths on, a model's forward calls each of tf_gemm's four functions."""
+    monkeypatch.setattr(arch, "GEMM_MIN_CHANNELS", 1)
+    calls: list[str] = []
+    for name in ("conv_gemm", "conv_transpose_gemm", "conv_dense", "conv_transpose_dense"):
+        fn = getattr(tf_gemm, name)
+        monkeypatch.setattr(tf_gemm, name, lambda *a, _f=fn, _n=name: calls.append(_n) or _f(*a))
+    G, D = tf_nets.build_models(make_config("dcgan", res=32), 3, gemm=True)
+    D(G(np.zeros((2, G.input_shape[-1]), np.float32), training=True), training=True)
+    assert sorted(set(calls)) == sorted(
+        ["conv_gemm", "conv_transpose_gemm", "conv_dense", "conv_transpose_dense"]
+    )
+
+
 def _paths(model) -> set:
     return {lyr.fast_path for lyr in model.layers if isinstance(lyr, tf_nets.TorchStyle)}
 

@@ -33,7 +33,7 @@ def _conv(path, cin, cout, k, s, p, bias, transposed=False):
 CASES = [
     # path, transposed, (cin, cout, k, s, p), input side
     ("gemm", False, (6, 10, 4, 2, 1), 8),
-    ("gemm", False, (5, 7, 3, 1, 1), 6),  # the Function is general; path_for picks 4x4 s2
+    ("gemm", False, (5, 7, 3, 1, 1), 6),  # the Function is general; layer_paths picks 4x4 s2
     ("gemm", True, (10, 6, 4, 2, 1), 4),
     ("gemm", True, (7, 5, 3, 2, 1), 5),
     ("dense", False, (9, 1, 4, 1, 0), 4),
