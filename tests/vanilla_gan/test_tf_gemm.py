@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 
 tf = pytest.importorskip("tensorflow")
 
+from tests.vanilla_gan.vg_helpers import step_both  # noqa: E402
 from vanilla_gan import arch, tf_gemm, tf_nets  # noqa: E402
 from vanilla_gan.tf_training import TFTrainer  # noqa: E402
 
@@ -111,14 +112,7 @@ def test_a_training_step_is_unchanged(make_config, monkeypatch):
     on = TFTrainer(make_config("dcgan", **kw), 3)
     off = TFTrainer(make_config("dcgan", cpu_gemm_convs=False, **kw), 3)
     assert _paths(on.G) | _paths(on.D) == {None, "dense", "gemm"}
-    rng = np.random.default_rng(0)
-    cfg = on.cfg
-    for _ in range(2):
-        reals = rng.integers(0, 256, (cfg.batch, 32, 32, 3), dtype=np.uint8)
-        z = {"z": rng.standard_normal((1, cfg.batch, cfg.z_dim), dtype=np.float32)}
-        a, b = on.step(reals, None, z), off.step(reals, None, z)
-        for key in ("loss_d", "loss_g"):
-            assert a[key] == pytest.approx(b[key], rel=1e-4)
+    step_both(on, off)
     for p, q in zip(on.G.weights + on.D.weights, off.G.weights + off.D.weights):
         if np.abs(q.numpy()).max() > 0:
             _close(p.numpy(), q.numpy(), 1e-4)

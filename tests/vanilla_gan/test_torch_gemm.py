@@ -4,11 +4,11 @@ leave a whole training step and the checkpoint layout as they were."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.vanilla_gan.vg_helpers import step_both
 from vanilla_gan import arch, torch_gemm, torch_nets
 from vanilla_gan.torch_training import TorchTrainer
 
@@ -170,14 +170,7 @@ def test_a_training_step_and_checkpoint_layout_are_unchanged(make_config, monkey
     assert {p for *_, p in _paths(on.G) + _paths(on.D)} > {"gemm"}
     assert on.G.state_dict().keys() == off.G.state_dict().keys()
     assert on.D.state_dict().keys() == off.D.state_dict().keys()
-    rng = np.random.default_rng(0)
-    cfg = on.cfg
-    for _ in range(2):
-        reals = rng.integers(0, 256, (cfg.batch, 32, 32, 3), dtype=np.uint8)
-        z = {"z": rng.standard_normal((1, cfg.batch, cfg.z_dim), dtype=np.float32)}
-        a, b = on.step(reals, None, z), off.step(reals, None, z)
-        for key in ("loss_d", "loss_g"):
-            assert a[key] == pytest.approx(b[key], rel=1e-4)
+    step_both(on, off)
     for net_on, net_off in ((on.G, off.G), (on.D, off.D)):
         for p, q in zip(net_on.state_dict().values(), net_off.state_dict().values()):
             if p.dtype.is_floating_point and q.abs().max() > 0:
