@@ -11,7 +11,10 @@ Prints images/s (real images shown to D per second) and the torch/tf ratio.
 ``tf`` follows ``--jit-compile`` (unset by default, as in training: XLA except on a CPU under
 bf16); ``tf-graph`` is the same step without XLA. ``--frameworks torch,tf,torch-ref`` adds a
 pytorch/examples-style loop on the same networks (``_ReferenceTrainer``), so the comparison
-with that example is made on the same machine under the same load.
+with that example is made on the same machine under the same load. ``torch-convs`` and
+``tf-graph-convs`` are ``torch`` and ``tf-graph`` with ``--no-cpu-gemm-convs`` (the framework's
+own convolutions for every layer, vanilla_gan/torch_gemm.py), so that switch is measured
+interleaved with the default: ``--frameworks torch,torch-convs,tf-graph,tf-graph-convs``.
 
 The reference is pytorch/examples' DCGAN (ngf = ndf = 64, batch 64); compare the ratios
 measured in one session, never absolute figures from another machine.
@@ -35,7 +38,7 @@ import numpy as np
 from gancore.errors import UserError, run_cli
 from gancore.hardware import MALLOC_MODES, bench_cpus, cpu_seconds, malloc_state, pinned_to
 from gancore.helptext import DefaultsHelpFormatter
-from vanilla_gan.config import FRAMEWORKS, MODELS, TrainConfig, preset_for
+from vanilla_gan.config import MODELS, TrainConfig, preset_for
 
 
 class _ReferenceTrainer:
@@ -86,24 +89,35 @@ class _ReferenceTrainer:
         return {"loss_d": (err_real + err_fake).item(), "loss_g": err_g.item()}
 
 
+# Measured names -> (trainer framework, its overrides); torch-ref is torch's _ReferenceTrainer.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "torch": ("torch", {}),
+    "tf": ("tf", {}),
+    "torch-ref": ("torch", {}),  # torch's convolutions throughout (_ReferenceTrainer)
+    "tf-graph": ("tf", {"jit_compile": False}),
+    "torch-convs": ("torch", {"cpu_gemm_convs": False}),
+    "tf-graph-convs": ("tf", {"jit_compile": False, "cpu_gemm_convs": False}),
+}
+
+
 def _worker(spec: dict) -> dict:
     """Measure one model x framework in this process; returns a result dict."""
     values = preset_for(spec["model"])
+    framework, overrides = VARIANTS[spec["framework"]]
     values.update(
-        framework={"torch-ref": "torch", "tf-graph": "tf"}.get(
-            spec["framework"], spec["framework"]
-        ),
+        framework=framework,
         res=spec["res"],
         batch=spec["batch"],
         width=spec["width"],
         threads=spec["threads"],
         malloc=spec["malloc"],
         device=spec["device"],
-        jit_compile=False if spec["framework"] == "tf-graph" else spec["jit_compile"],
+        jit_compile=spec["jit_compile"],
         xla_legacy_cpu_runtime=spec.get("xla_legacy_cpu_runtime", True),
         channels_last=spec["channels_last"],
-        amp=spec["amp"] if spec["framework"] in ("torch", "tf", "tf-graph") else "off",
+        amp=spec["amp"] if spec["framework"] != "torch-ref" else "off",
     )
+    values.update(overrides)
     cfg = TrainConfig(**values)
     cfg.validate()
     if spec["framework"] == "torch-ref":
@@ -127,6 +141,8 @@ def _worker(spec: dict) -> dict:
         **spec,
         # What the trainer really used (XLA applies to TF only; tf-graph turns it off).
         "jit_compile": trainer.jit_compile if cfg.framework == "tf" else None,
+        # The switch as set (its paths apply on a CPU in fp32, and in TF only without XLA).
+        "cpu_gemm_convs": cfg.cpu_gemm_convs and spec["framework"] != "torch-ref",
         "xla_flags": os.environ.get("XLA_FLAGS", "") if cfg.framework == "tf" else None,
         "img_per_s": spec["steps"] * cfg.batch * cfg.n_dis / dt,
         "seconds": dt,
@@ -151,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         "--frameworks",
         default="torch,tf",
         help="comma list of frameworks: torch, tf, torch-ref (pytorch/examples-style loop), "
-        "tf-graph (tf without XLA, whatever --jit-compile says)",
+        "tf-graph (tf without XLA, whatever --jit-compile says), torch-convs / tf-graph-convs "
+        "(torch / tf-graph with --no-cpu-gemm-convs: the framework's convolutions everywhere)",
     )
     ap.add_argument("--steps", type=int, default=20, help="timed training steps")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
@@ -206,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     models = [m for m in args.models.split(",") if m]
     frameworks = [f for f in args.frameworks.split(",") if f]
-    known = (*FRAMEWORKS, "torch-ref", "tf-graph")
+    known = tuple(VARIANTS)
     bad = [m for m in models if m not in MODELS] + [f for f in frameworks if f not in known]
     if bad:
         raise UserError(f"unknown model/framework {bad}; models {MODELS}, frameworks {known}")
@@ -272,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         for fw in ("torch", "tf", "tf-graph"):
             if fw in by_fw and "torch-ref" in by_fw:
                 print(f"{model}: {fw}/torch-ref = {by_fw[fw] / by_fw['torch-ref']:.2f}")
+        for fw in ("torch", "tf-graph"):  # the matrix-multiply convolutions' own effect
+            if fw in by_fw and f"{fw}-convs" in by_fw:
+                print(f"{model}: {fw}/{fw}-convs = {by_fw[fw] / by_fw[fw + '-convs']:.2f}")
     if args.json:
         from gancore.hardware import code_version, describe
         from gancore.io import atomic_write_json

@@ -112,17 +112,24 @@ def test_spectral_norm_gradients_flow_through_sigma():
     _close(ga[0], gb[0])
 
 
-def test_torch_kernels_where_the_path_does_not_apply():
-    """bf16 autocast and non-CPU (here meta) tensors take nn.Conv2d's own forward."""
-    m = _conv("gemm", 6, 10, 4, 2, 1, True)
-    x = torch.randn(2, 6, 8, 8)
+@pytest.mark.parametrize("path", ["gemm", "dense"])
+def test_torch_kernels_where_the_path_does_not_apply(monkeypatch, path):
+    """bf16 autocast, float64 and non-CPU (here meta) tensors take the nn modules' own forward:
+    the matrix-multiply helpers are never called there."""
+    geom = (6, 10, 4, 2, 1) if path == "gemm" else (6, 10, 4, 1, 0)
+    side = 8 if path == "gemm" else 4
+    m = _conv(path, *geom, True)
+    x = torch.randn(2, 6, side, side)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y_ref = F.conv2d(x, m.weight, m.bias, geom[3], geom[4])
+    monkeypatch.setattr(torch_gemm, "_kernel_matrix", lambda w: pytest.fail("path taken"))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = m(x)
-        y_ref = F.conv2d(x, m.weight, m.bias, 2, 1)
     assert y.dtype == torch.bfloat16 and torch.equal(y, y_ref)
+    assert m.double()(x.double()).dtype == torch.float64
     with torch.device("meta"):
-        mm = _conv("gemm", 6, 10, 4, 2, 1, True)
-        assert mm(torch.randn(2, 6, 8, 8)).shape == (2, 10, 4, 4)
+        mm = _conv(path, *geom, True)
+        assert mm(torch.randn(2, 6, side, side)).device.type == "meta"
 
 
 def test_double_backward_is_refused_not_wrong():

@@ -174,25 +174,29 @@ def test_train_resume_and_sample(framework, image_folder, tmp_path):
 
 
 def test_bench_rounds_and_json(tmp_path, capsys):
-    """bench measures in subprocesses, interleaves rounds and reports the median per framework."""
+    """bench measures in subprocesses, interleaves rounds and reports the median per framework;
+    torch-convs is torch with --no-cpu-gemm-convs, and the reference loop never uses them."""
     from vanilla_gan import bench
 
     out = tmp_path / "bench.json"
-    args = ["--models", "dcgan", "--frameworks", "torch,torch-ref", "--width", "8"]
+    args = ["--models", "dcgan", "--frameworks", "torch,torch-ref,torch-convs", "--width", "8"]
     args += ["--steps", "1", "--warmup", "0", "--rounds", "2", "--threads", "1", "--json", str(out)]
     assert bench.main(args) == 0
     data = json.loads(out.read_text())
     assert set(data["code"]) == {"commit", "dirty"}
     rows = data["results"]
-    assert [(r["round"], r["framework"]) for r in rows] == [
-        (0, "torch"),
-        (0, "torch-ref"),
-        (1, "torch"),
-        (1, "torch-ref"),
+    assert [(r["round"], r["framework"], r["cpu_gemm_convs"]) for r in rows] == [
+        (0, "torch", True),
+        (0, "torch-ref", False),
+        (0, "torch-convs", False),
+        (1, "torch", True),
+        (1, "torch-ref", False),
+        (1, "torch-convs", False),
     ]
     assert all(r["img_per_s"] > 0 and r["jit_compile"] is None for r in rows)
     torch_rates = sorted(r["img_per_s"] for r in rows if r["framework"] == "torch")
     assert data["median_img_per_s"]["dcgan"]["torch"] == pytest.approx(np.median(torch_rates))
-    assert "dcgan: torch/torch-ref = " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "dcgan: torch/torch-ref = " in printed and "dcgan: torch/torch-convs = " in printed
     with pytest.raises(UserError, match="rounds"):
         bench.main(["--rounds", "0"])
