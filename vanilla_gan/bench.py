@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         res = {**json.loads(line[-1][7:]), "round": rnd}
         results.append(res)
         print(
-            f"{model:8s} {fw:9s} res {args.res} batch {args.batch} width {args.width}: "
+            f"{model:8s} {fw:14s} res {args.res} batch {args.batch} width {args.width}: "
             f"{res['img_per_s']:8.1f} img/s, {res['cores_busy']:.2f} cores busy"
             + (f"  (round {rnd + 1})" if args.rounds > 1 else ""),
             flush=True,
