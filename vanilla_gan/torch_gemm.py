@@ -12,13 +12,14 @@ autocast off:
 - ``gemm``: a 4x4 stride-2 convolution down to 4x4 (and the transposed one up from 4x4)
   with >= 256 channels at its 8x8 side. As im2col + one GEMM with K = 16 x 256 or more it
   runs at the GEMM's speed, where oneDNN's kernel for these shapes ran 0.65-0.75x of it
-  (forward 41 -> 31 ms, backward 98 -> 63 ms for DCGAN 64x64's 256 -> 512 layer, batch 64,
-  one thread). Below 256 channels (DCGAN 32x32's 128 -> 256) the two were level or oneDNN
-  ahead, and at 8x8 outputs and above oneDNN was faster, so those stay native.
+  (scratch micro-benchmark on the 2-core Intel Xeon: forward 41 -> 31 ms, backward 98 -> 63
+  ms for DCGAN 64x64's 256 -> 512 layer, batch 64, one thread). Below 256 channels (DCGAN
+  32x32's 128 <-> 256) the two were level or oneDNN ahead, and at 8x8 outputs and above
+  oneDNN was faster (26 against 45 ms forward), so those stay native.
 
-Measured on the 2-core Intel Xeon (AVX-512, AMX) by in-process A/Bs of the whole DCGAN step
-(vanilla_gan/README.md, "Matrix-multiply convolutions on a CPU"); ``--no-cpu-gemm-convs``
-turns both paths off. CUDA, bf16 autocast and
+The whole step with and without: ``python -m vanilla_gan.bench --frameworks
+torch,torch-convs,tf-graph,tf-graph-convs`` (figures in vanilla_gan/README.md, "Matrix-multiply
+convolutions on a CPU"); ``--no-cpu-gemm-convs`` turns both paths off. CUDA, bf16 autocast and
 double backward (not needed by these models) always take torch's own kernels.
 """
 
