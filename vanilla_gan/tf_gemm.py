@@ -3,8 +3,9 @@
 The Keras twin of :mod:`vanilla_gan.torch_gemm`, for the same layers (``vanilla_gan.arch.
 layer_paths``): the same functions as ``tf.nn.conv2d`` / ``conv2d_transpose`` to float rounding,
 computed by other kernels. TensorFlow's plain graph runs its convolutions through oneDNN and
-lags the GEMM on the same shapes as torch does (DCGAN 64x64's 256 -> 512 layer, batch 64, one
-thread: forward 41.8 ms, against 25.9 ms for the matrix multiply of the same size). Under XLA
+lags the GEMM on the same shapes as torch does (scratch micro-benchmark, DCGAN 64x64's
+256 -> 512 layer, batch 64, one thread: forward 41.8 ms, against 25.9 ms for the matrix
+multiply of the same size). Under XLA
 the convolution already ran at the GEMM's speed (25.6 ms), so an XLA-compiled step keeps
 ``tf.nn``'s convolutions; so do bf16 and GPUs.
 
