@@ -8,8 +8,10 @@ never share a process), with the model's preset (same widths in both
 frameworks), random uint8 images and the real training step (n_dis D updates +
 one G update), after ``--warmup`` untimed steps (tracing, cudnn autotuning).
 Prints images/s (real images shown to D per second) and the torch/tf ratio.
-``tf`` follows ``--jit-compile`` (unset by default, as in training: XLA except on a CPU under
-bf16); ``tf-graph`` is the same step without XLA. ``--frameworks torch,tf,torch-ref`` adds a
+``tf`` follows ``--jit-compile`` (unset by default, as in training: XLA on a GPU, the plain
+graph on a CPU); ``tf-graph`` is the same step without XLA and ``tf-xla`` with it, whatever
+``--jit-compile`` says (``--frameworks tf-xla,tf-graph`` compares the two interleaved).
+``--frameworks torch,tf,torch-ref`` adds a
 pytorch/examples-style loop on the same networks (``_ReferenceTrainer``), so the comparison
 with that example is made on the same machine under the same load. ``torch-convs`` and
 ``tf-graph-convs`` are ``torch`` and ``tf-graph`` with ``--no-cpu-gemm-convs`` (the framework's
@@ -95,6 +97,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "tf": ("tf", {}),
     "torch-ref": ("torch", {}),  # torch's convolutions throughout (_ReferenceTrainer)
     "tf-graph": ("tf", {"jit_compile": False}),
+    "tf-xla": ("tf", {"jit_compile": True}),
     "torch-convs": ("torch", {"cpu_gemm_convs": False}),
     "tf-graph-convs": ("tf", {"jit_compile": False, "cpu_gemm_convs": False}),
 }
@@ -167,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         "--frameworks",
         default="torch,tf",
         help="comma list of frameworks: torch, tf, torch-ref (pytorch/examples-style loop), "
-        "tf-graph (tf without XLA, whatever --jit-compile says), torch-convs / tf-graph-convs "
+        "tf-graph / tf-xla (tf without / with XLA, whatever --jit-compile says), "
+        "torch-convs / tf-graph-convs "
         "(torch / tf-graph with --no-cpu-gemm-convs: the framework's convolutions everywhere)",
     )
     ap.add_argument("--steps", type=int, default=20, help="timed training steps")
@@ -193,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="tf: XLA-compile the step, or not (--no-jit-compile: plain graph); unset: the "
-        "training default, XLA except on a CPU under bf16 (each row records the choice)",
+        "training default, XLA on a GPU and the plain graph on a CPU (each row records the "
+        "choice)",
     )
     ap.add_argument(
         "--xla-legacy-cpu-runtime",
@@ -286,12 +291,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{model}: median img/s " + ", ".join(f"{k} {v:.1f}" for k, v in by_fw.items()))
         if "torch" in by_fw and "tf" in by_fw:
             print(f"{model}: torch/tf = {by_fw['torch'] / by_fw['tf']:.2f}")
-        for fw in ("torch", "tf", "tf-graph"):
+        for fw in ("torch", "tf", "tf-graph", "tf-xla"):
             if fw in by_fw and "torch-ref" in by_fw:
                 print(f"{model}: {fw}/torch-ref = {by_fw[fw] / by_fw['torch-ref']:.2f}")
         for fw in ("torch", "tf-graph"):  # the matrix-multiply convolutions' own effect
             if fw in by_fw and f"{fw}-convs" in by_fw:
                 print(f"{model}: {fw}/{fw}-convs = {by_fw[fw] / by_fw[fw + '-convs']:.2f}")
+        if "tf-graph" in by_fw and "tf-xla" in by_fw:
+            print(f"{model}: tf-graph/tf-xla = {by_fw['tf-graph'] / by_fw['tf-xla']:.2f}")
     if args.json:
         from gancore.hardware import code_version, describe
         from gancore.io import atomic_write_json

@@ -54,7 +54,7 @@ from gancore.helptext import HelpFormatter
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = "pytorch/examples dcgan/main.py"
-FRAMEWORKS = ("torch", "tf", "tf-graph")  # ours; tf-graph: TensorFlow without XLA
+FRAMEWORKS = ("torch", "tf", "tf-graph", "tf-xla")  # ours; TensorFlow without / with XLA
 # main.py's per-iteration log line: "[epoch/niter][i/len(dataloader)] Loss_D: ..."
 PEER_LINE = re.compile(r"^\[(\d+)/\d+\]\[(\d+)/\d+\] Loss_D")
 
@@ -153,10 +153,12 @@ def run_peer(args, data: Path, work: Path) -> dict:
 
 def run_ours(args, framework: str, data: Path, work: Path, tag: str) -> dict:
     n_steps = args.warmup + args.iters + 1
-    train_args = ["--model", "dcgan", "--framework", framework.removesuffix("-graph")]
+    train_args = ["--model", "dcgan", "--framework", framework.split("-")[0]]
     train_args += ["--dataset", f"folder:{data}"]
     if framework == "tf-graph":  # the plain tf.function graph, whatever --amp
         train_args += ["--no-jit-compile"]
+    elif framework == "tf-xla":  # XLA, whatever the device
+        train_args += ["--jit-compile"]
     train_args += ["--cache-dir", str(work / "cache"), "--res", str(args.res)]
     train_args += ["--batch", str(args.batch), "--width", str(args.width), "--seed", "0"]
     train_args += ["--kimg", str(n_steps * args.batch / 1000), "--threads", str(args.threads)]
@@ -227,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--frameworks",
         default="torch,tf",
-        help="ours to time: torch, tf (the training default: XLA except on a CPU under bf16), "
-        "tf-graph (tf without XLA)",
+        help="ours to time: torch, tf (the training default: XLA on a GPU, the plain graph on "
+        "a CPU), tf-graph / tf-xla (tf without / with XLA, whatever the device)",
     )
     p.add_argument("--amp", default="off", choices=("off", "bf16"), help="our trainers' --amp")
     p.add_argument("--no-peer", action="store_true", help="time only ours (e.g. --amp pairs)")

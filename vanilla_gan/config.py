@@ -209,21 +209,23 @@ class TrainConfig:
             "convolutions throughout"
         },
     )
-    # Unset (auto) by default: XLA, except on a CPU under bf16 (--amp bf16, or auto where the CPU
-    # has native bf16). XLA's CPU backend runs bf16 no faster than fp32 (DCGAN 64x64: 70.4 img/s
-    # in bf16, 74.7 in fp32), while the plain graph's oneDNN kernels run bf16 natively (154.8,
-    # 2.2x XLA's bf16): python -m vanilla_gan.bench --res 64 --models dcgan --frameworks
-    # tf,tf-graph --jit-compile --amp bf16 --rounds 2, Intel Xeon with AMX, 2 cores
-    # (benchmarks/results/cpu-2core-xeon/). In fp32 which is faster depends on the CPU: XLA
-    # 1.3-1.5x the plain graph on the AMD EPYC of the earlier measurements, the plain graph
-    # 1.0x (32x32) to 1.3x (64x64) XLA on that Intel Xeon; XLA stays the fp32 choice. The first
-    # XLA step pays a one-off compile of a few seconds.
+    # Unset (auto) by default: XLA on a GPU, the plain tf.function graph on a CPU. On the Intel
+    # Xeon (AMX, 2 cores) the plain graph is faster in every measured case: fp32 DCGAN 32x32
+    # 1.16x and SN-DCGAN 32x32 1.42x XLA (python -m vanilla_gan.bench --res 32 --models
+    # dcgan,sndcgan --frameworks tf-xla,tf-graph --amp off --rounds 3), DCGAN 64x64 1.37x on one
+    # CPU, and under bf16 2.2x (XLA's CPU backend runs bf16 no faster than fp32, while the plain
+    # graph's oneDNN kernels run it natively); benchmarks/results/cpu-2core-xeon/. XLA's CPU
+    # weight-gradient and transposed convolutions are the slow part there; the plain graph also
+    # has the fused BatchNorm kernel and the matrix-multiply convolutions (cpu_gemm_convs).
+    # On the AMD EPYC of the earliest measurements XLA was 1.3-1.5x the plain graph, but that
+    # was before those two changes sped the plain graph up by about 1.2-1.3x; ProGAN's
+    # TensorFlow step is a plain graph on every device unless --compile.
     jit_compile: bool | None = field(
         default=None,
         metadata={
             "help": "tf: XLA-compile the train step (--jit-compile), or run it as a plain "
-            "tf.function graph (--no-jit-compile). Unset: XLA, except on a CPU under bf16, "
-            "where the plain graph's oneDNN kernels run bf16 about 2x faster than XLA's"
+            "tf.function graph (--no-jit-compile). Unset: XLA on a GPU, the plain graph on a "
+            "CPU (faster there in every measured case: 1.2-1.4x in fp32, 2.2x in bf16)"
         },
     )
     # TF 2.21's XLA CPU backend runs compiled code through its newer "thunk" runtime; on the

@@ -3,8 +3,8 @@
 Implements :class:`gancore.train.protocol.Trainer`, step for step the algorithm of
 :mod:`vanilla_gan.torch_training` (same losses, the last fake batch reused for the G update,
 the same number of D forwards, hence of spectral-norm power iterations). The whole step
-(n_dis D updates, the G update, the EMA) is one ``tf.function``, XLA-compiled by default
-(except on a CPU under bf16: ``resolve_jit_compile``); the skip-if-non-finite decisions are
+(n_dis D updates, the G update, the EMA) is one ``tf.function``, XLA-compiled by default on a
+GPU and a plain graph on a CPU (``resolve_jit_compile``); the skip-if-non-finite decisions are
 made in the graph and the statistics read once per step.
 
 Checkpoints are one ``.npz`` (no pickle) holding every variable of G, D, the EMA G and both
@@ -14,7 +14,6 @@ Adam optimisers (their iteration counters included) and the loop metadata.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,12 +51,12 @@ def g_loss(cfg: TrainConfig, fake):
     return tf.reduce_mean(tf.nn.softplus(-fake))
 
 
-def resolve_jit_compile(flag: bool | None, policy: str | None, gpu: bool) -> bool:
-    """``--jit-compile`` as given, or when unset: XLA except on a CPU under a bf16 policy (see
+def resolve_jit_compile(flag: bool | None, gpu: bool) -> bool:
+    """``--jit-compile`` as given, or when unset: XLA on a GPU, the plain graph on a CPU (see
     ``TrainConfig.jit_compile`` for the measurements)."""
     if flag is not None:
         return flag
-    return gpu or policy is None
+    return gpu
 
 
 class TFTrainer(SingleProcess):
@@ -71,13 +70,7 @@ class TFTrainer(SingleProcess):
         if cfg.deterministic:
             tf.config.experimental.enable_op_determinism()
         policy = tfu.set_amp(cfg.amp)
-        self.jit_compile = resolve_jit_compile(cfg.jit_compile, policy, tfu.has_gpu())
-        if cfg.jit_compile is None and not self.jit_compile:
-            print(
-                "tf: the step runs as a plain graph, without XLA (--jit-compile unset, bf16 on a "
-                "CPU; --jit-compile forces XLA)",
-                file=sys.stderr,
-            )
+        self.jit_compile = resolve_jit_compile(cfg.jit_compile, tfu.has_gpu())
         if self.jit_compile and cfg.xla_legacy_cpu_runtime:
             tfu.use_legacy_xla_cpu_runtime()  # read at XLA's first compilation: still in time
         keras.utils.set_random_seed(cfg.seed)

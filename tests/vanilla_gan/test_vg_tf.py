@@ -3,6 +3,8 @@ tested for every trainer in tests/gancore/test_loop_contract.py)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -130,26 +132,29 @@ def test_ema_rampup_sets_the_decay_of_each_step_without_retracing(make_config, a
     assert trainer._step_fn.experimental_get_tracing_count() == 1
 
 
-def test_jit_compile_unset_means_xla_except_bf16_on_a_cpu(make_config):
-    """--jit-compile given wins; unset, XLA everywhere but a CPU under bf16 (its plain graph
-    runs bf16 convolutions natively, XLA's CPU backend does not)."""
-    bf16 = "mixed_bfloat16"
-    assert resolve_jit_compile(None, None, gpu=False) is True
-    assert resolve_jit_compile(None, bf16, gpu=False) is False
-    assert resolve_jit_compile(None, bf16, gpu=True) is True
+def test_jit_compile_unset_means_xla_on_a_gpu_and_the_plain_graph_on_a_cpu(make_config):
+    """--jit-compile given wins; unset, XLA on a GPU and the plain graph on a CPU (faster
+    there in fp32 and bf16 alike), whatever the precision."""
+    assert resolve_jit_compile(None, gpu=False) is False
+    assert resolve_jit_compile(None, gpu=True) is True
     for flag in (True, False):
-        for policy in (None, bf16):
-            assert resolve_jit_compile(flag, policy, gpu=False) is flag
+        for gpu in (True, False):
+            assert resolve_jit_compile(flag, gpu=gpu) is flag
     try:
         chosen = {
             (amp, flag): TFTrainer(
                 make_config("dcgan", framework="tf", amp=amp, jit_compile=flag, device="cpu"), 3
             ).jit_compile
-            for amp, flag in (("off", None), ("bf16", None), ("bf16", True))
+            for amp, flag in (("off", None), ("bf16", None), ("off", True), ("bf16", True))
         }
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert chosen == {("off", None): True, ("bf16", None): False, ("bf16", True): True}
+    assert chosen == {
+        ("off", None): False,
+        ("bf16", None): False,
+        ("off", True): True,
+        ("bf16", True): True,
+    }
 
 
 @pytest.mark.parametrize(
@@ -182,3 +187,20 @@ def test_batchnorm_form_follows_xla_and_the_step_trains(make_config, array_sourc
             assert not np.allclose(lyr.moving_variance.numpy(), old)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_bench_tf_xla_and_tf_graph_variants(tmp_path, capsys):
+    """bench's tf-xla / tf-graph force XLA on / off whatever --jit-compile says, each row records
+    what the trainer used, and the pair's ratio is printed."""
+    from vanilla_gan import bench
+
+    out = tmp_path / "bench.json"
+    args = ["--models", "dcgan", "--frameworks", "tf-xla,tf-graph", "--width", "8"]
+    args += ["--steps", "1", "--warmup", "0", "--threads", "1", "--no-jit-compile"]
+    assert bench.main([*args, "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["framework"], r["jit_compile"]) for r in rows] == [
+        ("tf-xla", True),
+        ("tf-graph", False),
+    ]
+    assert "dcgan: tf-graph/tf-xla = " in capsys.readouterr().out
