@@ -1,9 +1,11 @@
-"""TensorFlow / PyTorch ProGAN training speed, measured in alternating rounds.
+"""TensorFlow / PyTorch ProGAN training speed (or two PyTorch implementations), measured in
+alternating rounds.
 
 ::
 
     python -m progan_common.bench_frameworks --preset cifar10 --res 4,8,16,32 --rounds 8
     python -m progan_common.bench_frameworks --res 16 --rounds 10 --steps 4 --json tf_vs_torch.json
+    python -m progan_common.bench_frameworks --compare torch:autograd-penalty,torch --res 8,16,32
 
 Running ``python -m progan_torch.bench`` and then ``python -m progan_tf.bench`` compares two
 moments of a shared machine as much as two frameworks: the development machine's speed drifts
@@ -19,6 +21,12 @@ is timed the other waits on its pipe. Each window is preceded by ``--rewarm`` un
 The steps are those of ``python -m progan_torch.bench`` / ``python -m progan_tf.bench`` (same
 trainers, stage set-up and random data; the two windows of a round run the same step
 numbers, hence the same inputs), and every configuration flag applies to both workers.
+
+``--compare A,B`` chooses the two sides (default ``torch,tf``) and the ratio reported is B / A.
+A side is ``torch``, ``tf``, or ``torch:VARIANT``: PyTorch with one implementation choice
+switched back to the same-function alternative it replaced (``progan_torch.variants``), so
+``--compare torch:VARIANT,torch`` measures what that choice buys. ``--compare torch,torch``
+measures the noise of the method itself.
 """
 
 from __future__ import annotations
@@ -43,7 +51,37 @@ from gancore.latents import RandomSource
 from progan_common import bench
 from progan_common.config import PRESETS, ProGANConfig
 
-FRAMEWORKS = ("torch", "tf")  # the ratio reported is tf / torch
+FRAMEWORKS = ("torch", "tf")
+DEFAULT_COMPARE = "torch,tf"  # the ratio reported is the second's speed over the first's
+
+
+def parse_side(side: str) -> tuple[str, str | None]:
+    """``torch`` / ``tf`` / ``torch:VARIANT`` -> (framework, variant or None); UserError if
+    unknown."""
+    from progan_torch.variants import VARIANTS  # no torch import: a plain table
+
+    fw, _, variant = side.partition(":")
+    if fw not in FRAMEWORKS:
+        raise UserError(f"--compare: {side!r} is not torch, tf or torch:VARIANT")
+    if not variant:
+        return fw, None
+    if fw != "torch" or variant not in VARIANTS:
+        raise UserError(
+            f"--compare: no variant {side!r}; the variants are PyTorch's: "
+            + ", ".join(f"torch:{v}" for v in VARIANTS)
+        )
+    return fw, variant
+
+
+def _compare_help() -> str:
+    from progan_torch.variants import VARIANTS
+
+    return (
+        "the two sides, A,B; the ratio reported is B / A (default: torch,tf). A side is torch, "
+        "tf, or torch:VARIANT, PyTorch with one implementation choice switched back to the "
+        "same-function alternative it replaced: "
+        + "; ".join(f"{k}: {v}" for k, v in VARIANTS.items())
+    )
 
 
 def build_parser():
@@ -85,7 +123,8 @@ def build_parser():
         default=1,
         help="untimed steps before every later window, after the other framework's (default: 1)",
     )
-    p.add_argument("--worker", choices=FRAMEWORKS, default=None, help="internal: run as a worker")
+    p.add_argument("--compare", default=DEFAULT_COMPARE, help=_compare_help())
+    p.add_argument("--worker", default=None, help="internal: run as a worker")
     return p
 
 
@@ -95,11 +134,18 @@ def _worker(args, cfg: ProGANConfig) -> int:
     proto = os.fdopen(os.dup(1), "w")  # the answers; anything else printed goes to stderr
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    if args.worker == "torch":
+    fw, variant = parse_side(args.worker)
+    if fw == "torch":
         from progan_torch.bench import make_trainer
+
+        try:
+            trainer = make_trainer(cfg, variant)
+        except ValueError as e:  # a variant that does not apply to this precision
+            raise UserError(str(e)) from None
     else:
         from progan_tf.bench import make_trainer
-    trainer = make_trainer(cfg)
+
+        trainer = make_trainer(cfg)
     source = RandomSource(channels=3, seed=cfg.seed)
     sched = cfg.schedule()
     current: tuple[int, str] | None = None
@@ -127,12 +173,12 @@ def _worker(args, cfg: ProGANConfig) -> int:
 
 # ----------------------------------------------------------------------------- parent
 class _Worker:
-    def __init__(self, framework: str, argv: list[str]) -> None:
-        self.framework = framework
+    def __init__(self, side: str, argv: list[str]) -> None:
+        self.side, self.framework = side, parse_side(side)[0]
         env = {**os.environ}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         cmd = [sys.executable, "-m", "progan_common.bench_frameworks", *argv]
-        cmd += ["--worker", framework]
+        cmd += ["--worker", side]
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
@@ -146,7 +192,7 @@ class _Worker:
         if not line:
             code = self.proc.wait()
             raise UserError(
-                f"the {self.framework} worker exited (status {code}) before answering; its "
+                f"the {self.side} worker exited (status {code}) before answering; its "
                 "messages are above. Check that `python -m progan_"
                 f"{self.framework}.bench` runs with the same options."
             )
@@ -170,20 +216,24 @@ class _Worker:
                 self.proc.wait()
 
 
-def _parent(args, cfg: ProGANConfig, argv: list[str], res_list: list[int], phases) -> int:
+def _parent(
+    args, cfg: ProGANConfig, argv: list[str], res_list: list[int], phases, sides: list[str]
+) -> int:
     sched = cfg.schedule()
     machine = describe()
+    first_side, second_side = sides
     print(
-        f"python -m progan_common.bench_frameworks: preset {args.preset}, max_res {cfg.max_res}, "
-        f"latent {cfg.latent_dim}, amp {cfg.amp}, threads {cfg.threads or 'default'}, "
-        f"{args.rounds} rounds of {args.steps} timed steps per framework; starting the workers",
+        f"python -m progan_common.bench_frameworks: {second_side} / {first_side}, preset "
+        f"{args.preset}, max_res {cfg.max_res}, latent {cfg.latent_dim}, amp {cfg.amp}, threads "
+        f"{cfg.threads or 'default'}, {args.rounds} rounds of {args.steps} timed steps per side; "
+        "starting the workers",
         flush=True,
     )
-    workers: dict[str, _Worker] = {}
+    workers: list[_Worker] = []
     rows: list[dict[str, Any]] = []
     try:
-        for fw in FRAMEWORKS:
-            workers[fw] = _Worker(fw, argv)
+        for side in sides:
+            workers.append(_Worker(side, argv))
         for res in res_list:
             for phase in phases:
                 if phase == "fade" and res == 4:
@@ -191,11 +241,11 @@ def _parent(args, cfg: ProGANConfig, argv: list[str], res_list: list[int], phase
                 b = args.batch or sched.batch_for(res)
                 rounds = []
                 for r in range(args.rounds):
-                    order = FRAMEWORKS if r % 2 == 0 else FRAMEWORKS[::-1]
+                    order = (0, 1) if r % 2 == 0 else (1, 0)
                     # the same step numbers for both (same inputs); warm-up before the first
                     untimed = args.warmup if r == 0 else args.rewarm
                     first = r * (args.steps + args.rewarm) + args.warmup
-                    speed = {}
+                    speed = [0.0, 0.0]
                     req = dict(
                         res=res,
                         phase=phase,
@@ -204,15 +254,10 @@ def _parent(args, cfg: ProGANConfig, argv: list[str], res_list: list[int], phase
                         untimed=untimed,
                         steps=args.steps,
                     )
-                    for fw in order:
-                        speed[fw] = args.steps * b / workers[fw].time_window(req)
+                    for k in order:
+                        speed[k] = args.steps * b / workers[k].time_window(req)
                     rounds.append(
-                        {
-                            "first": order[0],
-                            "torch_img_per_s": speed["torch"],
-                            "tf_img_per_s": speed["tf"],
-                            "ratio": speed["tf"] / speed["torch"],
-                        }
+                        {"first": sides[order[0]], "img_per_s": speed, "ratio": speed[1] / speed[0]}
                     )
                 ratios = [x["ratio"] for x in rounds]
                 row = {
@@ -222,33 +267,33 @@ def _parent(args, cfg: ProGANConfig, argv: list[str], res_list: list[int], phase
                     "median_ratio": statistics.median(ratios),
                     "min_ratio": min(ratios),
                     "max_ratio": max(ratios),
-                    "median_img_per_s": {
-                        fw: statistics.median(x[f"{fw}_img_per_s"] for x in rounds)
-                        for fw in FRAMEWORKS
-                    },
+                    "median_img_per_s": [
+                        statistics.median(x["img_per_s"][k] for x in rounds) for k in (0, 1)
+                    ],
                     "rounds": rounds,
                 }
                 rows.append(row)
                 print(
-                    f"{res:5d} {phase:9s} batch {b:4d}  TensorFlow / PyTorch median "
+                    f"{res:5d} {phase:9s} batch {b:4d}  {second_side} / {first_side} median "
                     f"{row['median_ratio']:.3f} (rounds {row['min_ratio']:.3f}-"
-                    f"{row['max_ratio']:.3f}); img/s PyTorch "
-                    f"{row['median_img_per_s']['torch']:.1f}, TensorFlow "
-                    f"{row['median_img_per_s']['tf']:.1f}",
+                    f"{row['max_ratio']:.3f}); img/s {first_side} "
+                    f"{row['median_img_per_s'][0]:.1f}, {second_side} "
+                    f"{row['median_img_per_s'][1]:.1f}",
                     flush=True,
                 )
     finally:
-        for w in workers.values():
+        for w in workers:
             w.close()
     if args.json:
         atomic_write_json(
             args.json,
             {
                 "method": (
-                    "one persistent worker process per framework; per round one timed window "
-                    "of --steps steps each, order swapped every round; ratio = TensorFlow "
-                    "img/s / PyTorch img/s per round, median over rounds"
+                    "one persistent worker process per side; per round one timed window of "
+                    "--steps steps each, order swapped every round; ratio = the second side's "
+                    "img/s / the first's per round, median over rounds"
                 ),
+                "compare": sides,
                 "preset": args.preset,
                 "config": overrides_from_namespace(args, ProGANConfig),
                 "options": {
@@ -273,10 +318,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.worker:
         return _worker(args, cfg)
+    sides = [x.strip() for x in args.compare.split(",")]
+    if len(sides) != 2:
+        raise UserError(f"--compare takes two sides, A,B, got {args.compare!r}")
+    for side in sides:
+        variant = parse_side(side)[1]
+        if variant is not None:
+            from progan_torch.variants import check
+
+            try:
+                check(variant, cfg.amp)
+            except ValueError as e:
+                raise UserError(f"--compare {side}: {e}") from None
     res, phases = bench.resolutions_and_phases(args, cfg)
     if args.json:
         output_file(args.json, "--json", "tf_vs_torch.json")
-    return _parent(args, cfg, argv, res, phases)
+    return _parent(args, cfg, argv, res, phases, sides)
 
 
 if __name__ == "__main__":

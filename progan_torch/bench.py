@@ -54,11 +54,13 @@ def profile_ops(run_step, n: int) -> dict:
     }
 
 
-def make_trainer(cfg):
-    """The trainer the bench times (3 channels, unconditional)."""
+def make_trainer(cfg, variant: str | None = None):
+    """The trainer the bench times (3 channels, unconditional); ``variant``: one of
+    :data:`progan_torch.variants.VARIANTS` (for this process), None for the product."""
+    from progan_torch import variants
     from progan_torch.training import ProGANTrainer
 
-    return ProGANTrainer(cfg, 3)
+    return ProGANTrainer(cfg, 3, **variants.trainer_kwargs(variant, cfg.amp))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from progan_torch import variants
+
 SQRT2 = math.sqrt(2.0)
 LRELU_SLOPE = 0.2  # official lrelu(x, alpha=0.2)
 
@@ -355,8 +357,12 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     Works for (N, C) latents and (N, C, H, W) feature maps alike. The statistic is computed
     in at least float32 (the mixed-precision policy keeps norms in fp32; a bf16 mean of
     512 squares would carry a ~1% error into every feature). The backward is
-    :class:`_PixelNorm`'s (once differentiable).
+    :class:`_PixelNorm`'s (once differentiable), or autograd's under the
+    ``autograd-pixelnorm`` variant of :mod:`progan_torch.variants` (for measuring it).
     """
+    if variants.ACTIVE.pixel_norm_backward == "autograd":
+        wide = x.to(torch.promote_types(x.dtype, torch.float32))
+        return x * torch.rsqrt(wide.square().mean(dim=1, keepdim=True) + eps).to(x.dtype)
     return _PixelNorm.apply(x, eps)
 
 

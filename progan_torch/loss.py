@@ -19,10 +19,13 @@ Losses are means over the (local) batch; every reduction runs in float32, also u
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
 from progan_common.config import ProGANConfig
+from progan_torch import variants
 from progan_torch.layers import explicit_input_gradients, lerp
 
 
@@ -38,7 +41,12 @@ def gradient_penalty(
     bf16 the only correct one on CPUs whose oneDNN uses AMX (``explicit_input_gradients``).
     """
     mixed = mixed.detach().requires_grad_(True)
-    with explicit_input_gradients():
+    path = variants.ACTIVE.penalty  # "explicit" unless a variant of progan_torch.variants
+    with contextlib.ExitStack() as stack:
+        if path != "autograd":
+            stack.enter_context(explicit_input_gradients())
+        if path == "fp32":
+            stack.enter_context(torch.autocast(mixed.device.type, enabled=False))
         scores = critic(mixed)[:, 0].float()
     (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     norms = grad.float().flatten(1).square().sum(dim=1).sqrt()

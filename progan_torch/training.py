@@ -53,6 +53,7 @@ def build_models(
     num_classes: int,
     device: torch.device,
     channels_last: bool,
+    contiguous_base: bool = True,
 ) -> Models:
     """Networks for ``cfg.max_res`` seeded from ``cfg.seed`` (identical on every rank)."""
     torch.manual_seed(cfg.seed)
@@ -67,6 +68,9 @@ def build_models(
     # NCHW-contiguous: its dense layers read and write that order, and mixing the two layouts
     # around them (an elementwise op between them takes a slow path) made the whole 4x4 step
     # 1.11x slower than contiguous on the development CPU; from 8x8 up channels_last wins.
+    # contiguous_base=False (the channels-last-4x4 variant of progan_torch.variants) measures it.
+    if not contiguous_base:
+        return Models(G, D, G_ema)
     base = [G.blocks[0], G.torgb[0], D.blocks[0], D.fromrgb[0]]
     if G_ema is not None:
         base += [G_ema.blocks[0], G_ema.torgb[0]]
@@ -124,6 +128,7 @@ class ProGANTrainer:
         num_classes: int = 0,
         dist: DistInfo | None = None,
         channels_last: bool = True,
+        contiguous_base: bool = True,
     ) -> None:
         # channels_last (from 8x8 up, see build_models): NHWC is what cuDNN's tensor cores
         # prefer; on the 2-core development CPUs (oneDNN) it measured faster at 8..16 and
@@ -136,8 +141,10 @@ class ProGANTrainer:
         )
         tu.set_threads(cfg.threads)
         tune_malloc(cfg.malloc)
-        self.channels_last = channels_last
-        self.m = build_models(cfg, img_channels, num_classes, self.device, channels_last)
+        self.channels_last, self.contiguous_base = channels_last, contiguous_base
+        self.m = build_models(
+            cfg, img_channels, num_classes, self.device, channels_last, contiguous_base
+        )
         self.amp = tu.amp_dtype(cfg.amp, self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # few distinct shapes per level: tune once
@@ -205,7 +212,8 @@ class ProGANTrainer:
         cfg, dev, m = self.cfg, self.device, self.m
         level, fading = self.level, self.fading
         a = self._alpha if fading else 1.0
-        cl = self.channels_last and level > 0  # the 4x4 level runs contiguous (build_models)
+        # the 4x4 level runs contiguous (build_models)
+        cl = self.channels_last and (level > 0 or not self.contiguous_base)
         x = tu.to_float_images(reals, dev, cl)
         if fading:
             x = fade_reals(x, level, a)

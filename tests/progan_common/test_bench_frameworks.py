@@ -34,16 +34,34 @@ def test_rounds_alternate_and_the_ratio_is_the_median_of_the_rounds(tmp_path, ca
         rounds = row["rounds"]
         assert [x["first"] for x in rounds] == ["torch", "tf", "torch"]
         for x in rounds:
-            assert x["torch_img_per_s"] > 0 and x["tf_img_per_s"] > 0
-            assert x["ratio"] == pytest.approx(x["tf_img_per_s"] / x["torch_img_per_s"])
+            torch_rate, tf_rate = x["img_per_s"]
+            assert torch_rate > 0 and tf_rate > 0
+            assert x["ratio"] == pytest.approx(tf_rate / torch_rate)
         ratios = [x["ratio"] for x in rounds]
         assert row["median_ratio"] == pytest.approx(statistics.median(ratios))
         assert row["min_ratio"] == min(ratios) and row["max_ratio"] == max(ratios)
         assert row["batch"] == 4
+    assert data["compare"] == ["torch", "tf"]
     assert data["options"]["rounds"] == 3 and data["hardware"]["cpu_count"] >= 1
     assert set(data["code"]) == {"commit", "dirty"}
     printed = [line for line in capsys.readouterr().out.splitlines() if "median" in line]
     assert len(printed) == 3
+
+
+def test_compare_a_variant_with_the_default(tmp_path, capsys):
+    """--compare torch:VARIANT,torch: two PyTorch workers, the variant's switched back in its
+    own process only; the ratio is the second side's speed over the first's."""
+    out = tmp_path / "variant.json"
+    argv = [*TINY, "--res", "8", "--batch", "4", "--steps", "1", "--warmup", "1", "--rewarm", "0"]
+    argv += ["--rounds", "2", "--compare", "torch:autograd-pixelnorm,torch", "--json", str(out)]
+    assert bench_frameworks.main(argv) == 0
+    data = json.loads(out.read_text())
+    assert data["compare"] == ["torch:autograd-pixelnorm", "torch"]
+    (row,) = data["rows"]
+    assert [x["first"] for x in row["rounds"]] == ["torch:autograd-pixelnorm", "torch"]
+    for x in row["rounds"]:
+        assert x["ratio"] == pytest.approx(x["img_per_s"][1] / x["img_per_s"][0])
+    assert "torch / torch:autograd-pixelnorm median" in capsys.readouterr().out
 
 
 def test_a_worker_that_dies_is_a_user_error():
@@ -58,6 +76,12 @@ def test_a_worker_that_dies_is_a_user_error():
         (["--res", "12"], "--res must be powers of two"),
         (["--res", "a,b"], "--res takes a comma list"),
         (["--phases", "warm"], "--phases takes"),
+        (["--compare", "torch"], "--compare takes two sides"),
+        (["--compare", "torch,jax"], "'jax' is not torch, tf or torch:VARIANT"),
+        (["--compare", "tf:contiguous,torch"], "the variants are PyTorch's: torch:"),
+        (["--compare", "torch:fast,torch"], "no variant 'torch:fast'"),
+        (["--compare", "torch:autograd-penalty,torch", "--amp", "bf16"], "fp32 only"),
+        (["--compare", "torch:fp32-penalty,torch"], "only under --amp bf16"),
     ],
 )
 def test_bad_options_are_refused_before_any_worker_starts(extra, message):
