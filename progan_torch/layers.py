@@ -107,8 +107,8 @@ def explicit_input_gradients() -> Iterator[None]:
     memory, then convolved with an ``H x W`` kernel: a shape oneDNN runs 3-4x below its
     usual speed). Written as a transposed convolution, that term's weight gradient is the
     ordinary first-order one, in oneDNN's own kernel. Same function and gradients; the
-    whole 8x8 / 16x16 / 32x32 training step 1.05x / 1.06x / 1.09x faster on the development
-    CPU.
+    whole 8x8 / 16x16 / 32x32 training step 1.03x / 1.06x / 1.08x faster on the development
+    CPU (``python -m progan_common.bench_frameworks --compare torch:autograd-penalty,torch``).
 
     Under bf16 autocast the convolutions take the same path, in bf16 (their inputs cast as
     autocast casts ``F.conv2d``'s). That is also a matter of correctness: on a CPU where
@@ -116,8 +116,8 @@ def explicit_input_gradients() -> Iterator[None]:
     gradient unrelated to the float32 one (relative error about 1), while this path's
     first-order kernels stay within bf16 rounding (about 0.04; ``tests/progan_torch/
     test_amp.py`` checks both on the CPU that runs it). It lets the penalty run in bf16 rather
-    than fall back to float32: the bf16 training step 1.08x / 1.22x / 1.30x faster at 8x8 /
-    16x16 / 32x32 on the development CPU (scratch in-process A/B against the float32 penalty).
+    than fall back to float32: the bf16 training step 1.07x / 1.22x / 1.34x faster at 8x8 /
+    16x16 / 32x32 on the development CPU (``--compare torch:fp32-penalty,torch --amp bf16``).
     """
     before = getattr(_state, "explicit", False)
     _state.explicit = True
@@ -327,9 +327,9 @@ class _PixelNorm(torch.autograd.Function):
     With ``y = x * s``, ``s = (mean_c x**2 + eps) ** -1/2``, the input gradient is
     ``s * (g - y * mean_c(g * y))``: four operations, where autograd's generic backward of
     the forward chain takes about a dozen, several of them broadcasting a (N, 1, H, W)
-    statistic over a channels-last map. In isolation ``pixel_norm`` forward + backward ran
-    2.8x / 3.3x faster at 8x8 / 16x16 with 128 channels, batch 16; in the whole training step
-    that is 1.05x at 32x32 and within the noise below (scratch A/Bs on the development CPU).
+    statistic over a channels-last map. In the whole training step the gain is within the
+    noise on the development CPU (1.01-1.02x at 8x8 to 32x32: ``python -m
+    progan_common.bench_frameworks --compare torch:autograd-pixelnorm,torch``).
     Only G normalises pixels and nothing differentiates G twice, so the
     backward is once-differentiable (a second differentiation raises rather than being wrong).
     """

@@ -66,9 +66,10 @@ def build_models(
             m.to(device=device, memory_format=fmt)
     # The 4x4 level (G's first block and D's head, with their toRGB / fromRGB) stays
     # NCHW-contiguous: its dense layers read and write that order, and mixing the two layouts
-    # around them (an elementwise op between them takes a slow path) made the whole 4x4 step
-    # 1.11x slower than contiguous on the development CPU; from 8x8 up channels_last wins.
-    # contiguous_base=False (the channels-last-4x4 variant of progan_torch.variants) measures it.
+    # around them (an elementwise op between them takes a slow path): all-channels-last made
+    # the whole 4x4 step 1.10x slower on the development CPU; from 8x8 up channels_last wins
+    # (1.06-1.12x). python -m progan_common.bench_frameworks --compare
+    # torch:channels-last-4x4,torch (contiguous_base=False) and torch:contiguous,torch.
     if not contiguous_base:
         return Models(G, D, G_ema)
     base = [G.blocks[0], G.torgb[0], D.blocks[0], D.fromrgb[0]]
