@@ -49,7 +49,8 @@ class _ReferenceTrainer:
     Written here (not copied) after the structure of that example's loop: NCHW, default
     ``zero_grad``, BCE-with-logits on real then fake with two backward calls, the fake
     batch reused for G, D weight gradients computed in the G step, and ``.item()`` host
-    syncs every step (the example prints its losses every iteration).
+    syncs every step (the example prints its losses every iteration). The networks are ours
+    with torch's convolutions throughout; their activations run in place, as the example's.
     """
 
     def __init__(self, cfg: TrainConfig, channels: int) -> None:

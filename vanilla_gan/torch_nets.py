@@ -29,9 +29,13 @@ def _module(spec: Layer, path: str | None) -> nn.Module:
         args = (spec.in_ch, spec.out_ch, spec.k, spec.stride, spec.pad)
         m = torch_gemm.ConvTranspose2d(*args, bias=spec.bias, path=path)
     elif k == "relu":
-        return nn.ReLU()
+        # In place, as pytorch/examples' DCGAN: every activation here follows a convolution,
+        # a dense layer or a BatchNorm, none of whose backward reads its own output, so
+        # overwriting that output saves a tensor and a pass over memory (autograd's version
+        # counters would refuse the step otherwise).
+        return nn.ReLU(inplace=True)
     elif k == "lrelu":
-        return nn.LeakyReLU(spec.slope)
+        return nn.LeakyReLU(spec.slope, inplace=True)
     elif k == "tanh":
         return nn.Tanh()
     elif k == "unflatten":

@@ -32,6 +32,29 @@ def test_shapes_and_range(make_config, model, res):
     assert D(x).shape == (5,)
 
 
+@pytest.mark.parametrize("model", ["dcgan", "sndcgan"])
+def test_activations_run_in_place_with_the_same_gradients(make_config, model):
+    """ReLU / LeakyReLU overwrite their input, as pytorch/examples' DCGAN (whose loop the
+    bench's torch-ref imitates); the gradients equal those of copying activations."""
+    cfg = make_config(model, res=32)
+    grads = []
+    for inplace in (True, False):
+        torch.manual_seed(0)
+        G, D = torch_nets.build_models(cfg, 3)
+        acts = [
+            m
+            for m in (*G.modules(), *D.modules())
+            if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))
+        ]
+        assert acts and all(m.inplace for m in acts)
+        for m in acts:
+            m.inplace = inplace
+        D(G(torch.randn(4, cfg.z_dim, generator=torch.Generator().manual_seed(1)))).sum().backward()
+        grads.append([p.grad for p in (*G.parameters(), *D.parameters())])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
 def test_init_scheme(make_config):
     """Radford et al.: conv / dense weights N(0, 0.02), BN scale N(1, 0.02), biases 0."""
     cfg = make_config("dcgan", width=32, res=64)
