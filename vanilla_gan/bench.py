@@ -10,7 +10,9 @@ one G update), after ``--warmup`` untimed steps (tracing, cudnn autotuning).
 Prints images/s (real images shown to D per second) and the torch/tf ratio.
 ``tf`` follows ``--jit-compile`` (unset by default, as in training: XLA on a GPU, the plain
 graph on a CPU); ``tf-graph`` is the same step without XLA and ``tf-xla`` with it, whatever
-``--jit-compile`` says (``--frameworks tf-xla,tf-graph`` compares the two interleaved).
+``--jit-compile`` says (``--frameworks tf-xla,tf-graph`` compares the two interleaved); ``tf-graph-opbn`` and
+``tf-xla-fusedbn`` swap BatchNorm's form (op by op / TF's fused kernel) in each, to measure
+that choice.
 ``--frameworks torch,tf,torch-ref`` adds a
 pytorch/examples-style loop on the same networks (``_ReferenceTrainer``), so the comparison
 with that example is made on the same machine under the same load. ``torch-convs`` and
@@ -92,22 +94,34 @@ class _ReferenceTrainer:
         return {"loss_d": (err_real + err_fake).item(), "loss_g": err_g.item()}
 
 
-# Measured names -> (trainer framework, its overrides); torch-ref is torch's _ReferenceTrainer.
-VARIANTS: dict[str, tuple[str, dict]] = {
-    "torch": ("torch", {}),
-    "tf": ("tf", {}),
-    "torch-ref": ("torch", {}),  # torch's convolutions throughout (_ReferenceTrainer)
-    "tf-graph": ("tf", {"jit_compile": False}),
-    "tf-xla": ("tf", {"jit_compile": True}),
-    "torch-convs": ("torch", {"cpu_gemm_convs": False}),
-    "tf-graph-convs": ("tf", {"jit_compile": False, "cpu_gemm_convs": False}),
+# Measured names -> (trainer framework, its config overrides, its constructor's keyword
+# arguments); torch-ref is torch's _ReferenceTrainer.
+VARIANTS: dict[str, tuple[str, dict, dict]] = {
+    "torch": ("torch", {}, {}),
+    "tf": ("tf", {}, {}),
+    "torch-ref": ("torch", {}, {}),  # torch's convolutions throughout (_ReferenceTrainer)
+    "tf-graph": ("tf", {"jit_compile": False}, {}),
+    "tf-xla": ("tf", {"jit_compile": True}, {}),
+    "torch-convs": ("torch", {"cpu_gemm_convs": False}, {}),
+    "tf-graph-convs": ("tf", {"jit_compile": False, "cpu_gemm_convs": False}, {}),
+    # BatchNorm's other form: op by op in the plain graph, TF's fused kernel under XLA
+    "tf-graph-opbn": ("tf", {"jit_compile": False}, {"fused_bn": False}),
+    "tf-xla-fusedbn": ("tf", {"jit_compile": True}, {"fused_bn": True}),
 }
+# Pairs whose ratio is printed: (name, the name it is compared with, what the ratio measures)
+PAIRS = (
+    ("torch", "torch-convs", "the matrix-multiply convolutions"),
+    ("tf-graph", "tf-graph-convs", "the matrix-multiply convolutions"),
+    ("tf-graph", "tf-xla", "the plain graph against XLA"),
+    ("tf-graph", "tf-graph-opbn", "the fused BatchNorm in the plain graph"),
+    ("tf-xla", "tf-xla-fusedbn", "the op-by-op BatchNorm under XLA"),
+)
 
 
 def _worker(spec: dict) -> dict:
     """Measure one model x framework in this process; returns a result dict."""
     values = preset_for(spec["model"])
-    framework, overrides = VARIANTS[spec["framework"]]
+    framework, overrides, trainer_kwargs = VARIANTS[spec["framework"]]
     values.update(
         framework=framework,
         res=spec["res"],
@@ -130,7 +144,7 @@ def _worker(spec: dict) -> dict:
         from vanilla_gan.torch_training import TorchTrainer as Trainer
     else:
         from vanilla_gan.tf_training import TFTrainer as Trainer
-    trainer = Trainer(cfg, 3)
+    trainer = Trainer(cfg, 3, **trainer_kwargs)
     rng = np.random.default_rng(0)
     reals = rng.integers(0, 256, (cfg.n_dis * cfg.batch, cfg.res, cfg.res, 3), dtype=np.uint8)
     randoms = {"z": rng.standard_normal((cfg.n_dis, cfg.batch, cfg.z_dim), dtype=np.float32)}
@@ -145,6 +159,7 @@ def _worker(spec: dict) -> dict:
         **spec,
         # What the trainer really used (XLA applies to TF only; tf-graph turns it off).
         "jit_compile": trainer.jit_compile if cfg.framework == "tf" else None,
+        "fused_bn": trainer.fused_bn if cfg.framework == "tf" else None,
         # The switch as set (its paths apply on a CPU in fp32, and in TF only without XLA).
         "cpu_gemm_convs": cfg.cpu_gemm_convs and spec["framework"] != "torch-ref",
         "xla_flags": os.environ.get("XLA_FLAGS", "") if cfg.framework == "tf" else None,
@@ -172,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         default="torch,tf",
         help="comma list of frameworks: torch, tf, torch-ref (pytorch/examples-style loop), "
         "tf-graph / tf-xla (tf without / with XLA, whatever --jit-compile says), "
-        "torch-convs / tf-graph-convs "
+        "tf-graph-opbn / tf-xla-fusedbn (the same with BatchNorm's other form: op by op, TF's "
+        "fused kernel), torch-convs / tf-graph-convs "
         "(torch / tf-graph with --no-cpu-gemm-convs: the framework's convolutions everywhere)",
     )
     ap.add_argument("--steps", type=int, default=20, help="timed training steps")
@@ -295,11 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         for fw in ("torch", "tf", "tf-graph", "tf-xla"):
             if fw in by_fw and "torch-ref" in by_fw:
                 print(f"{model}: {fw}/torch-ref = {by_fw[fw] / by_fw['torch-ref']:.2f}")
-        for fw in ("torch", "tf-graph"):  # the matrix-multiply convolutions' own effect
-            if fw in by_fw and f"{fw}-convs" in by_fw:
-                print(f"{model}: {fw}/{fw}-convs = {by_fw[fw] / by_fw[fw + '-convs']:.2f}")
-        if "tf-graph" in by_fw and "tf-xla" in by_fw:
-            print(f"{model}: tf-graph/tf-xla = {by_fw['tf-graph'] / by_fw['tf-xla']:.2f}")
+        for a, b, what in PAIRS:
+            if a in by_fw and b in by_fw:
+                print(f"{model}: {a}/{b} = {by_fw[a] / by_fw[b]:.2f} ({what})")
     if args.json:
         from gancore.hardware import code_version, describe
         from gancore.io import atomic_write_json

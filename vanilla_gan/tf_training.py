@@ -62,7 +62,10 @@ def resolve_jit_compile(flag: bool | None, gpu: bool) -> bool:
 class TFTrainer(SingleProcess):
     checkpoint_ext = ".npz"
 
-    def __init__(self, cfg: TrainConfig, channels: int) -> None:
+    def __init__(self, cfg: TrainConfig, channels: int, fused_bn: bool | None = None) -> None:
+        """``fused_bn``: BatchNorm through TF's fused kernel or op by op (the same function);
+        None, the default, fuses it exactly when the step is not XLA-compiled. Set only to
+        measure that choice (``vanilla_gan.bench --frameworks tf-graph-opbn,tf-xla-fusedbn``)."""
         self.cfg, self.channels = cfg, channels
         tfu.select_device(cfg.device)
         tfu.set_threads(cfg.threads)  # before anything that starts TF's runtime (has_gpu)
@@ -77,9 +80,8 @@ class TFTrainer(SingleProcess):
         # TF's fused BatchNorm kernel in a plain graph; XLA fuses the op-by-op form itself. The
         # matrix-multiply convolutions (vanilla_gan/tf_gemm.py): a plain graph on a CPU, fp32.
         gemm = cfg.cpu_gemm_convs and not self.jit_compile and policy is None and not tfu.has_gpu()
-        self.G, self.D = tf_nets.build_models(
-            cfg, channels, fused_bn=not self.jit_compile, gemm=gemm
-        )
+        self.fused_bn = (not self.jit_compile) if fused_bn is None else fused_bn
+        self.G, self.D = tf_nets.build_models(cfg, channels, fused_bn=self.fused_bn, gemm=gemm)
         self.G_ema = None
         if cfg.ema_beta > 0:
             self.G_ema = tf_nets.build_generator(cfg, channels, name="generator_ema")

@@ -190,17 +190,35 @@ def test_batchnorm_form_follows_xla_and_the_step_trains(make_config, array_sourc
 
 
 def test_bench_tf_xla_and_tf_graph_variants(tmp_path, capsys):
-    """bench's tf-xla / tf-graph force XLA on / off whatever --jit-compile says, each row records
-    what the trainer used, and the pair's ratio is printed."""
+    """bench's tf-xla / tf-graph force XLA on / off whatever --jit-compile says, tf-graph-opbn
+    is the plain graph with the op-by-op BatchNorm; each row records what the trainer used, and
+    the pairs' ratios are printed."""
     from vanilla_gan import bench
 
     out = tmp_path / "bench.json"
-    args = ["--models", "dcgan", "--frameworks", "tf-xla,tf-graph", "--width", "8"]
+    args = ["--models", "dcgan", "--frameworks", "tf-xla,tf-graph,tf-graph-opbn", "--width", "8"]
     args += ["--steps", "1", "--warmup", "0", "--threads", "1", "--no-jit-compile"]
     assert bench.main([*args, "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["results"]
-    assert [(r["framework"], r["jit_compile"]) for r in rows] == [
-        ("tf-xla", True),
-        ("tf-graph", False),
+    assert [(r["framework"], r["jit_compile"], r["fused_bn"]) for r in rows] == [
+        ("tf-xla", True, False),
+        ("tf-graph", False, True),
+        ("tf-graph-opbn", False, False),
     ]
-    assert "dcgan: tf-graph/tf-xla = " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "dcgan: tf-graph/tf-xla = " in printed
+    assert "dcgan: tf-graph/tf-graph-opbn = " in printed
+
+
+def test_fused_bn_given_overrides_the_default_form(make_config):
+    """TFTrainer(fused_bn=...) picks BatchNorm's form whatever the compilation (for the bench's
+    variants that measure it); the layers really take it."""
+    for jit, fused in ((False, False), (True, True)):
+        trainer = TFTrainer(make_config("dcgan", framework="tf", jit_compile=jit), 3, fused)
+        bns = [
+            lyr
+            for net in (trainer.G, trainer.D)
+            for lyr in net.layers
+            if isinstance(lyr, tf_nets.TorchBatchNorm)
+        ]
+        assert trainer.fused_bn is fused and bns and all(lyr.fused is fused for lyr in bns)
