@@ -135,10 +135,12 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
 
     ``fused``: training mode runs TensorFlow's ``FusedBatchNormV3`` kernel (one operation
     forward and one backward, oneDNN's on a CPU), which computes exactly those running
-    statistics. It is for a plain graph: there the DCGAN 64x64 step ran 1.08x faster than
-    with the op-by-op form (scratch A/B, two alternating pairs, Intel Xeon, 2 cores), while
-    under XLA, which fuses the op-by-op form itself, the fused kernel was 0.96x; hence
-    ``fused=False`` (the same function written with moments) for an XLA-compiled step.
+    statistics. It is for a plain graph: there the DCGAN 64x64 step runs 1.12x faster than
+    with the op-by-op form, while under XLA, which fuses the op-by-op form itself, the op-by-op
+    form is 1.06x the fused kernel (Intel Xeon, 2 cores: ``python -m vanilla_gan.bench --res
+    64 --models dcgan --frameworks tf-graph,tf-graph-opbn,tf-xla,tf-xla-fusedbn --steps 6
+    --warmup 2 --rounds 3``); hence ``fused=False`` (the same function written with moments)
+    for an XLA-compiled step.
     """
 
     def __init__(self, fused: bool = False, **kwargs) -> None:
