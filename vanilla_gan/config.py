@@ -210,22 +210,23 @@ class TrainConfig:
         },
     )
     # Unset (auto) by default: XLA on a GPU, the plain tf.function graph on a CPU. On the Intel
-    # Xeon (AMX, 2 cores) the plain graph is faster in every measured case: fp32 DCGAN 32x32
+    # Xeon (AMX, 2 cores) the plain graph is faster in every measured case, in fp32: DCGAN 32x32
     # 1.16x and SN-DCGAN 32x32 1.42x XLA (python -m vanilla_gan.bench --res 32 --models
-    # dcgan,sndcgan --frameworks tf-xla,tf-graph --amp off --steps 15 --rounds 3), DCGAN 64x64
-    # 1.44x on one CPU (vanilla_gan.bench_reference --frameworks tf,tf-xla), and under bf16 2.2x (XLA's CPU backend runs bf16 no faster than fp32, while the plain
-    # graph's oneDNN kernels run it natively); benchmarks/results/cpu-2core-xeon/. XLA's CPU
-    # weight-gradient and transposed convolutions are the slow part there; the plain graph also
-    # has the fused BatchNorm kernel and the matrix-multiply convolutions (cpu_gemm_convs).
-    # On the AMD EPYC of the earliest measurements XLA was 1.3-1.5x the plain graph, but that
-    # was before those two changes sped the plain graph up by about 1.2-1.3x; ProGAN's
-    # TensorFlow step is a plain graph on every device unless --compile.
+    # dcgan,sndcgan --frameworks tf-xla,tf-graph --amp off --steps 15 --rounds 3, measured as
+    # tf,tf-graph --jit-compile before tf-xla existed), DCGAN 64x64 1.44x on one CPU
+    # (vanilla_gan.bench_reference --frameworks tf,tf-xla) and 1.53x on both; in bf16 2.2x (XLA's
+    # CPU backend runs bf16 no faster than fp32, the plain graph's oneDNN kernels natively).
+    # JSON: benchmarks/results/cpu-2core-xeon/. XLA's CPU weight-gradient and transposed
+    # convolutions are the slow part; the plain graph also has TF's fused BatchNorm kernel and
+    # the matrix-multiply convolutions (cpu_gemm_convs). On the AMD EPYC of the earliest
+    # measurements XLA was 1.3-1.5x the plain graph, before those two changes sped the plain
+    # graph up (1.1-1.2x). ProGAN's TensorFlow step is a plain graph everywhere unless --compile.
     jit_compile: bool | None = field(
         default=None,
         metadata={
             "help": "tf: XLA-compile the train step (--jit-compile), or run it as a plain "
             "tf.function graph (--no-jit-compile). Unset: XLA on a GPU, the plain graph on a "
-            "CPU (faster there in every measured case: 1.16-1.49x in fp32, 2.2x in bf16)"
+            "CPU (faster there in every measured case: 1.16-1.53x in fp32, 2.2x in bf16)"
         },
     )
     # TF 2.21's XLA CPU backend runs compiled code through its newer "thunk" runtime; on the
