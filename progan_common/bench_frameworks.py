@@ -80,7 +80,7 @@ def _compare_help() -> str:
         "the two sides, A,B; the ratio reported is B / A (default: torch,tf). A side is torch, "
         "tf, or torch:VARIANT, PyTorch with one implementation choice switched back to the "
         "same-function alternative it replaced: "
-        + "; ".join(f"{k}: {v}" for k, v in VARIANTS.items())
+        + "; ".join(f"{k}: {v.what}" for k, v in VARIANTS.items())
     )
 
 

@@ -14,20 +14,48 @@ uses a variant: the defaults are the product.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
-# name -> what it switches back (shown by --help of the commands that take a variant)
-VARIANTS: dict[str, str] = {
-    "autograd-penalty": "the gradient penalty's second backward through torch's own double "
-    "backward of each convolution, instead of explicit input gradients (fp32 only: under bf16 "
-    "on a CPU whose oneDNN uses AMX torch's own path gives a wrong weight gradient)",
-    "fp32-penalty": "under --amp bf16, the gradient penalty's forward in float32 (the fallback "
-    "the bf16 penalty replaced)",
-    "autograd-pixelnorm": "pixel norm's backward by autograd over its forward operations, "
-    "instead of the hand-written one",
-    "contiguous": "every tensor NCHW-contiguous, instead of channels-last from 8x8 up",
-    "channels-last-4x4": "channels-last at the 4x4 level too (G's first block, D's head, their "
-    "toRGB / fromRGB), instead of NCHW-contiguous there",
+
+@dataclass(frozen=True)
+class Variant:
+    what: str  # what it switches back (shown by --help of the commands that take a variant)
+    switches: dict = field(default_factory=dict)  # Switches fields it sets
+    trainer: dict = field(default_factory=dict)  # ProGANTrainer keyword arguments
+    fp32: bool | None = None  # True: fp32 only (--amp off); False: under --amp bf16 only
+    why: str = ""  # why it is restricted to that precision
+
+
+VARIANTS: dict[str, Variant] = {
+    "autograd-penalty": Variant(
+        "the gradient penalty's second backward through torch's own double backward of each "
+        "convolution, instead of explicit input gradients",
+        switches={"penalty": "autograd"},
+        fp32=True,
+        why="torch's own double backward of a bf16 convolution is wrong on CPUs whose oneDNN "
+        "uses AMX",
+    ),
+    "fp32-penalty": Variant(
+        "under --amp bf16, the gradient penalty's forward in float32 (the fallback the bf16 "
+        "penalty replaced)",
+        switches={"penalty": "fp32"},
+        fp32=False,
+        why="in fp32 it is the default",
+    ),
+    "autograd-pixelnorm": Variant(
+        "pixel norm's backward by autograd over its forward operations, instead of the "
+        "hand-written one",
+        switches={"pixel_norm_backward": "autograd"},
+    ),
+    "contiguous": Variant(
+        "every tensor NCHW-contiguous, instead of channels-last from 8x8 up",
+        trainer={"channels_last": False},
+    ),
+    "channels-last-4x4": Variant(
+        "channels-last at the 4x4 level too (G's first block, D's head, their toRGB / "
+        "fromRGB), instead of NCHW-contiguous there",
+        trainer={"contiguous_base": False},
+    ),
 }
 
 
@@ -42,35 +70,22 @@ class Switches:
 ACTIVE = Switches()  # the defaults: what training uses
 
 
-def check(name: str, amp: str) -> None:
-    """ValueError (a one-line message) unless ``name`` is a variant that applies to the
-    precision ``amp``."""
+def check(name: str, amp: str) -> Variant:
+    """The variant ``name``; ValueError (a one-line message) unless it exists and applies to
+    the precision ``amp``."""
     if name not in VARIANTS:
         raise ValueError(f"unknown progan_torch variant {name!r}; known: {', '.join(VARIANTS)}")
-    if name == "autograd-penalty" and amp != "off":
-        raise ValueError(
-            "the autograd-penalty variant runs in fp32 only (--amp off): torch's own double "
-            "backward of a bf16 convolution is wrong on CPUs whose oneDNN uses AMX"
-        )
-    if name == "fp32-penalty" and amp == "off":
-        raise ValueError("the fp32-penalty variant differs from the default only under --amp bf16")
+    v = VARIANTS[name]
+    if v.fp32 is not None and v.fp32 != (amp == "off"):
+        where = "in fp32 only (--amp off)" if v.fp32 else "only under --amp bf16"
+        raise ValueError(f"the {name} variant runs {where}: {v.why}")
+    return v
 
 
 def trainer_kwargs(name: str | None, amp: str) -> dict:
     """Set the switches for variant ``name`` (None: the defaults) and return the
     ``ProGANTrainer`` keyword arguments it needs (ValueError as :func:`check`)."""
-    ACTIVE.penalty, ACTIVE.pixel_norm_backward = "explicit", "manual"
-    if name is None:
-        return {}
-    check(name, amp)
-    if name == "autograd-penalty":
-        ACTIVE.penalty = "autograd"
-    elif name == "fp32-penalty":
-        ACTIVE.penalty = "fp32"
-    elif name == "autograd-pixelnorm":
-        ACTIVE.pixel_norm_backward = "autograd"
-    elif name == "contiguous":
-        return {"channels_last": False}
-    elif name == "channels-last-4x4":
-        return {"contiguous_base": False}
-    return {}
+    v = check(name, amp) if name is not None else Variant("the product")
+    for f in fields(Switches):  # the defaults, then the variant's own
+        setattr(ACTIVE, f.name, v.switches.get(f.name, f.default))
+    return dict(v.trainer)

@@ -185,13 +185,15 @@ def path_for(spec: Layer, in_size: int) -> str | None:
     return None
 
 
-def layer_paths(specs: list[Layer], in_size: int = 0) -> list[str | None]:
-    """:func:`path_for` of every layer of ``specs`` (None for all but conv / convT layers);
-    ``in_size`` is the input's spatial side (0 for a latent)."""
+def layer_paths(specs: list[Layer], in_size: int = 0, enabled: bool = True) -> list[str | None]:
+    """:func:`path_for` of every layer of ``specs`` (None for all but conv / convT layers, and
+    for every layer when not ``enabled``); ``in_size`` is the input's spatial side (0 for a
+    latent)."""
     paths: list[str | None] = []
     size = in_size
     for spec in specs:
-        paths.append(path_for(spec, size) if spec.kind in ("conv", "convT") else None)
+        conv = enabled and spec.kind in ("conv", "convT")
+        paths.append(path_for(spec, size) if conv else None)
         if spec.kind in ("conv", "convT", "unflatten"):
             size = spec.size
     return paths

@@ -54,7 +54,13 @@ from gancore.helptext import HelpFormatter
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = "pytorch/examples dcgan/main.py"
-FRAMEWORKS = ("torch", "tf", "tf-graph", "tf-xla")  # ours; TensorFlow without / with XLA
+# ours -> (vanilla_gan.train's --framework, its extra flags): TensorFlow without / with XLA
+FRAMEWORKS = {
+    "torch": ("torch", []),
+    "tf": ("tf", []),
+    "tf-graph": ("tf", ["--no-jit-compile"]),  # the plain tf.function graph, whatever --amp
+    "tf-xla": ("tf", ["--jit-compile"]),  # XLA, whatever the device
+}
 # main.py's per-iteration log line: "[epoch/niter][i/len(dataloader)] Loss_D: ..."
 PEER_LINE = re.compile(r"^\[(\d+)/\d+\]\[(\d+)/\d+\] Loss_D")
 
@@ -153,12 +159,9 @@ def run_peer(args, data: Path, work: Path) -> dict:
 
 def run_ours(args, framework: str, data: Path, work: Path, tag: str) -> dict:
     n_steps = args.warmup + args.iters + 1
-    train_args = ["--model", "dcgan", "--framework", framework.split("-")[0]]
+    name, extra = FRAMEWORKS[framework]
+    train_args = ["--model", "dcgan", "--framework", name, *extra]
     train_args += ["--dataset", f"folder:{data}"]
-    if framework == "tf-graph":  # the plain tf.function graph, whatever --amp
-        train_args += ["--no-jit-compile"]
-    elif framework == "tf-xla":  # XLA, whatever the device
-        train_args += ["--jit-compile"]
     train_args += ["--cache-dir", str(work / "cache"), "--res", str(args.res)]
     train_args += ["--batch", str(args.batch), "--width", str(args.width), "--seed", "0"]
     train_args += ["--kimg", str(n_steps * args.batch / 1000), "--threads", str(args.threads)]

@@ -194,8 +194,7 @@ def _keras_layers(
     specs: list[Layer], fused_bn: bool = False, gemm: bool = False, in_size: int = 0
 ) -> list[keras.layers.Layer]:
     out: list[keras.layers.Layer] = []
-    paths = layer_paths(specs, in_size) if gemm else [None] * len(specs)
-    for spec, path in zip(specs, paths):
+    for spec, path in zip(specs, layer_paths(specs, in_size, enabled=gemm)):
         k = spec.kind
         if k in ("dense", "conv", "convT"):
             out.append(TorchStyle(spec, path=path))

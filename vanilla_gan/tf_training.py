@@ -73,13 +73,14 @@ class TFTrainer(SingleProcess):
         if cfg.deterministic:
             tf.config.experimental.enable_op_determinism()
         policy = tfu.set_amp(cfg.amp)
-        self.jit_compile = resolve_jit_compile(cfg.jit_compile, tfu.has_gpu())
+        gpu = tfu.has_gpu()
+        self.jit_compile = resolve_jit_compile(cfg.jit_compile, gpu)
         if self.jit_compile and cfg.xla_legacy_cpu_runtime:
             tfu.use_legacy_xla_cpu_runtime()  # read at XLA's first compilation: still in time
         keras.utils.set_random_seed(cfg.seed)
         # TF's fused BatchNorm kernel in a plain graph; XLA fuses the op-by-op form itself. The
         # matrix-multiply convolutions (vanilla_gan/tf_gemm.py): a plain graph on a CPU, fp32.
-        gemm = cfg.cpu_gemm_convs and not self.jit_compile and policy is None and not tfu.has_gpu()
+        gemm = cfg.cpu_gemm_convs and not self.jit_compile and policy is None and not gpu
         self.fused_bn = (not self.jit_compile) if fused_bn is None else fused_bn
         self.G, self.D = tf_nets.build_models(cfg, channels, fused_bn=self.fused_bn, gemm=gemm)
         self.G_ema = None

@@ -59,8 +59,7 @@ def build(specs: list[Layer], in_size: int = 0, cpu_gemm: bool = False) -> nn.Se
     ``cpu_gemm``: let conv layers take :mod:`vanilla_gan.torch_gemm`'s CPU paths."""
     mods: list[nn.Module] = []
     prev: Layer | None = None
-    paths = layer_paths(specs, in_size) if cpu_gemm else [None] * len(specs)
-    for spec, path in zip(specs, paths):
+    for spec, path in zip(specs, layer_paths(specs, in_size, enabled=cpu_gemm)):
         if spec.kind == "bn":
             # BatchNorm1d after a dense layer (SN-DCGAN G), BatchNorm2d after convs.
             cls = nn.BatchNorm1d if prev is not None and prev.kind == "dense" else nn.BatchNorm2d

@@ -136,6 +136,10 @@ def test_the_layout_variants():
     ],
 )
 def test_bad_variants_are_refused(name, amp, message):
+    """A refused variant changes no switch: those set before stay as they were."""
+    variants.trainer_kwargs("autograd-pixelnorm", "off")
+    before = variants.Switches(**vars(variants.ACTIVE))
+    assert before != variants.Switches()
     with pytest.raises(ValueError, match=message):
         variants.trainer_kwargs(name, amp)
-    assert variants.ACTIVE == variants.Switches()  # refused: nothing left switched
+    assert variants.ACTIVE == before
