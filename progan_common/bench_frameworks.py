@@ -26,13 +26,21 @@ numbers, hence the same inputs), and every configuration flag applies to both wo
 A side is ``torch``, ``tf``, or ``torch:VARIANT``: PyTorch with one implementation choice
 switched back to the same-function alternative it replaced (``progan_torch.variants``), so
 ``--compare torch:VARIANT,torch`` measures what that choice buys. ``--compare torch,torch``
-measures the noise of the method itself.
+measures the noise of the method itself. A side may end in configuration flags for that side
+alone, in brackets: ``--compare 'torch[--no-fused-scale],torch'`` measures what the fused
+resampling layers buy (``'tf[--no-fused-scale],tf'`` in TensorFlow), ``'torch,torch[--amp
+bf16]'`` what bf16 does. The flags that decide the rows (``--max-res``, ``--start-res``, the batch
+sizes) and the run's own options (``--res``, ``--steps``, ...) are refused there; the JSON
+records, per side, the configuration fields its worker ran with that differ from the command
+line's (``side_config``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -55,22 +63,53 @@ FRAMEWORKS = ("torch", "tf")
 DEFAULT_COMPARE = "torch,tf"  # the ratio reported is the second's speed over the first's
 
 
-def parse_side(side: str) -> tuple[str, str | None]:
-    """``torch`` / ``tf`` / ``torch:VARIANT`` -> (framework, variant or None); UserError if
-    unknown."""
+def split_sides(text: str) -> list[str]:
+    """``--compare``'s value split at the commas outside a side's ``[...]`` flags."""
+    sides, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if depth not in (0, 1):
+            break
+        if ch == "," and depth == 0:
+            sides.append(text[start:i].strip())
+            start = i + 1
+    if depth:
+        raise UserError(
+            f"--compare {text!r}: unbalanced brackets; a side's flags go in one pair of "
+            "brackets at its end, e.g. torch[--no-fused-scale],torch"
+        )
+    sides.append(text[start:].strip())
+    return sides
+
+
+def parse_side(side: str) -> tuple[str, str | None, list[str]]:
+    """``FRAMEWORK[:VARIANT][[FLAGS]]`` -> (framework, variant or None, configuration flags);
+    UserError if unknown. ``torch[--no-fused-scale]`` is PyTorch with that flag added to the
+    command line's configuration for this side only."""
     from progan_torch.variants import VARIANTS  # no torch import: a plain table
 
-    fw, _, variant = side.partition(":")
+    name, flags = side, []
+    if "[" in side or "]" in side:
+        name, bracket, inner = side.partition("[")
+        if not bracket or not inner.endswith("]") or "[" in inner[:-1] or "]" in inner[:-1]:
+            raise UserError(
+                f"--compare: {side!r}: a side's flags go in one pair of brackets at its end, "
+                "e.g. torch[--no-fused-scale]"
+            )
+        flags = shlex.split(inner[:-1])
+        if not flags:
+            raise UserError(f"--compare: {side!r} has empty brackets; leave them out")
+    fw, _, variant = name.partition(":")
     if fw not in FRAMEWORKS:
         raise UserError(f"--compare: {side!r} is not torch, tf or torch:VARIANT")
     if not variant:
-        return fw, None
+        return fw, None, flags
     if fw != "torch" or variant not in VARIANTS:
         raise UserError(
             f"--compare: no variant {side!r}; the variants are PyTorch's: "
             + ", ".join(f"torch:{v}" for v in VARIANTS)
         )
-    return fw, variant
+    return fw, variant, flags
 
 
 def _compare_help() -> str:
@@ -81,6 +120,10 @@ def _compare_help() -> str:
         "tf, or torch:VARIANT, PyTorch with one implementation choice switched back to the "
         "same-function alternative it replaced: "
         + "; ".join(f"{k}: {v.what}" for k, v in VARIANTS.items())
+        + ". Either kind of side may end in configuration flags for that side only, in "
+        "brackets (quote them for the shell): 'torch[--no-fused-scale],torch' measures the "
+        "fused resampling layers, 'tf[--no-fused-scale],tf' TensorFlow's. Flags that change "
+        "the rows (--max-res, --start-res, the batch sizes) are refused there"
     )
 
 
@@ -134,7 +177,7 @@ def _worker(args, cfg: ProGANConfig) -> int:
     proto = os.fdopen(os.dup(1), "w")  # the answers; anything else printed goes to stderr
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    fw, variant = parse_side(args.worker)
+    fw, variant, _ = parse_side(args.worker)  # its flags are already in the command line
     if fw == "torch":
         from progan_torch.bench import make_trainer
 
@@ -150,7 +193,8 @@ def _worker(args, cfg: ProGANConfig) -> int:
     sched = cfg.schedule()
     current: tuple[int, str] | None = None
     run = None
-    print(json.dumps({"ready": args.worker}), file=proto, flush=True)
+    # the configuration this worker built (its side's flags included), for the parent's record
+    print(json.dumps({"ready": args.worker, "config": _plain(cfg)}), file=proto, flush=True)
     for line in sys.stdin:
         req = json.loads(line)
         if req.get("quit"):
@@ -174,17 +218,18 @@ def _worker(args, cfg: ProGANConfig) -> int:
 # ----------------------------------------------------------------------------- parent
 class _Worker:
     def __init__(self, side: str, argv: list[str]) -> None:
-        self.side, self.framework = side, parse_side(side)[0]
+        self.framework, _, flags = parse_side(side)
+        self.side = side
         env = {**os.environ}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        cmd = [sys.executable, "-m", "progan_common.bench_frameworks", *argv]
+        cmd = [sys.executable, "-m", "progan_common.bench_frameworks", *argv, *flags]
         cmd += ["--worker", side]
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
-        self._read()  # {"ready": ...}
+        self.config = self._read()["config"]  # {"ready": side, "config": its configuration}
 
     def _read(self) -> dict:
         assert self.proc.stdout is not None
@@ -217,7 +262,12 @@ class _Worker:
 
 
 def _parent(
-    args, cfg: ProGANConfig, argv: list[str], res_list: list[int], phases, sides: list[str]
+    args,
+    cfg: ProGANConfig,
+    argv: list[str],
+    res_list: list[int],
+    phases,
+    sides: list[str],
 ) -> int:
     sched = cfg.schedule()
     machine = describe()
@@ -294,6 +344,12 @@ def _parent(
                     "img/s / the first's per round, median over rounds"
                 ),
                 "compare": sides,
+                # per side, the configuration fields its worker ran with that differ from the
+                # command line's (its bracketed flags; empty for a side without any)
+                "side_config": {
+                    w.side: {k: v for k, v in w.config.items() if v != _plain(cfg).get(k)}
+                    for w in workers
+                },
                 "preset": args.preset,
                 "config": overrides_from_namespace(args, ProGANConfig),
                 "options": {
@@ -318,22 +374,58 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.worker:
         return _worker(args, cfg)
-    sides = [x.strip() for x in args.compare.split(",")]
+    sides = split_sides(args.compare)
     if len(sides) != 2:
         raise UserError(f"--compare takes two sides, A,B, got {args.compare!r}")
-    for side in sides:
-        variant = parse_side(side)[1]
-        if variant is not None:
-            from progan_torch.variants import check
-
-            try:
-                check(variant, cfg.amp)
-            except ValueError as e:
-                raise UserError(f"--compare {side}: {e}") from None
     res, phases = bench.resolutions_and_phases(args, cfg)
+    for side in sides:
+        _check_side(argv, side, args, cfg)
     if args.json:
         output_file(args.json, "--json", "tf_vs_torch.json")
     return _parent(args, cfg, argv, res, phases, sides)
+
+
+# Flags a side may not change: the parent decides the rows (resolutions, batch) from the
+# command line's configuration, for both sides alike.
+_ROW_FIELDS = ("max_res", "start_res", "batch_sizes", "default_batch")
+
+
+def _plain(cfg: ProGANConfig) -> dict[str, Any]:
+    """The configuration as JSON values (what a worker reports)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def _check_side(argv: list[str], side: str, args, cfg: ProGANConfig) -> None:
+    """Check one ``--compare`` side before any worker starts: its bracketed flags against
+    the command line, its variant against its own precision."""
+    _, variant, flags = parse_side(side)
+    own_cfg = cfg
+    if flags:
+        own_args = build_parser().parse_args([*argv, *flags])
+        changed = {k for k, v in vars(own_args).items() if getattr(args, k, object()) != v}
+        fields = set(overrides_from_namespace(own_args, ProGANConfig))
+        if changed - fields:
+            raise UserError(
+                f"--compare {side}: only configuration flags go in a side's brackets; "
+                f"{', '.join('--' + k.replace('_', '-') for k in sorted(changed - fields))} "
+                "apply to the whole run: give them outside --compare"
+            )
+        own_cfg = build_config(
+            ProGANConfig, PRESETS, own_args.preset, overrides_from_namespace(own_args, ProGANConfig)
+        )
+        rows = set(_ROW_FIELDS) & {k for k in changed if getattr(own_cfg, k) != getattr(cfg, k)}
+        if rows:
+            raise UserError(
+                f"--compare {side}: {', '.join(sorted(rows))} decide the rows both sides run; "
+                "give them outside --compare"
+            )
+    if variant is not None:
+        from progan_torch.variants import check
+
+        try:
+            check(variant, own_cfg.amp)
+        except ValueError as e:
+            raise UserError(f"--compare {side}: {e}") from None
 
 
 if __name__ == "__main__":

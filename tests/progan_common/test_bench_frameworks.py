@@ -64,6 +64,47 @@ def test_compare_a_variant_with_the_default(tmp_path, capsys):
     assert "torch / torch:autograd-pixelnorm median" in capsys.readouterr().out
 
 
+def test_a_side_with_its_own_flags(tmp_path, capsys):
+    """torch[--no-fused-scale]: the flag reaches that side's worker only (each worker reports
+    the configuration it built; the JSON keeps the fields that differ per side)."""
+    out = tmp_path / "fused.json"
+    argv = [*TINY, "--res", "8", "--batch", "4", "--steps", "1", "--warmup", "1", "--rewarm", "0"]
+    argv += ["--rounds", "1", "--compare", "torch[--no-fused-scale],torch:contiguous[--amp off]"]
+    assert bench_frameworks.main([*argv, "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["compare"] == ["torch[--no-fused-scale]", "torch:contiguous[--amp off]"]
+    # --amp off is the quick preset's value already: no difference to record
+    assert data["side_config"] == {
+        "torch[--no-fused-scale]": {"fused_scale": False},
+        "torch:contiguous[--amp off]": {},
+    }
+    printed = capsys.readouterr().out
+    assert "torch:contiguous[--amp off] / torch[--no-fused-scale] median" in printed
+
+
+@pytest.mark.parametrize(
+    "text, sides",
+    [
+        ("torch,tf", ["torch", "tf"]),
+        ("torch[--lr-dict 8:1e-3,16:1e-3],tf", ["torch[--lr-dict 8:1e-3,16:1e-3]", "tf"]),
+        (" tf[--no-fused-scale] , tf ", ["tf[--no-fused-scale]", "tf"]),
+    ],
+)
+def test_sides_split_at_the_commas_outside_brackets(text, sides):
+    assert bench_frameworks.split_sides(text) == sides
+
+
+def test_parse_side():
+    parse = bench_frameworks.parse_side
+    assert parse("tf") == ("tf", None, [])
+    assert parse("torch:contiguous") == ("torch", "contiguous", [])
+    assert parse("torch:contiguous[--amp bf16 --no-fused-scale]") == (
+        "torch",
+        "contiguous",
+        ["--amp", "bf16", "--no-fused-scale"],
+    )
+
+
 def test_a_worker_that_dies_is_a_user_error():
     with pytest.raises(UserError, match="the torch worker exited \\(status 2\\)"):
         bench_frameworks._Worker("torch", [*TINY, "--no-such-flag"])
@@ -82,6 +123,17 @@ def test_a_worker_that_dies_is_a_user_error():
         (["--compare", "torch:fast,torch"], "no variant 'torch:fast'"),
         (["--compare", "torch:autograd-penalty,torch", "--amp", "bf16"], "fp32 only"),
         (["--compare", "torch:fp32-penalty,torch"], "only under --amp bf16"),
+        (["--compare", "torch:fp32-penalty[--amp off],torch"], "only under --amp bf16"),
+        (["--compare", "torch[--no-fused-scale,torch"], "unbalanced brackets"),
+        (["--compare", "torch]--amp off[,torch"], "unbalanced brackets"),
+        (["--compare", "torch[[--amp off]],torch"], "unbalanced brackets"),
+        (["--compare", "torch[--amp off]x,torch"], "one pair of brackets at its end"),
+        (["--compare", "torch[],torch"], "has empty brackets"),
+        (["--compare", "torch[--batch 2],torch"], "--batch apply to the whole run"),
+        (["--compare", "torch[--res 4],torch"], "--res apply to the whole run"),
+        (["--compare", "torch[--preset cifar10],torch"], "--preset apply to the whole run"),
+        (["--compare", "torch,torch[--max-res 16]"], "max_res decide the rows"),
+        (["--compare", "torch,tf[--batch-sizes 8:2]"], "batch_sizes decide the rows"),
     ],
 )
 def test_bad_options_are_refused_before_any_worker_starts(extra, message):
