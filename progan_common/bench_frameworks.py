@@ -20,7 +20,8 @@ is timed the other waits on its pipe. Each window is preceded by ``--rewarm`` un
 
 The steps are those of ``python -m progan_torch.bench`` / ``python -m progan_tf.bench`` (same
 trainers, stage set-up and random data; the two windows of a round run the same step
-numbers, hence the same inputs), and every configuration flag applies to both workers.
+numbers, hence the same inputs), and every configuration flag outside ``--compare`` applies to
+both workers.
 
 ``--compare A,B`` chooses the two sides (default ``torch,tf``) and the ratio reported is B / A.
 A side is ``torch``, ``tf``, or ``torch:VARIANT``: PyTorch with one implementation choice
@@ -401,14 +402,19 @@ def _check_side(argv: list[str], side: str, args, cfg: ProGANConfig) -> None:
     _, variant, flags = parse_side(side)
     own_cfg = cfg
     if flags:
-        own_args = build_parser().parse_args([*argv, *flags])
+        own_args, unknown = build_parser().parse_known_args([*argv, *flags])
+        if unknown:
+            raise UserError(
+                f"--compare {side}: unknown flags {' '.join(unknown)}; a side takes the "
+                "configuration flags listed by --help"
+            )
         changed = {k for k, v in vars(own_args).items() if getattr(args, k, object()) != v}
         fields = set(overrides_from_namespace(own_args, ProGANConfig))
         if changed - fields:
             raise UserError(
                 f"--compare {side}: only configuration flags go in a side's brackets; "
                 f"{', '.join('--' + k.replace('_', '-') for k in sorted(changed - fields))} "
-                "apply to the whole run: give them outside --compare"
+                "belong to the whole run: give them outside --compare"
             )
         own_cfg = build_config(
             ProGANConfig, PRESETS, own_args.preset, overrides_from_namespace(own_args, ProGANConfig)
