@@ -105,6 +105,22 @@ def test_parse_side():
     )
 
 
+def test_a_side_s_own_precision_decides_its_variant():
+    """fp32-penalty runs only under bf16: a side that sets --amp bf16 itself may take it while
+    the command line stays fp32, and the same side without it is refused."""
+    from gancore.config import build_config, overrides_from_namespace
+    from progan_common.config import PRESETS, ProGANConfig
+
+    argv = [*TINY, "--amp", "off"]
+    args = bench_frameworks.build_parser().parse_args(argv)
+    cfg = build_config(
+        ProGANConfig, PRESETS, args.preset, overrides_from_namespace(args, ProGANConfig)
+    )
+    bench_frameworks._check_side(argv, "torch:fp32-penalty[--amp bf16]", args, cfg)
+    with pytest.raises(UserError, match="only under --amp bf16"):
+        bench_frameworks._check_side(argv, "torch:fp32-penalty", args, cfg)
+
+
 def test_a_worker_that_dies_is_a_user_error():
     with pytest.raises(UserError, match="the torch worker exited \\(status 2\\)"):
         bench_frameworks._Worker("torch", [*TINY, "--no-such-flag"])
