@@ -263,12 +263,7 @@ class _Worker:
 
 
 def _parent(
-    args,
-    cfg: ProGANConfig,
-    argv: list[str],
-    res_list: list[int],
-    phases,
-    sides: list[str],
+    args, cfg: ProGANConfig, argv: list[str], res_list: list[int], phases, sides: list[str]
 ) -> int:
     sched = cfg.schedule()
     machine = describe()
@@ -336,6 +331,7 @@ def _parent(
         for w in workers:
             w.close()
     if args.json:
+        base = _plain(cfg)
         atomic_write_json(
             args.json,
             {
@@ -348,8 +344,7 @@ def _parent(
                 # per side, the configuration fields its worker ran with that differ from the
                 # command line's (its bracketed flags; empty for a side without any)
                 "side_config": {
-                    w.side: {k: v for k, v in w.config.items() if v != _plain(cfg).get(k)}
-                    for w in workers
+                    w.side: {k: v for k, v in w.config.items() if v != base.get(k)} for w in workers
                 },
                 "preset": args.preset,
                 "config": overrides_from_namespace(args, ProGANConfig),
@@ -422,8 +417,8 @@ def _check_side(argv: list[str], side: str, args, cfg: ProGANConfig) -> None:
         rows = set(_ROW_FIELDS) & {k for k in changed if getattr(own_cfg, k) != getattr(cfg, k)}
         if rows:
             raise UserError(
-                f"--compare {side}: {', '.join(sorted(rows))} decide the rows both sides run; "
-                "give them outside --compare"
+                f"--compare {side}: {', '.join(sorted(rows))} must be the same on both sides "
+                "(they decide the rows): give them outside --compare"
             )
     if variant is not None:
         from progan_torch.variants import check

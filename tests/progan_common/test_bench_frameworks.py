@@ -149,8 +149,11 @@ def test_a_worker_that_dies_is_a_user_error():
         (["--compare", "torch[--batch 2],torch"], "--batch belong to the whole run"),
         (["--compare", "torch[--res 4],torch"], "--res belong to the whole run"),
         (["--compare", "torch[--preset cifar10],torch"], "--preset belong to the whole run"),
-        (["--compare", "torch,torch[--max-res 16]"], "max_res decide the rows"),
-        (["--compare", "torch,tf[--batch-sizes 8:2]"], "batch_sizes decide the rows"),
+        (["--compare", "torch,torch[--max-res 16]"], "max_res must be the same on both sides"),
+        (
+            ["--compare", "torch,tf[--batch-sizes 8:2]"],
+            "batch_sizes must be the same on both sides",
+        ),
     ],
 )
 def test_bad_options_are_refused_before_any_worker_starts(extra, message):
