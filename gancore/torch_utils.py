@@ -296,10 +296,7 @@ class TF1Adam(torch.optim.Optimizer):
         step.fill_(float(t))
         found_inf = None if skip is None else skip.to(device=device, dtype=torch.float32)
         torch._fused_adam_(
-            params,
-            grads,
-            m,
-            v,
+            *([_dense_view(x) for x in ts] for ts in (params, grads, m, v)),
             [],
             [step] * len(params),  # one counter shared by every parameter (TF1)
             lr=group["lr"],
@@ -322,6 +319,24 @@ class TF1Adam(torch.optim.Optimizer):
         torch._foreach_add_(denom, group["eps"])
         lr_t = group["lr"] * math.sqrt(1.0 - b2**t) / (1.0 - b1**t)
         torch._foreach_addcdiv_(params, m, denom, value=-lr_t)
+
+
+def _dense_view(t: torch.Tensor) -> torch.Tensor:
+    """A channels-last 4-d tensor as the contiguous ``(N, H, W, C)`` view of its memory, any
+    other tensor as it is. The fused kernel is elementwise over the parameter, its gradient and
+    both moments, laid out alike (:func:`_fusable`, ``zeros_like``), so the order it walks them
+    in does not matter; given a non-contiguous tensor it works on a contiguous copy instead
+    (torch 2.14 on the CPU: one copy of each channels-last weight per step). Same update, bit
+    for bit (tests/progan_torch/test_adam.py). A scratch micro-benchmark of six 128x128x3x3
+    weights: 0.55 -> 0.38 ms a step; in a whole ProGAN training step the change is within the
+    noise (in-process alternating windows: 0.996x at 8x8, 1.007x at 32x32)."""
+    if (
+        t.dim() == 4
+        and not t.is_contiguous()
+        and t.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return t.permute(0, 2, 3, 1)
+    return t
 
 
 def _fusable(params: list[torch.Tensor], grads: list[torch.Tensor]) -> bool:

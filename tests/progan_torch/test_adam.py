@@ -108,6 +108,37 @@ def test_fused_and_foreach_forms_agree_in_float32():
     assert not torch.equal(out[True], w0)
 
 
+def test_channels_last_weights_update_in_place_without_copies():
+    """Channels-last conv weights (ProGAN's from 8x8 up) take the fused kernel through
+    contiguous views of their memory: the same update as NCHW weights, bit for bit, their
+    layout kept, and no copy of a weight, gradient or moment inside the step."""
+    from torch.profiler import profile
+
+    gen = torch.Generator().manual_seed(3)
+    w0, b0 = torch.randn(8, 6, 3, 3, generator=gen), torch.randn(8, generator=gen)
+    grads = [
+        (torch.randn(8, 6, 3, 3, generator=gen), torch.randn(8, generator=gen)) for _ in range(5)
+    ]
+    out, copies = {}, {}
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        w = torch.nn.Parameter(w0.clone(memory_format=fmt))
+        b = torch.nn.Parameter(b0.clone())
+        opt = TF1Adam([w, b], LR, (0.5, B2), EPS, fused=True)
+        laid_out = [(gw.clone(memory_format=fmt), gb.clone()) for gw, gb in grads]
+        with profile() as prof:
+            for gw, gb in laid_out:
+                w.grad, b.grad = gw, gb
+                opt.step()
+        assert w.is_contiguous(memory_format=fmt)
+        assert opt.state[w]["exp_avg"].stride() == w.stride()
+        copies[fmt] = sum(e.name in ("aten::clone", "aten::copy_") for e in prof.events())
+        out[fmt] = (w.detach().contiguous(), opt.state[w]["exp_avg_sq"].contiguous())
+    for a, c in zip(out[torch.contiguous_format], out[torch.channels_last]):
+        assert torch.equal(a, c)
+    assert copies[torch.channels_last] == copies[torch.contiguous_format] == 0
+    assert not torch.equal(out[torch.channels_last][0], w0)
+
+
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "foreach"])
 def test_a_skip_decided_on_the_device_changes_nothing(fused):
     """``step(skip=flag)``: a flagged update leaves parameters, moments and the shared counter
