@@ -10,10 +10,9 @@ one G update), after ``--warmup`` untimed steps (tracing, cudnn autotuning).
 Prints images/s (real images shown to D per second) and the torch/tf ratio.
 ``tf`` follows ``--jit-compile`` (unset by default, as in training: XLA on a GPU, the plain
 graph on a CPU); ``tf-graph`` is the same step without XLA and ``tf-xla`` with it, whatever
-``--jit-compile`` says (``--frameworks tf-xla,tf-graph`` compares the two interleaved); ``tf-graph-opbn`` and
-``tf-xla-fusedbn`` swap BatchNorm's form (op by op / TF's fused kernel) in each, to measure
-that choice.
-``--frameworks torch,tf,torch-ref`` adds a
+``--jit-compile`` says (``--frameworks tf-xla,tf-graph`` compares the two interleaved);
+``tf-graph-opbn`` and ``tf-xla-fusedbn`` swap BatchNorm's form (op by op / TF's fused kernel)
+in each, to measure that choice. ``--frameworks torch,tf,torch-ref`` adds a
 pytorch/examples-style loop on the same networks (``_ReferenceTrainer``), so the comparison
 with that example is made on the same machine under the same load. ``torch-convs`` and
 ``tf-graph-convs`` are ``torch`` and ``tf-graph`` with ``--no-cpu-gemm-convs`` (the framework's
