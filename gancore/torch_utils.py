@@ -330,13 +330,17 @@ def _dense_view(t: torch.Tensor) -> torch.Tensor:
     for bit (tests/progan_torch/test_adam.py). A scratch micro-benchmark of six 128x128x3x3
     weights: 0.55 -> 0.38 ms a step; in a whole ProGAN training step the change is within the
     noise (in-process alternating windows: 0.996x at 8x8, 1.007x at 32x32)."""
-    if (
+    return t.permute(0, 2, 3, 1) if is_channels_last(t) else t
+
+
+def is_channels_last(t: torch.Tensor) -> bool:
+    """Whether a 4-d tensor is laid out channels-last (and not also plain contiguous, as a
+    tensor with one channel or a 1x1 map is)."""
+    return (
         t.dim() == 4
-        and not t.is_contiguous()
         and t.is_contiguous(memory_format=torch.channels_last)
-    ):
-        return t.permute(0, 2, 3, 1)
-    return t
+        and not t.is_contiguous()
+    )
 
 
 def _fusable(params: list[torch.Tensor], grads: list[torch.Tensor]) -> bool:

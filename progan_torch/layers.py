@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from gancore.torch_utils import is_channels_last
 from progan_torch import variants
 
 SQRT2 = math.sqrt(2.0)
@@ -267,15 +268,6 @@ def fused_taps(w: torch.Tensor) -> torch.Tensor:
     return _FusedTaps.apply(w)
 
 
-def _channels_last(t: torch.Tensor) -> bool:
-    """Whether a 4-d tensor is laid out channels-last (and not also plain contiguous)."""
-    return (
-        t.dim() == 4
-        and t.is_contiguous(memory_format=torch.channels_last)
-        and not t.is_contiguous()
-    )
-
-
 class UpConv2d(EqualizedConv2d):
     """Nearest 2x upsample + this k x k conv as ONE stride-2 transposed conv (fused_scale).
 
@@ -298,7 +290,7 @@ class UpConv2d(EqualizedConv2d):
         # conv_transpose2d takes (in, out, k+1, k+1): transpose the k x k weight (not the larger
         # fused kernel) into the stored weight's memory layout, so that the convolution gets
         # a kernel it need not copy (1.02x the 8x8 and 32x32 steps on the development CPU)
-        layout = torch.channels_last if _channels_last(w) else torch.contiguous_format
+        layout = torch.channels_last if is_channels_last(w) else torch.contiguous_format
         w = w.transpose(0, 1).contiguous(memory_format=layout).flip(2, 3)
         return F.conv_transpose2d(x, fused_taps(w), self.bias, stride=2, padding=self.padding)
 
